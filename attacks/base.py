@@ -1,0 +1,79 @@
+"""The attack base class: every chore that is easy to get wrong is done here once.
+
+An attack subclass only writes ``perturb``. The base
+- puts the model in eval mode for the attack and restores the caller's mode,
+- never mutates the caller's tensors (it works on a detached copy),
+- never leaves gradients on the model's parameters (subclasses use ``input_grad``),
+- asserts that every output lies in the eps-ball around the input and in [0, 1].
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+# Float slack for the eps-ball check: 8/255 stored in float32 and re-projected.
+BOUND_TOL = 1e-5
+
+
+class BoundViolation(AssertionError):
+    """An attack produced a point outside the threat model: its numbers would be invalid."""
+
+
+def check_bounds(x_adv: Tensor, x: Tensor, eps: float, tol: float = BOUND_TOL) -> None:
+    if x_adv.shape != x.shape:
+        raise BoundViolation(f"shape changed: {tuple(x.shape)} -> {tuple(x_adv.shape)}")
+    if not torch.isfinite(x_adv).all():
+        raise BoundViolation("non-finite values in adversarial examples")
+    dist = (x_adv - x).abs().amax().item() if x.numel() else 0.0
+    if dist > eps + tol:
+        raise BoundViolation(f"L-inf distance {dist:.6f} exceeds eps {eps:.6f}")
+    lo, hi = x_adv.min().item(), x_adv.max().item()
+    if lo < -tol or hi > 1 + tol:
+        raise BoundViolation(f"values outside [0, 1]: min {lo:.6f}, max {hi:.6f}")
+
+
+def project(x_adv: Tensor, x: Tensor, eps: float) -> Tensor:
+    """Project onto the L-inf ball of radius eps around x, intersected with [0, 1]."""
+    return torch.min(torch.max(x_adv, x - eps), x + eps).clamp_(0.0, 1.0)
+
+
+def input_grad(loss: Tensor, x: Tensor) -> Tensor:
+    """Gradient of ``loss`` with respect to ``x`` only (model parameters keep no .grad)."""
+    (grad,) = torch.autograd.grad(loss, [x])
+    return grad
+
+
+@dataclasses.dataclass
+class Attack(ABC):
+    """An L-inf attack with budget ``eps``; subclasses are dataclasses of their settings."""
+
+    eps: float
+    name: ClassVar[str] = "attack"
+
+    def __call__(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+        was_training = model.training
+        model.eval()
+        try:
+            x_adv = self.perturb(model, x.detach().clone(), y.detach())
+        finally:
+            model.train(was_training)
+        x_adv = x_adv.detach()
+        check_bounds(x_adv, x.detach(), self.eps)
+        return x_adv
+
+    @abstractmethod
+    def perturb(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+        """Return adversarial examples for ``x`` (a private copy; the model is in eval mode)."""
+
+    def params(self) -> dict[str, Any]:
+        """Every setting, for the results database: a number is useless without them."""
+        return {"attack": self.name, **dataclasses.asdict(self)}
+
+
+AttackFn = Callable[[nn.Module, Tensor, Tensor], Tensor]

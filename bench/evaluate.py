@@ -1,0 +1,75 @@
+"""The one attack loop: run an attack over a test set in batches and record, per point,
+whether the model is still correct. Every evaluation (and the per-epoch monitor) uses it."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from attacks.base import AttackFn
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    robust: np.ndarray  # bool per test point
+    seconds: float
+
+    @property
+    def n(self) -> int:
+        return int(self.robust.size)
+
+    @property
+    def correct(self) -> int:
+        return int(self.robust.sum())
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.n if self.n else float("nan")
+
+
+def to_float(x: Tensor) -> Tensor:
+    """uint8 images -> float in [0, 1] (no mean/std normalisation, REFERENCE.md)."""
+    return x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
+
+
+def robust_points(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    attack: AttackFn | None,
+    *,
+    batch_size: int = 256,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    desc: str = "eval",
+    progress: bool = False,
+) -> EvalResult:
+    """Per-point correctness under ``attack`` (or on clean inputs when it is None).
+
+    The model is put in eval mode for the predictions and its mode restored after.
+    """
+    was_training = model.training
+    model.eval()
+    torch.manual_seed(seed)
+    out = np.zeros(len(y), dtype=bool)
+    start = time.perf_counter()
+    bar = tqdm(total=len(y), desc=desc, unit="img", disable=not progress, leave=False)
+    try:
+        for lo in range(0, len(y), batch_size):
+            xb = to_float(x[lo : lo + batch_size]).to(device)
+            yb = y[lo : lo + batch_size].to(device)
+            if attack is not None:
+                xb = attack(model, xb, yb)
+            with torch.no_grad():
+                pred = model(xb).argmax(1)
+            out[lo : lo + len(yb)] = (pred == yb).cpu().numpy()
+            bar.update(len(yb))
+    finally:
+        bar.close()
+        model.train(was_training)
+    return EvalResult(out, time.perf_counter() - start)

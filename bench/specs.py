@@ -1,0 +1,141 @@
+"""Run specs: what the user asked for, fully resolved, frozen and serialisable.
+
+A spec is resolved once (defense defaults < preset < CLI overrides) and then only read.
+Its JSON is the run's identity: the same spec is never trained twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import defenses
+from bench.presets import TRAIN_PRESETS, default_preset
+from defenses.base import PGDDefense
+
+MONITOR_ATTACK = "pgd20"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    defense: str
+    model: str
+    dataset: str
+    preset: str
+    epochs: int
+    batch_size: int
+    lr: float
+    momentum: float
+    weight_decay: float
+    milestones: tuple[int, ...]
+    lr_gamma: float
+    eps: float
+    defense_params: tuple[tuple[str, Any], ...]
+    seed: int = 0
+    train_subset: int | None = None
+    test_subset: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["milestones"] = list(self.milestones)
+        d["defense_params"] = dict(self.defense_params)
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunSpec:
+        d = dict(d)
+        d["milestones"] = tuple(d["milestones"])
+        d["defense_params"] = tuple(sorted(d["defense_params"].items()))
+        return cls(**d)
+
+    @property
+    def key(self) -> str:
+        return hashlib.sha256(self.to_json().encode()).hexdigest()
+
+    @property
+    def name(self) -> str:
+        """Readable and unique: the main choices in words, the rest in a short hash."""
+        parts = [self.dataset, self.model, self.defense, self.preset]
+        if self.train_subset:
+            parts.append(f"n{self.train_subset}")
+        parts.append(f"e{self.epochs}")
+        parts.append(f"s{self.seed}")
+        return "-".join(parts) + "-" + self.key[:6]
+
+    def params(self) -> dict[str, Any]:
+        return dict(self.defense_params)
+
+
+def resolve(
+    defense: str,
+    model: str,
+    dataset: str,
+    preset: str | None = None,
+    *,
+    seed: int = 0,
+    train_subset: int | None = None,
+    test_subset: int | None = None,
+    overrides: dict[str, Any] | None = None,
+    defense_overrides: dict[str, Any] | None = None,
+) -> RunSpec:
+    """Build a spec: defense defaults < preset < overrides.
+
+    ``overrides`` may set epochs, batch_size, lr, momentum, weight_decay, milestones,
+    lr_gamma, eps and the inner attack (steps, step_size, start); ``defense_overrides``
+    sets the defense's own parameters (e.g. ``lam`` for MART, ``beta`` for TRADES).
+    """
+    preset = preset or default_preset(dataset)
+    p = TRAIN_PRESETS.get(preset)
+    cls = defenses.DEFENSES.get(defense)
+    over = {k: v for k, v in (overrides or {}).items() if v is not None}
+    eps = float(over.pop("eps", p.eps))
+    attack = p.attack_params(eps)
+    for k in ("steps", "step_size", "start"):
+        if k in over:
+            attack[k] = over.pop(k)
+    train = {
+        "epochs": p.epochs,
+        "batch_size": p.batch_size,
+        "lr": p.lr,
+        "momentum": p.momentum,
+        "weight_decay": p.weight_decay,
+        "milestones": tuple(p.milestones),
+        "lr_gamma": p.lr_gamma,
+    }
+    unknown = set(over) - set(train)
+    if unknown:
+        raise ValueError(f"unknown training setting(s): {', '.join(sorted(unknown))}")
+    train.update(over)
+    train["milestones"] = tuple(int(m) for m in train["milestones"])
+
+    fields = {f.name for f in dataclasses.fields(cls)}
+    params: dict[str, Any] = {}
+    if issubclass(cls, PGDDefense):
+        params.update(attack)
+    params.update(p.defense_params.get(defense, {}))
+    for k, v in (defense_overrides or {}).items():
+        if k not in fields:
+            raise ValueError(
+                f"defense {defense!r} has no parameter {k!r}; valid: {', '.join(sorted(fields))}"
+            )
+        params[k] = v
+    # Fill the defense's own defaults so the stored spec is complete.
+    full = cls(**params).params()
+    return RunSpec(
+        defense=defense,
+        model=model,
+        dataset=dataset,
+        preset=preset,
+        eps=eps,
+        defense_params=tuple(sorted(full.items())),
+        seed=seed,
+        train_subset=train_subset,
+        test_subset=test_subset,
+        **train,
+    )

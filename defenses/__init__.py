@@ -1,0 +1,25 @@
+"""Defense registry. Adding a defense is one file with a ``@dataclass`` subclass of
+``Defense`` and a line here; see docs/adding-a-defense.md."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.registry import Registry
+from defenses.base import Defense, PGDDefense, StepContext
+from defenses.mart import Mart
+from defenses.natural import Natural
+from defenses.standard import Standard
+from defenses.trades import Trades
+
+DEFENSES: Registry[type[Defense]] = Registry("defense")
+for _cls in (Natural, Standard, Trades, Mart):
+    DEFENSES.add(_cls.name, _cls)
+
+
+def build(name: str, **params: Any) -> Defense:
+    cls = DEFENSES.get(name)
+    return cls(**params)
+
+
+__all__ = ["DEFENSES", "Defense", "PGDDefense", "StepContext", "build"]

@@ -1,0 +1,22 @@
+"""Natural training: cross-entropy on clean examples, no inner attack."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from defenses.base import Defense, StepContext
+
+
+@dataclass
+class Natural(Defense):
+    name: ClassVar[str] = "natural"
+    summary: ClassVar[str] = "CE on clean examples (no defense)"
+
+    def loss(
+        self, model: nn.Module, x: Tensor, y: Tensor, x_adv: Tensor | None, ctx: StepContext
+    ) -> Tensor:
+        return F.cross_entropy(model(x), y)
