@@ -249,7 +249,7 @@ def table(
         raise ValueError("--paper renders Markdown; use --format csv/json without --paper")
     text = tables.render_table2(df) if paper else tables.render_long(df, fmt)
     if output is None:
-        typer.echo(text)
+        typer.echo(text.rstrip("\n"))
     else:
         output.write_text(text + "\n")
         typer.echo(f"wrote {output}", err=True)

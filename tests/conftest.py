@@ -51,4 +51,5 @@ def trained_linear(mnist_small):
         opt.zero_grad()
         loss.backward()
         opt.step()
+    opt.zero_grad(set_to_none=True)
     return model.eval()
