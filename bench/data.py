@@ -1,272 +1,396 @@
-"""Dataset registry, loading into memory, deterministic subsets and batching.
+"""Datasets as in-memory uint8 tensors, and a deterministic, resumable batch iterator.
 
-Splits are held as uint8 tensors (MNIST and CIFAR-10 fit easily); batches are made and
-augmented on tensors, seeded per epoch, so a resumed run sees exactly the same data.
-Test subsets are the first N test points (RobustBench's convention).
+Everything is held in memory (MNIST and CIFAR-10 are small) so that training needs no
+DataLoader workers and the batch order is a pure function of ``(seed, epoch)``: a resumed
+run sees exactly the batches it would have seen had it never stopped.
+
+Data sets:
+
+* ``mnist``: torchvision's layout ``<root>/mnist/MNIST/raw/*-ubyte``. The offline copy in
+  ``shared/datasets`` holds only the first 17,000 of the 60,000 training images, so sizes
+  are always reported from what was actually loaded (see :func:`describe`).
+* ``cifar10``: the official release through torchvision (``<root>/cifar10``), downloaded
+  when missing (and the machine is online).
+* ``cifar10-jpeg``: an offline stand-in (JPEG q75 re-encoded CIFAR-10) read straight from
+  ``<root>/cifar10-jpeg/{train,test}.tar.gz``. Numbers obtained on it are not official
+  CIFAR-10 numbers and must say so.
+
+Environment: ``BENCH_DATA_ROOT`` (data folder), ``BENCH_CACHE`` (decoded-array cache,
+default ``~/.cache/bench``), ``BENCH_OFFLINE=1`` (never try a download).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import tarfile
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
-import numpy as np
 import torch
-from torch import Tensor
 
 from bench.registry import Registry
 
-REPO = Path(__file__).resolve().parent.parent
-CIFAR_CLASSES = (
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-)
+ENV_ROOT = "BENCH_DATA_ROOT"
+ENV_CACHE = "BENCH_CACHE"
+ENV_OFFLINE = "BENCH_OFFLINE"
+CIFAR10_CLASSES = tuple(
+    ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+)  # standard order
+# Official split sizes, used only to word describe() honestly.
+_OFFICIAL_SIZES = {"mnist": (60_000, 10_000), "cifar10": (50_000, 10_000)}
+_CACHE_VERSION = 1  # bump when a loader's output (e.g. the cifar10-jpeg order) changes
+
+Split = tuple[torch.Tensor, torch.Tensor]
 
 
 class DataNotFoundError(RuntimeError):
-    """The data is not where we look; the message says where to put it."""
+    """The data set's files are missing (and could not be downloaded)."""
 
 
 @dataclass(frozen=True)
 class DatasetInfo:
+    """What the rest of the harness needs to know about a data set without loading it."""
+
     name: str
     num_classes: int
     shape: tuple[int, int, int]
-    eps: float
-    label: str
-    offline_standin: bool
-    augment: str  # "none" | "crop-flip"
+    eps: float  # default L-inf budget (REFERENCE.md): 0.3 on MNIST, 8/255 on CIFAR-10
+    label: str  # human label for tables
+    offline_standin: bool  # True when the pixels differ from the official release
+    augment: str  # "none" or "crop-flip"
 
 
 DATASETS: Registry[DatasetInfo] = Registry("dataset")
-DATASETS.add(
-    "mnist", DatasetInfo("mnist", 10, (1, 28, 28), 0.3, "MNIST (torchvision layout)", False, "none")
-)
-DATASETS.add(
-    "cifar10",
+_MNIST_LABEL = "MNIST (offline copy: first 17,000 train images; describe() gives real sizes)"
+for _info in (  # fields: name, classes, shape, eps, label, offline_standin, augment
+    DatasetInfo("mnist", 10, (1, 28, 28), 0.3, _MNIST_LABEL, False, "none"),
     DatasetInfo("cifar10", 10, (3, 32, 32), 8 / 255, "CIFAR-10 (official)", False, "crop-flip"),
-)
-DATASETS.add(
-    "cifar10-jpeg",
     DatasetInfo(
         "cifar10-jpeg",
         10,
         (3, 32, 32),
         8 / 255,
-        "CIFAR-10 re-encoded as JPEG q75: an offline stand-in, not official CIFAR-10",
+        "CIFAR-10 re-encoded as JPEG q75: offline stand-in, not official",
         True,
         "crop-flip",
     ),
-)
+):
+    DATASETS.add(_info.name, _info)
 
 
-def resolve_root(root: str | os.PathLike[str] | None = None) -> Path:
-    """Data root: argument > $BENCH_DATA_ROOT > ../shared/datasets (from the cwd or the
-    repository) > ./data."""
-    if root:
-        return Path(root)
-    env = os.environ.get("BENCH_DATA_ROOT")
+def _repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+def resolve_root(root: str | Path | None = None) -> Path:
+    """The data folder: ``root`` > ``$BENCH_DATA_ROOT`` > a ``shared/datasets`` > ``./data``.
+
+    The ``shared/datasets`` candidates are tried in order: ``../shared/datasets`` from the
+    current directory, the same relative to the repository, then ``/work/shared/datasets``;
+    the first that exists wins, so the offline copies are found without configuration.
+    """
+    if root is not None:
+        return Path(root).expanduser()
+    env = os.environ.get(ENV_ROOT)
     if env:
-        return Path(env)
-    for cand in (Path.cwd() / "../shared/datasets", REPO / "../shared/datasets"):
+        return Path(env).expanduser()
+    for cand in (
+        Path.cwd() / ".." / "shared" / "datasets",
+        _repo_root().parent / "shared" / "datasets",
+        Path("/work/shared/datasets"),
+    ):
         if cand.is_dir():
             return cand.resolve()
     return Path("data")
 
 
-def _cache_dir() -> Path:
-    return Path(os.environ.get("BENCH_CACHE", Path.home() / ".cache" / "bench"))
+def cache_dir() -> Path:
+    """Where decoded arrays are cached (``$BENCH_CACHE`` or ``~/.cache/bench``)."""
+    env = os.environ.get(ENV_CACHE)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "bench"
 
 
-def _missing(name: str, where: Path, layout: str) -> DataNotFoundError:
+def _missing(what: str, where: Path, extra: str = "") -> DataNotFoundError:
     return DataNotFoundError(
-        f"{name} not found under {where} and could not be downloaded: put it at {layout} "
-        f"(set the root with --data-root or BENCH_DATA_ROOT)"
+        f"{what} not found: expected {where} (pass --data-root or set {ENV_ROOT}){extra}"
     )
 
 
-def _load_mnist(root: Path, train: bool) -> tuple[Tensor, Tensor]:
+def _oneline(e: BaseException) -> str:
+    return " ".join(str(e).split())[:160]
+
+
+def _offline() -> bool:
+    return os.environ.get(ENV_OFFLINE, "") not in ("", "0", "false", "no")
+
+
+def _download(what: str, where: Path, make: Callable[[], object], hint: str = "") -> None:
+    """Try a torchvision download; any failure becomes a one-line DataNotFoundError."""
+    if _offline():
+        raise _missing(what, where, f"; {ENV_OFFLINE} is set, so no download{hint}")
+    try:
+        make()
+    except Exception as e:  # no network surfaces as RuntimeError, URLError, OSError...
+        raise _missing(what, where, f"; download failed: {_oneline(e)}{hint}") from e
+
+
+def _load_mnist(root: Path, train: bool) -> Split:
     from torchvision.datasets import MNIST
 
     folder = root / "mnist"
-    try:
-        ds = MNIST(str(folder), train=train, download=False)
-    except RuntimeError:
-        try:
-            ds = MNIST(str(folder), train=train, download=True)
-        except Exception as e:  # no network, or a mirror refused
-            raise _missing("MNIST", folder, f"{folder}/MNIST/raw/*-ubyte") from e
-    return ds.data.unsqueeze(1).contiguous(), ds.targets.long()
+    prefix = "train" if train else "t10k"
+    files = [
+        folder / "MNIST" / "raw" / f"{prefix}-{k}-ubyte" for k in ("images-idx3", "labels-idx1")
+    ]
+    if not all(f.exists() for f in files):  # only then: never replace a local copy
+        where = folder / "MNIST" / "raw" / f"{prefix}-*-ubyte"
+        _download("MNIST", where, lambda: MNIST(str(folder), train=train, download=True))
+    ds = MNIST(str(folder), train=train)
+    return ds.data.unsqueeze(1).contiguous(), torch.as_tensor(ds.targets, dtype=torch.int64)
 
 
-def _load_cifar10(root: Path, train: bool) -> tuple[Tensor, Tensor]:
+def _load_cifar10(root: Path, train: bool) -> Split:
     from torchvision.datasets import CIFAR10
 
     folder = root / "cifar10"
-    try:
-        ds = CIFAR10(str(folder), train=train, download=False)
-    except RuntimeError:
-        try:
-            ds = CIFAR10(str(folder), train=train, download=True)
-        except Exception as e:
-            raise DataNotFoundError(
-                f"CIFAR-10 not found under {folder} and could not be downloaded: put "
-                f"cifar-10-batches-py/ there (or set --data-root / BENCH_DATA_ROOT); offline, "
-                f"use --dataset cifar10-jpeg"
-            ) from e
+    if not (folder / "cifar-10-batches-py").is_dir():
+        hint = "; offline? use --dataset cifar10-jpeg (a JPEG stand-in, not official)"
+        make = lambda: CIFAR10(str(folder), train=train, download=True)  # noqa: E731
+        _download("CIFAR-10", folder / "cifar-10-batches-py", make, hint)
+    ds = CIFAR10(str(folder), train=train)
     x = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
-    return x, torch.tensor(ds.targets, dtype=torch.long)
+    return x, torch.as_tensor(ds.targets, dtype=torch.int64)
 
 
-def _load_cifar10_jpeg(root: Path, train: bool) -> tuple[Tensor, Tensor]:
-    """Decode ``<split>/<class>/<NNNN>.jpg`` from the archive, in a class-interleaved order.
+def _natural_key(name: str) -> tuple[int, str]:
+    stem = Path(name).stem
+    return (int(stem), name) if stem.isdigit() else (1 << 62, name)
 
-    The archive numbers images per class, so the official order is lost. We put the i-th
-    image (by file name) of class c at position 10 * i + c; leftovers of larger classes go
-    at the end in class order. The "first N test points" are then class-balanced.
+
+def _jpeg_archive(root: Path, train: bool) -> Path:
+    return root / "cifar10-jpeg" / f"{'train' if train else 'test'}.tar.gz"
+
+
+def _load_cifar10_jpeg(root: Path, train: bool) -> Split:
+    """Decode ``<split>/<class>/<NNNN>.jpg`` members in a class-interleaved order.
+
+    The archive has no official order (files are numbered per class), so the order is
+    defined here: round-robin over classes in CIFAR-10 order, taking each class's images
+    sorted by file number; position ``i*10 + c`` holds the i-th image of class ``c`` (a
+    class that runs out is skipped, so leftovers of larger classes follow, still
+    round-robin). Consequence: "the first N test points" here are class-balanced, unlike
+    the official CIFAR-10 order, so first-N numbers are comparable but not identical.
     """
-    from PIL import Image
+    import numpy as np
+    from PIL import Image  # torchvision.io's decoder is deprecated since torchvision 0.29
 
-    split = "train" if train else "test"
-    archive = root / "cifar10-jpeg" / f"{split}.tar.gz"
-    if not archive.exists():
-        raise _missing("cifar10-jpeg", archive.parent, f"{archive} (members {split}/<class>/*.jpg)")
-    per_class: dict[int, list[tuple[str, np.ndarray]]] = {c: [] for c in range(10)}
-    with tarfile.open(archive) as tar:
-        for m in tar:
-            parts = m.name.split("/")
-            if not m.isfile() or len(parts) != 3 or parts[1] not in CIFAR_CLASSES:
-                continue
-            f = tar.extractfile(m)
-            assert f is not None
-            img = np.asarray(Image.open(io.BytesIO(f.read())).convert("RGB"))
-            per_class[CIFAR_CLASSES.index(parts[1])].append((parts[2], img))
+    archive = _jpeg_archive(root, train)
+    if not archive.is_file():
+        raise _missing("cifar10-jpeg", archive)
+    per_class: dict[int, list[tuple[tuple[int, str], bytes]]] = {c: [] for c in range(10)}
+    index = {n: i for i, n in enumerate(CIFAR10_CLASSES)}
+    with tarfile.open(archive) as tf:
+        for m in tf:
+            parts = Path(m.name).parts
+            ok = m.isfile() and len(parts) >= 2 and m.name.lower().endswith(".jpg")
+            f = tf.extractfile(m) if ok and parts[-2] in index else None
+            if f is not None:
+                per_class[index[parts[-2]]].append((_natural_key(parts[-1]), f.read()))
+    if not any(per_class.values()):
+        raise DataNotFoundError(f"no <split>/<class>/*.jpg members in {archive}")
     for items in per_class.values():
         items.sort(key=lambda t: t[0])
-    depth = min(len(v) for v in per_class.values())
-    order = [(c, i) for i in range(depth) for c in range(10)]
-    order += [(c, i) for c in range(10) for i in range(depth, len(per_class[c]))]
-    x = np.stack([per_class[c][i][1] for c, i in order]).transpose(0, 3, 1, 2)
-    y = np.array([c for c, _ in order])
-    return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y).long()
+    blobs: list[bytes] = []
+    labels: list[int] = []
+    for i in range(max(len(v) for v in per_class.values())):
+        for c, items in per_class.items():
+            if i < len(items):
+                blobs.append(items[i][1])
+                labels.append(c)
+    x = torch.from_numpy(
+        np.stack([np.asarray(Image.open(io.BytesIO(b)).convert("RGB")) for b in blobs])
+    ).permute(0, 3, 1, 2)
+    if x.shape[1:] != (3, 32, 32):
+        raise ValueError(f"{archive}: expected 3x32x32 images, got {tuple(x.shape[1:])}")
+    return x.contiguous(), torch.tensor(labels, dtype=torch.int64)
 
 
-_LOADERS = {"mnist": _load_mnist, "cifar10": _load_cifar10, "cifar10-jpeg": _load_cifar10_jpeg}
+_LOADERS: dict[str, Callable[[Path, bool], Split]] = {
+    "mnist": _load_mnist,
+    "cifar10": _load_cifar10,
+    "cifar10-jpeg": _load_cifar10_jpeg,
+}
+_MEMO: dict[tuple[str, bool, str], Split] = {}
 
 
-@cache
-def _load_cached(name: str, train: bool, root: Path) -> tuple[Tensor, Tensor]:
-    if name != "cifar10-jpeg":
-        return _LOADERS[name](root, train)
-    archive = root / "cifar10-jpeg" / f"{'train' if train else 'test'}.tar.gz"
-    if archive.exists():
-        stat = archive.stat()
-        key = f"cifar10-jpeg-{'train' if train else 'test'}-{stat.st_size}-{int(stat.st_mtime)}.pt"
-        path = _cache_dir() / key
-        if path.exists():
-            d = torch.load(path, weights_only=True)
-            return d["x"], d["y"]
-    x, y = _LOADERS[name](root, train)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save({"x": x, "y": y}, tmp)
-    os.replace(tmp, path)
-    return x, y
+def _cache_file(name: str, train: bool, source: Path) -> Path:
+    st = source.stat()
+    key = f"{_CACHE_VERSION}|{source.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return cache_dir() / f"{name}-{'train' if train else 'test'}-{digest}.pt"
 
 
-def load_split(
-    name: str, train: bool, root: str | os.PathLike[str] | None = None
-) -> tuple[Tensor, Tensor]:
-    """Images (uint8, N x C x H x W) and labels (int64) of a whole split."""
-    DATASETS.get(name)
-    return _load_cached(name, train, resolve_root(root).resolve())
+def _read_cache(path: Path) -> Split | None:
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+        return obj["x"], obj["y"]
+    except FileNotFoundError:
+        return None
+    except Exception as e:  # corrupt or foreign file: decode again and overwrite it
+        warnings.warn(f"ignoring unreadable data cache {path}: {e}", stacklevel=3)
+        return None
 
 
-def describe(name: str, root: str | os.PathLike[str] | None = None) -> str:
-    """An honest one-line label of the data actually loaded (sizes counted, not assumed)."""
+def _write_cache(path: Path, split: Split) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        torch.save({"x": split[0], "y": split[1]}, tmp)
+        os.replace(tmp, path)  # atomic: concurrent readers never see a partial file
+    except (OSError, RuntimeError) as e:  # a read-only home must not stop training
+        warnings.warn(f"could not write data cache {path}: {e}", stacklevel=3)
+
+
+def load_split(name: str, train: bool, root: str | Path | None = None) -> Split:
+    """Images ``uint8 [N, C, H, W]`` and labels ``int64 [N]`` of one split, in a fixed order.
+
+    The order is the data set's own (official order for ``mnist``/``cifar10``; the
+    class-interleaved order documented in :func:`_load_cifar10_jpeg` for ``cifar10-jpeg``).
+    Results are memoized in-process and, for slow decoders, cached on disk under
+    :func:`cache_dir`; callers must not modify the returned tensors in place.
+    """
+    DATASETS.get(name)  # unknown names fail here, listing the choices
+    base = resolve_root(root)
+    memo_key = (name, train, str(base.resolve()))
+    if memo_key in _MEMO:
+        return _MEMO[memo_key]
+    cache = None
+    source = _jpeg_archive(base, train) if name == "cifar10-jpeg" else None  # the slow decoder
+    if source is not None and source.is_file():
+        cache = _cache_file(name, train, source)
+        hit = _read_cache(cache)
+        if hit is not None:
+            _MEMO[memo_key] = hit
+            return hit
+    split = _LOADERS[name](base, train)
+    if cache is not None:
+        _write_cache(cache, split)
+    _MEMO[memo_key] = split
+    return split
+
+
+def describe(name: str, root: str | Path | None = None) -> str:
+    """An honest one-line description from the sizes actually loaded, for result tables.
+
+    E.g. ``"mnist: 17,000 train / 10,000 test images (partial copy: official has 60,000
+    train / 10,000 test)"``: a number from a partial or stand-in copy must not pass as official.
+    """
     info = DATASETS.get(name)
     n_tr = len(load_split(name, True, root)[1])
     n_te = len(load_split(name, False, root)[1])
-    label = f"{name}: {n_tr:,} train / {n_te:,} test images"
-    if name == "mnist" and n_tr < 60_000:
-        label += f" (offline copy: only the first {n_tr:,} official training images)"
-    elif info.offline_standin:
-        label += f" ({info.label})"
-    return label
+    text = f"{name}: {n_tr:,} train / {n_te:,} test images"
+    if info.offline_standin:
+        return f"{text} ({info.label})"
+    official = _OFFICIAL_SIZES.get(name)
+    if official is not None and (n_tr, n_te) != official:
+        return f"{text} (partial copy: official has {official[0]:,} train / {official[1]:,} test)"
+    return text
 
 
-def subset(x: Tensor, y: Tensor, n: int | None) -> tuple[Tensor, Tensor]:
-    """The first ``n`` points (all when ``n`` is None)."""
+def subset(x: torch.Tensor, y: torch.Tensor, n: int | None) -> Split:
+    """The first ``n`` points (RobustBench's convention for evaluation subsets); None: all."""
     if n is None:
         return x, y
-    if n < 1 or n > len(y):
-        raise ValueError(f"subset of {n} requested, but the split has {len(y)} images")
+    if n < 0:
+        raise ValueError(f"subset size must be >= 0, got {n}")
+    if n > len(y):
+        raise ValueError(f"asked for the first {n:,} points but the split has only {len(y):,}")
     return x[:n], y[:n]
 
 
+AUGMENTS = ("none", "crop-flip")
+
+
+def _mix(seed: int, epoch: int) -> int:
+    # Not plain seed + epoch: that would make run (seed=0, epoch=1) replay (seed=1, epoch=0).
+    return (seed * 1_000_003 + epoch) % (1 << 63)
+
+
+def crop_flip(x: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """Zero-pad by ``pad``, take a random crop of the original size, flip half horizontally.
+
+    Vectorised over the batch (one gather) so it runs on the GPU; the random draws come from
+    ``gen`` (a CPU generator) so the augmentation is reproducible from the seed alone.
+    """
+    b, _, h, w = x.shape
+    oy = torch.randint(0, 2 * pad + 1, (b,), generator=gen)
+    ox = torch.randint(0, 2 * pad + 1, (b,), generator=gen)
+    flip = torch.rand(b, generator=gen) < 0.5
+    cols = ox[:, None] + torch.arange(w)[None, :]  # [B, W]
+    cols = torch.where(flip[:, None], cols.flip(1), cols)
+    rows = (oy[:, None] + torch.arange(h)[None, :]).to(x.device)
+    cols = cols.to(x.device)
+    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
+    bi = torch.arange(b, device=x.device)[:, None, None]
+    out = padded[bi, :, rows[:, :, None], cols[:, None, :]]  # [B, H, W, C]
+    return out.permute(0, 3, 1, 2).contiguous()
+
+
 class Batches:
-    """Mini-batches of (x float in [0, 1], y, indices), shuffled with a per-epoch seed."""
+    """Mini-batches ``(x float32 in [0,1], y int64, idx int64)`` over in-memory tensors.
+
+    The order and the augmentation depend only on ``(seed, epoch)``: call
+    :meth:`set_epoch` before each epoch (the epoch is not advanced automatically), so a
+    run resumed at epoch ``e`` replays exactly the batches of an uninterrupted run.
+    ``idx`` (positions in the given tensors) stays on the CPU, where per-example state
+    lives; ``x`` and ``y`` go to ``device``. Images may be uint8 (scaled by 1/255 per
+    batch, so only the batch is converted) or floating point already in [0, 1].
+    """
 
     def __init__(
         self,
-        x: Tensor,
-        y: Tensor,
+        x: torch.Tensor,
+        y: torch.Tensor,
         batch_size: int,
-        *,
-        shuffle: bool = True,
+        shuffle: bool = False,
         seed: int = 0,
         augment: str = "none",
-        device: str | torch.device = "cpu",
+        device: str | torch.device | None = None,
+        drop_last: bool = False,
     ) -> None:
-        if augment not in ("none", "crop-flip"):
-            raise ValueError(f"unknown augmentation {augment!r}; valid: none, crop-flip")
+        if len(x) != len(y):
+            raise ValueError(f"x has {len(x)} points but y has {len(y)}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if augment not in AUGMENTS:
+            raise ValueError(f"unknown augment {augment!r}; valid: {', '.join(AUGMENTS)}")
         self.x, self.y = x, y
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
-        self.augment, self.device = augment, device
+        self.augment, self.drop_last = augment, drop_last
+        self.device = torch.device(device) if device is not None else None
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return (len(self.y) + self.batch_size - 1) // self.batch_size
-
-    def __iter__(self) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         n = len(self.y)
-        order = torch.randperm(n, generator=g) if self.shuffle else torch.arange(n)
-        for lo in range(0, n, self.batch_size):
-            idx = order[lo : lo + self.batch_size]
-            xb = self.x[idx].float().div_(255.0)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        gen = torch.Generator().manual_seed(_mix(self.seed, self.epoch))
+        n = len(self.y)
+        order = torch.randperm(n, generator=gen) if self.shuffle else torch.arange(n)
+        for b in range(len(self)):
+            idx = order[b * self.batch_size : (b + 1) * self.batch_size]
+            xb, yb = self.x[idx], self.y[idx]
+            if self.device is not None:
+                xb, yb = xb.to(self.device), yb.to(self.device)
+            xb = xb.float() / 255 if xb.dtype == torch.uint8 else xb.float()
             if self.augment == "crop-flip":
-                xb = crop_flip(xb, g)
-            yield xb.to(self.device), self.y[idx].to(self.device), idx
-
-
-def crop_flip(x: Tensor, g: torch.Generator, pad: int = 4) -> Tensor:
-    """Zero-pad by ``pad``, random crop back to size, random horizontal flip (per image)."""
-    n, _, h, w = x.shape
-    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
-    dy = torch.randint(0, 2 * pad + 1, (n,), generator=g)
-    dx = torch.randint(0, 2 * pad + 1, (n,), generator=g)
-    rows = (dy[:, None] + torch.arange(h)[None, :])[:, None, :, None]
-    cols = (dx[:, None] + torch.arange(w)[None, :])[:, None, None, :]
-    batch = torch.arange(n)[:, None, None, None]
-    chan = torch.arange(x.shape[1])[None, :, None, None]
-    out = padded[batch, chan, rows, cols]
-    flip = torch.rand(n, generator=g) < 0.5
-    out[flip] = out[flip].flip(-1)
-    return out
+                xb = crop_flip(xb, gen)
+            yield xb, yb.long(), idx
