@@ -97,6 +97,22 @@ TRAIN_PRESETS.add(
     ),
 )
 
+TRAIN_PRESETS.add(
+    "demo-mnist",
+    TrainPreset(
+        source="bench's quick CPU demo (not a paper setting)",
+        epochs=3,
+        lr=0.05,
+        milestones=(),
+        weight_decay=0.0,
+        eps=0.1,
+        batch_size=64,
+        defense_params={"mart": {"lam": 5.0}, "trades": {"beta": 4.0}},
+        notes="eps 0.1, not the paper's 0.3: at 0.3, SmallCNN needs far more than a few "
+        "minutes of CPU training before adversarial training learns anything",
+    ),
+)
+
 DEFAULT_PRESET = {"mnist": "paper-4.2-mnist"}
 
 
