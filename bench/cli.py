@@ -323,6 +323,7 @@ def demo(
     """
     engine = bdb.connect(db)
     device = device or default_device()
+    names = []
     for defense in ("standard", "trades", "mart"):
         spec: RunSpec = resolve(
             defense,
@@ -334,9 +335,10 @@ def demo(
             overrides={"epochs": epochs},
         )
         typer.echo(f"== {spec.name}", err=True)
+        names.append(spec.name)
         jobs.train_job(engine, spec, device=device, data_root=data_root, progress=progress)
         jobs.eval_job(engine, spec.name, device=device, data_root=data_root, progress=progress)
-    typer.echo(tables.render_table2(tables.evaluations_frame(engine)))
+    typer.echo(tables.render_table2(tables.evaluations_frame(engine, runs=names)))
 
 
 def main() -> None:

@@ -21,10 +21,13 @@ TABLE2_ATTACKS = ("clean", "fgsm", "pgd20", "cw20")
 DEFENSE_ORDER = ("natural", "standard", "mma", "dynamic", "trades", "mart")
 
 
-def evaluations_frame(engine: Engine) -> pd.DataFrame:
+def evaluations_frame(engine: Engine, runs: list[str] | None = None) -> pd.DataFrame:
     """One row per stored evaluation, with the run's identity and settings."""
+    query = select(Evaluation, Run).join(Run, Evaluation.run_id == Run.id)
+    if runs is not None:
+        query = query.where(Run.name.in_(runs))
     with Session(engine) as s:
-        rows = s.execute(select(Evaluation, Run).join(Run, Evaluation.run_id == Run.id)).all()
+        rows = s.execute(query).all()
         records = [
             {
                 "run": r.name,
