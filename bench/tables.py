@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 import attacks
-from bench.db import Evaluation, Run
+from bench.db import Checkpoint, Evaluation, Run
 from bench.reference import FAMILY, SOURCE, paper_value
 
 TABLE2_ATTACKS = ("clean", "fgsm", "pgd20", "cw20")
@@ -22,8 +22,23 @@ DEFENSE_ORDER = ("natural", "standard", "mma", "dynamic", "trades", "mart")
 
 
 def evaluations_frame(engine: Engine, runs: list[str] | None = None) -> pd.DataFrame:
-    """One row per stored evaluation, with the run's identity and settings."""
-    query = select(Evaluation, Run).join(Run, Evaluation.run_id == Run.id)
+    """One row per stored evaluation of a run's current best/last checkpoint.
+
+    Evaluations of a checkpoint file that has since been replaced (a resumed run moves
+    "last") stay in the database but are not shown; where the same attack was run more
+    than once on a checkpoint (another subset or seed), the newest evaluation is shown.
+    """
+    query = (
+        select(Evaluation, Run)
+        .join(Run, Evaluation.run_id == Run.id)
+        .join(
+            Checkpoint,
+            (Checkpoint.run_id == Evaluation.run_id)
+            & (Checkpoint.tag == Evaluation.checkpoint)
+            & (Checkpoint.sha256 == Evaluation.checkpoint_sha256),
+        )
+        .order_by(Evaluation.created_at, Evaluation.id)
+    )
     if runs is not None:
         query = query.where(Run.name.in_(runs))
     with Session(engine) as s:
@@ -51,7 +66,11 @@ def evaluations_frame(engine: Engine, runs: list[str] | None = None) -> pd.DataF
             }
             for e, r in rows
         ]
-    return pd.DataFrame.from_records(records)
+    df = pd.DataFrame.from_records(records)
+    if df.empty:
+        return df
+    keep = df.drop_duplicates(["run", "checkpoint", "attack"], keep="last")
+    return keep.reset_index(drop=True)
 
 
 def _defense_rank(defense: str) -> int:

@@ -1,0 +1,71 @@
+"""Tables from a database filled by hand: which evaluations are shown, and the layout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from bench import db as bdb
+from bench import tables
+from bench.specs import resolve
+
+
+def fill(path: Path) -> Engine:
+    engine = bdb.connect(path)
+    spec = resolve("mart", "smallcnn", "mnist", "paper-4.2-mnist", test_subset=4)
+    with Session(engine) as s:
+        run = bdb.Run(
+            key=spec.key, name=spec.name, defense="mart", model="smallcnn", dataset="mnist",
+            preset=spec.preset, spec=spec.to_dict(), seed=0, run_dir="x", data_label="mnist: test",
+            status="done", n_train=100,
+        )  # fmt: skip
+        s.add(run)
+        s.flush()
+        s.add(
+            bdb.Checkpoint(
+                run_id=run.id, tag="last", epoch=3, path="p", sha256="new", robust_acc=0.5
+            )
+        )
+        for i, (sha, correct) in enumerate([("old", 4), ("new", 1), ("new", 2)]):
+            mask = np.arange(4) < correct
+            s.add(
+                bdb.Evaluation(
+                    key=f"k{i}",
+                    run_id=run.id,
+                    checkpoint="last",
+                    checkpoint_epoch=3,
+                    checkpoint_sha256=sha,
+                    attack="pgd20",
+                    attack_params={"eps": 0.3},
+                    dataset="mnist",
+                    n=4,
+                    correct=correct,
+                    accuracy=correct / 4,
+                    seconds=1.0,
+                    seed=0,
+                    robust_mask=bdb.pack_mask(mask),
+                )
+            )
+        s.commit()
+    return engine
+
+
+def test_only_current_checkpoint_and_newest_evaluation_are_shown(tmp_path: Path) -> None:
+    df = tables.evaluations_frame(fill(tmp_path / "t.sqlite"))
+    assert len(df) == 1
+    assert df.loc[0, "checkpoint_sha256"] == "new" and df.loc[0, "accuracy"] == 50.0
+
+
+def test_robust_mask_round_trip(tmp_path: Path) -> None:
+    engine = fill(tmp_path / "t.sqlite")
+    with Session(engine) as s:
+        ev = s.query(bdb.Evaluation).filter_by(key="k2").one()
+        assert ev.robust().tolist() == [True, True, False, False]
+
+
+def test_table2_shows_paper_number_only_at_paper_eps(tmp_path: Path) -> None:
+    text = tables.render_table2(tables.evaluations_frame(fill(tmp_path / "t.sqlite")))
+    assert "(96.48)" in text and "— / 50.00" in text
