@@ -100,6 +100,7 @@ def train(
         sched.load_state_dict(state["scheduler"])
         done, best_robust, best_epoch = state["epoch"], state["best_robust"], state["best_epoch"]
         history = state["history"]
+        defense.load_state_dict(state.get("defense", {}))
         # Replay what was recorded before the interruption: recording is idempotent.
         for h in history:
             if on_epoch is not None:
@@ -180,6 +181,7 @@ def train(
                 "best_robust": best_robust,
                 "best_epoch": best_epoch,
                 "history": history,
+                "defense": defense.state_dict(),
             },
             state_path,
         )

@@ -45,6 +45,19 @@ class Defense(ABC):
     def params(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def state_dict(self) -> dict[str, Tensor]:
+        """Per-example state kept across epochs (MMA's eps*), saved with the resume state.
+
+        Most defenses are stateless; one that is not must return everything it needs to
+        continue exactly after a resume, as plain tensors (the state file loads with
+        ``weights_only=True``).
+        """
+        return {}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        """Restore what ``state_dict`` returned; a stateless defense ignores it."""
+        del state
+
 
 @dataclass
 class PGDDefense(Defense):
