@@ -28,6 +28,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
 DEFAULT_DB = "results/bench.sqlite"
@@ -125,6 +126,28 @@ class Evaluation(Base):
         return unpack_mask(self.robust_mask, self.n)
 
 
+class AuditFlag(Base):
+    """One gradient-masking check on one evaluated checkpoint (bench/audit.py, docs/audit.md).
+
+    Recomputed from the evaluations after every ``eval_job``; ``status`` is ok, flag or
+    not-evaluated (an attack the check needs has no evaluation: never shown as a pass).
+    ``value`` keeps the check's number (e.g. the zero-gradient fraction) apart from text.
+    """
+
+    __tablename__ = "audit_flags"
+    __table_args__ = (UniqueConstraint("run_id", "checkpoint", "check"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
+    checkpoint: Mapped[str] = mapped_column(String(16))
+    checkpoint_sha256: Mapped[str] = mapped_column(String(64))
+    check: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))  # ok | flag | not-evaluated
+    n: Mapped[int] = mapped_column(Integer, default=0)
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    detail: Mapped[str] = mapped_column(String(2000), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=now)
+
+
 def pack_mask(mask: np.ndarray) -> bytes:
     return np.packbits(np.asarray(mask, dtype=bool)).tobytes()
 
@@ -149,7 +172,12 @@ def connect(path: str | os.PathLike[str] | None = None) -> Engine:
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
 
-    Base.metadata.create_all(engine)
+    try:
+        Base.metadata.create_all(engine)
+    except OperationalError as e:  # another process created the tables between check and create
+        if "already exists" not in str(e):
+            raise
+        Base.metadata.create_all(engine)
     return engine
 
 
