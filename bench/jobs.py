@@ -21,6 +21,7 @@ from bench import data as bdata
 from bench import provenance
 from bench.checkpoints import load_weights, sha256
 from bench.db import Checkpoint, EpochMetric, Evaluation, Run, now, pack_mask
+from bench.evalctx import EvalContext, custom_evaluator
 from bench.evaluate import robust_points
 from bench.specs import RunSpec
 from bench.train import EpochReport, build_for_spec, train
@@ -149,8 +150,13 @@ def eval_job(
     batch_size: int = 256,
     seed: int = 0,
     progress: bool = True,
+    attack_options: dict | None = None,
 ) -> list[Evaluation]:
-    """Evaluate a run's checkpoints; evaluations already in the database are not redone."""
+    """Evaluate a run's checkpoints; evaluations already in the database are not redone.
+
+    ``attack_options`` go to the protocols that are more than one attack loop (AutoAttack,
+    transfer; see bench/evalctx.py), e.g. cheaper AutoAttack settings or the surrogate.
+    """
     out: list[Evaluation] = []
     with Session(engine, expire_on_commit=False) as s:
         run = s.scalars(select(Run).where((Run.name == run_name) | (Run.key == run_name))).first()
@@ -170,6 +176,16 @@ def eval_job(
                 raise RuntimeError(f"checkpoint {ckpt.path} changed since it was recorded")
             model = None
             for name in attack_names:
+                evaluator = custom_evaluator(name)
+                if evaluator is not None:  # AutoAttack chaining, transfer surrogates
+                    ctx = EvalContext(
+                        s, run, ckpt, spec, x, y, eps,
+                        lambda c=ckpt: load_weights(build_for_spec(spec), Path(c.path)).to(device),
+                        batch_size, seed, device, data_root, label, progress,
+                        dict(attack_options or {}),
+                    )  # fmt: skip
+                    out.append(evaluator(ctx, name))
+                    continue
                 preset = attacks.PRESETS.get(name)
                 atk = None if preset.attack == "none" else attacks.build(name, eps=eps)
                 params = {"preset": name, "eps": eps} if atk is None else atk.params()

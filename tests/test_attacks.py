@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from tests_helpers import binary_linear
@@ -13,6 +15,13 @@ from attacks.losses import cw_margin
 from bench.evaluate import robust_points
 
 EVAL_ATTACKS = [n for n in attacks.PRESETS.names() if n != "clean"]
+# Cheap settings for the slow protocols, by attack class (their own test files check the
+# preset settings); a transfer attack gets a surrogate: a copy of the target.
+CHEAP = {
+    "spsa": {"steps": 3, "samples": 16},
+    "autoattack-part": {"n_iter": 5, "n_target_classes": 2, "n_queries": 20},
+    "autoattack": {"n_iter": 5, "n_target_classes": 2, "n_queries": 20},
+}
 
 
 @pytest.mark.parametrize("name", EVAL_ATTACKS)
@@ -21,7 +30,9 @@ def test_invariants(name: str, trained_linear: nn.Module, mnist_small) -> None:
     x, y = x[:64], y[:64]
     x_copy = x.clone()
     model = trained_linear.train()  # the attack must switch to eval and back
-    atk = attacks.build(name, eps=0.1)
+    atk = attacks.build(name, eps=0.1, **CHEAP.get(attacks.PRESETS.get(name).attack, {}))
+    if isinstance(atk, attacks.Transfer):
+        atk.with_surrogate(copy.deepcopy(model))
     x_adv = atk(model, x, y)
     assert torch.equal(x, x_copy), "input mutated"
     assert model.training, "caller's mode not restored"

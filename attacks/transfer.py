@@ -1,0 +1,53 @@
+"""Black-box transfer attacks (the MART paper's Table 3).
+
+The examples are crafted with a white-box preset (``base``: fgsm, pgd10, pgd20, cw20) on a
+separately trained *surrogate* and only then shown to the defended model, which the attack
+never queries. The surrogate is a model object, not a setting: it is attached with
+``with_surrogate`` and described in ``params()`` by the run name and checkpoint hash the
+caller gives (``bench/transfer_eval.py`` trains and records it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+from torch import Tensor, nn
+
+from attacks.base import Attack
+
+TRANSFER_BASES = ("fgsm", "pgd10", "pgd20", "cw20")
+
+
+@dataclasses.dataclass
+class Transfer(Attack):
+    """White-box preset ``base`` run on the surrogate; the target model is never queried."""
+
+    base: str = "pgd20"
+    surrogate_run: str = ""
+    surrogate_sha256: str = ""
+    name: ClassVar[str] = "transfer"
+
+    def __post_init__(self) -> None:
+        if self.base not in TRANSFER_BASES:
+            raise ValueError(f"unknown transfer base {self.base!r}; valid: {TRANSFER_BASES}")
+        self.surrogate: nn.Module | None = None
+
+    def with_surrogate(self, model: nn.Module, run: str = "", sha256: str = "") -> Transfer:
+        self.surrogate, self.surrogate_run, self.surrogate_sha256 = model, run, sha256
+        return self
+
+    def perturb(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+        if self.surrogate is None:
+            raise ValueError("a transfer attack needs a surrogate model (with_surrogate)")
+        if self.surrogate is model:
+            raise ValueError("the surrogate is the target model: that is a white-box attack")
+        import attacks  # the registry imports this module
+
+        return attacks.build(self.base, eps=self.eps)(self.surrogate, x, y)
+
+    def params(self) -> dict[str, Any]:
+        import attacks
+
+        crafted = attacks.build(self.base, eps=self.eps).params()
+        return {**super().params(), "crafted_with": crafted}
