@@ -23,6 +23,7 @@ from bench.models import MODELS
 from bench.presets import TRAIN_PRESETS
 from bench.provenance import default_device
 from bench.registry import UnknownNameError
+from bench.semi import describe_run as describe_semi_run
 from bench.specs import RunSpec, resolve
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -115,6 +116,10 @@ def run(
     seed: int = 0,
     train_subset: Annotated[int | None, typer.Option(min=1, help="first N training images")] = None,
     test_subset: Annotated[int | None, typer.Option(min=1, help="first N test images")] = None,
+    unlabelled: Annotated[
+        str | None,
+        typer.Option(help="semi-supervised: folder, .npy/.pt, or heldout:DATASET:START:STOP"),
+    ] = None,
     evaluate: Annotated[
         bool, typer.Option("--eval/--no-eval", help="evaluate after training")
     ] = True,
@@ -157,6 +162,10 @@ def run(
         overrides=overrides,
         defense_overrides=parse_params(param or []),
     )
+    if unlabelled is not None:  # pseudo-labelled by a natural run, trained when missing
+        from bench.semi import attach_unlabelled
+
+        spec = attach_unlabelled(spec, unlabelled, data_root)
     device = device or default_device()
     engine = bdb.connect(db)
     typer.echo(f"run {spec.name} on {device}", err=True)
@@ -235,6 +244,9 @@ def eval_cmd(
 @clean_errors
 def table(
     paper: Annotated[bool, typer.Option("--paper", help="the paper's Table 2 layout")] = False,
+    number: Annotated[
+        int, typer.Option("--table", help="with --paper: 2, or 5 (with unlabelled data)")
+    ] = 2,
     fmt: Annotated[str, typer.Option("--format", help="markdown|csv|json")] = "markdown",
     output: Annotated[Path | None, typer.Option(help="write to a file instead of stdout")] = None,
     db: DbOpt = None,
@@ -248,6 +260,12 @@ def table(
     if paper and fmt != "markdown":
         raise ValueError("--paper renders Markdown; use --format csv/json without --paper")
     text = tables.render_table2(df) if paper else tables.render_long(df, fmt)
+    if paper and number == 5:
+        from bench.table5 import render_table5
+
+        text = render_table5(bdb.connect(db))
+    elif number not in (2, 5):
+        raise ValueError(f"unknown paper table {number}; valid: 2, 5")
     if output is None:
         typer.echo(text.rstrip("\n"))
     else:
@@ -272,7 +290,7 @@ def ls(
     db: DbOpt = None,
 ) -> None:
     """List what the harness knows."""
-    kinds = ("defenses", "attacks", "models", "datasets", "presets", "runs")
+    kinds = ("defenses", "attacks", "models", "datasets", "presets", "experiments", "runs")
     if what != "all" and what not in kinds:
         raise ValueError(f"unknown listing {what!r}; valid: all, {', '.join(kinds)}")
     show = kinds if what == "all" else (what,)
@@ -295,12 +313,22 @@ def ls(
         typer.echo("training presets:")
         for n, p in TRAIN_PRESETS.items():
             typer.echo(f"  {n:<16} {p.source}; {p.notes}")
+    if "experiments" in show:
+        from bench.experiments import EXPERIMENTS
+
+        typer.echo("experiments (bench experiment NAME --dry-run):")
+        for n, e in EXPERIMENTS.items():
+            arms = ", ".join(dict.fromkeys(a.defense for a in e.arms))
+            typer.echo(f"  {n:<15} {e.description}; {e.model}/{e.dataset}/{e.preset}: {arms}")
     if "runs" in show:
         path = bdb.db_path(db)
         rows = _runs(bdb.connect(db)) if path.exists() else []
         typer.echo(f"runs in {path}:" if rows else f"runs: none in {path}")
         for r in rows:
             typer.echo(f"  {r.name:<60} {r.status:<11} {r.epochs_done}/{r.spec['epochs']} epochs")
+            semi_line = describe_semi_run(r.spec, r.provenance)
+            if semi_line:
+                typer.echo(f"    + {semi_line}")
 
 
 @app.command()
@@ -339,6 +367,10 @@ def demo(
         jobs.train_job(engine, spec, device=device, data_root=data_root, progress=progress)
         jobs.eval_job(engine, spec.name, device=device, data_root=data_root, progress=progress)
     typer.echo(tables.render_table2(tables.evaluations_frame(engine, runs=names)))
+
+
+# Commands kept in their own module (they import this one) register on `app` here.
+from bench import cli_experiments as _cli_experiments  # noqa: E402, F401
 
 
 def main() -> None:

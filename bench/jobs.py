@@ -107,6 +107,12 @@ def train_job(
         s.commit()
         run_id, run_dir = run.id, Path(run.run_dir)
     try:
+        if spec.unlabelled is not None:  # train the labeller if missing; write pseudo-labels
+            from bench.semi import prepare_pseudo_labels
+
+            prepare_pseudo_labels(
+                engine, spec, run_id, runs_dir=runs_dir, device=device, data_root=data_root
+            )
         train(
             spec,
             run_dir,

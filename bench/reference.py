@@ -38,3 +38,28 @@ def paper_value(dataset: str, defense: str, attack: str, eps: float | None = Non
     if eps is not None and abs(eps - PAPER_EPS.get(family, -1.0)) > EPS_TOLERANCE:
         return None
     return TABLE2.get((family, defense), {}).get(attack)
+
+
+# Table 5 (with unlabelled data; Natural and PGD-20), per model: WRN-34-8 used 100K
+# unlabelled Tiny Images, WRN-28-10 500K (REFERENCE.md §5). Our semi defenses' names.
+TABLE5_SOURCE = "Wang et al., ICLR 2020 (MART), Table 5"
+TABLE5_SETTING = {"wrn-34-8": "WRN-34-8 + 100K unlabelled", "wrn-28-10": "WRN-28-10 + 500K"}
+TABLE5: dict[tuple[str, str], dict[str, float]] = {
+    ("wrn-34-8", "uat++"): {"clean": 86.04, "pgd20": 59.41},
+    ("wrn-34-8", "rst"): {"clean": 88.24, "pgd20": 59.60},
+    ("wrn-34-8", "mart-semi"): {"clean": 86.68, "pgd20": 61.88},
+    ("wrn-28-10", "uat++"): {"clean": 86.21, "pgd20": 62.76},
+    ("wrn-28-10", "rst"): {"clean": 89.70, "pgd20": 63.10},
+    ("wrn-28-10", "mart-semi"): {"clean": 86.30, "pgd20": 65.04},
+}
+
+
+def table5_value(
+    dataset: str, model: str, defense: str, attack: str, eps: float | None = None
+) -> float | None:
+    """Table 5's number for CIFAR-10 at the paper's eps and the paper's model, else None."""
+    if FAMILY.get(dataset) != "CIFAR-10":
+        return None
+    if eps is not None and abs(eps - PAPER_EPS["CIFAR-10"]) > EPS_TOLERANCE:
+        return None
+    return TABLE5.get((model, defense), {}).get(attack)

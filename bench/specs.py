@@ -17,6 +17,7 @@ from bench.presets import TRAIN_PRESETS, default_preset
 from defenses.base import PGDDefense
 
 MONITOR_ATTACK = "pgd20"
+SEMI_FIELDS = ("unlabelled", "n_unlabelled", "pseudo_labeller")
 
 
 @dataclass(frozen=True)
@@ -37,11 +38,19 @@ class RunSpec:
     seed: int = 0
     train_subset: int | None = None
     test_subset: int | None = None
+    # Semi-supervised runs only (bench/semi.py): where the extra unlabelled images come
+    # from, how many, and the name of the natural run whose predictions label them.
+    unlabelled: str | None = None
+    n_unlabelled: int | None = None
+    pseudo_labeller: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["milestones"] = list(self.milestones)
         d["defense_params"] = dict(self.defense_params)
+        for k in SEMI_FIELDS:  # unset: omitted, so older specs keep their keys and names
+            if d[k] is None:
+                del d[k]
         return d
 
     def to_json(self) -> str:
@@ -64,6 +73,8 @@ class RunSpec:
         parts = [self.dataset, self.model, self.defense, self.preset]
         if self.train_subset:
             parts.append(f"n{self.train_subset}")
+        if self.n_unlabelled:
+            parts.append(f"u{self.n_unlabelled}")
         parts.append(f"e{self.epochs}")
         parts.append(f"s{self.seed}")
         return "-".join(parts) + "-" + self.key[:6]

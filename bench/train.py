@@ -77,6 +77,11 @@ def train(
     info = bdata.DATASETS.get(spec.dataset)
     x_tr, y_tr = bdata.subset(*bdata.load_split(spec.dataset, True, data_root), spec.train_subset)
     x_te, y_te = bdata.subset(*bdata.load_split(spec.dataset, False, data_root), spec.test_subset)
+    n_labelled = len(y_tr)
+    if spec.unlabelled is not None:  # pseudo-labelled images follow the labelled ones
+        from bench.semi import with_pseudo_labelled
+
+        x_tr, y_tr = with_pseudo_labelled(spec, run_dir, x_tr, y_tr, data_root)
 
     model = build_for_spec(spec).to(device)
     defense = defenses.build(spec.defense, **spec.params())
@@ -132,7 +137,8 @@ def train(
             leave=False,
         )
         for x, y, idx in bar:
-            ctx = StepContext(epoch=epoch, epochs=spec.epochs, indices=idx)
+            unlab = (idx >= n_labelled).to(y.device) if spec.unlabelled is not None else None
+            ctx = StepContext(epoch=epoch, epochs=spec.epochs, indices=idx, unlabelled=unlab)
             x_adv = defense.perturb(model, x, y, ctx)
             model.train()
             loss = defense.loss(model, x, y, x_adv, ctx)

@@ -14,11 +14,14 @@ from defenses.mart import Mart
 from defenses.mart_ablations import VARIANTS as MART_ABLATIONS
 from defenses.mma import MMA
 from defenses.natural import Natural
+from defenses.semi import SEMI_DEFENSES
 from defenses.standard import Standard
 from defenses.trades import Trades
 
 DEFENSES: Registry[type[Defense]] = Registry("defense")
 for _cls in (Natural, Standard, Trades, Mart, MMA, Dynamic, ALP, CLP, *MART_ABLATIONS):
+    DEFENSES.add(_cls.name, _cls)
+for _cls in SEMI_DEFENSES:  # mart-semi, rst, uat++: trained with an unlabelled source
     DEFENSES.add(_cls.name, _cls)
 
 

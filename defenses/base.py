@@ -25,6 +25,8 @@ class StepContext:
     epoch: int  # 0-based
     epochs: int
     indices: Tensor | None = None
+    # Semi-supervised runs: True where the example's label is a pseudo-label (bench/semi.py).
+    unlabelled: Tensor | None = None
 
 
 @dataclass
