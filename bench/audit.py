@@ -32,8 +32,12 @@ OK, FLAG, NOT_EVALUATED = "ok", "flag", "not-evaluated"
 TOL_MIN_POINTS = 2
 TOL_FRACTION = 0.005  # 0.5% of the points: 2 of 200, 50 of 10,000
 ZERO_GRAD = 1e-12  # L1 norm of the input gradient at or below this counts as vanished
-TRANSFER_PAIRS = (("fgsm", "transfer-fgsm"), ("pgd10", "transfer-pgd10"),
-                  ("pgd20", "transfer-pgd20"), ("cw20", "transfer-cw20"))  # fmt: skip
+TRANSFER_PAIRS = (
+    ("fgsm", "transfer-fgsm"),
+    ("pgd10", "transfer-pgd10"),
+    ("pgd20", "transfer-pgd20"),
+    ("cw20", "transfer-cw20"),
+)
 CHECKS = (
     "robust-le-clean",
     "fgsm-ge-pgd",
@@ -79,11 +83,16 @@ def consistency_checks(masks: dict[str, np.ndarray], n: int) -> list[CheckResult
     else:
         worst = {a: _only(masks[a], masks["clean"]) for a in attacked}
         top = max(worst, key=lambda a: worst[a])
-        out.append(CheckResult(
-            "robust-le-clean", FLAG if worst[top] > tol else OK, n, float(worst[top]),
-            f"most points robust under an attack yet misclassified clean: {worst[top]} "
-            f"({top}); tolerance {tol}",
-        ))  # fmt: skip
+        out.append(
+            CheckResult(
+                "robust-le-clean",
+                FLAG if worst[top] > tol else OK,
+                n,
+                float(worst[top]),
+                f"most points robust under an attack yet misclassified clean: {worst[top]} "
+                f"({top}); tolerance {tol}",
+            )
+        )
 
     if "fgsm" not in masks or "pgd20" not in masks:
         out.append(_missing("fgsm-ge-pgd", n, ["fgsm", "pgd20"]))
@@ -96,13 +105,25 @@ def consistency_checks(masks: dict[str, np.ndarray], n: int) -> list[CheckResult
             text += f", PGD-100 {c['pgd100']}"
         else:
             text += ", PGD-100 not evaluated"
-        out.append(CheckResult("fgsm-ge-pgd", FLAG if excess > tol else OK, n, float(excess),
-                               f"{text}; largest excess of a stronger attack {excess}, "
-                               f"tolerance {tol}"))  # fmt: skip
+        out.append(
+            CheckResult(
+                "fgsm-ge-pgd",
+                FLAG if excess > tol else OK,
+                n,
+                float(excess),
+                f"{text}; largest excess of a stronger attack {excess}, tolerance {tol}",
+            )
+        )
         only = _only(masks["pgd20"], masks["fgsm"])
-        out.append(CheckResult("pgd-finds-fgsm", FLAG if only > tol else OK, n, float(only),
-                               f"{only} points broken by FGSM but robust to PGD-20; "
-                               f"tolerance {tol}"))  # fmt: skip
+        out.append(
+            CheckResult(
+                "pgd-finds-fgsm",
+                FLAG if only > tol else OK,
+                n,
+                float(only),
+                f"{only} points broken by FGSM but robust to PGD-20; tolerance {tol}",
+            )
+        )
 
     pairs = [(w, b) for w, b in TRANSFER_PAIRS if w in masks and b in masks]
     if not pairs:
@@ -110,28 +131,49 @@ def consistency_checks(masks: dict[str, np.ndarray], n: int) -> list[CheckResult
     else:
         gaps = {w: c[w] - c[b] for w, b in pairs}
         top = max(gaps, key=lambda w: gaps[w])
-        parts = [f"{w} {c[w]} vs {b} {c[b]} ({_only(masks[w], masks[b])} points broken only "
-                 f"by transfer)" for w, b in pairs]  # fmt: skip
-        out.append(CheckResult("whitebox-le-blackbox", FLAG if gaps[top] > tol else OK, n,
-                               float(gaps[top]), "correct: " + "; ".join(parts) +
-                               f"; tolerance {tol}"))  # fmt: skip
+        parts = [
+            f"{w} {c[w]} vs {b} {c[b]} ({_only(masks[w], masks[b])} points broken only by transfer)"
+            for w, b in pairs
+        ]
+        out.append(
+            CheckResult(
+                "whitebox-le-blackbox",
+                FLAG if gaps[top] > tol else OK,
+                n,
+                float(gaps[top]),
+                "correct: " + "; ".join(parts) + f"; tolerance {tol}",
+            )
+        )
 
     if "spsa" not in masks or "pgd20" not in masks:
         out.append(_missing("spsa-not-below-pgd", n, ["spsa", "pgd20"]))
     else:
         gap = c["pgd20"] - c["spsa"]
-        out.append(CheckResult("spsa-not-below-pgd", FLAG if gap > tol else OK, n, float(gap),
-                               f"correct: PGD-20 {c['pgd20']}, SPSA {c['spsa']} "
-                               f"({_only(masks['pgd20'], masks['spsa'])} points broken only by "
-                               f"SPSA); tolerance {tol}"))  # fmt: skip
+        out.append(
+            CheckResult(
+                "spsa-not-below-pgd",
+                FLAG if gap > tol else OK,
+                n,
+                float(gap),
+                f"correct: PGD-20 {c['pgd20']}, SPSA {c['spsa']} "
+                f"({_only(masks['pgd20'], masks['spsa'])} points broken only by "
+                f"SPSA); tolerance {tol}",
+            )
+        )
 
     if "autoattack" not in masks or "pgd20" not in masks:
         out.append(_missing("autoattack-le-pgd20", n, ["autoattack (or its 4 parts)", "pgd20"]))
     else:
         gap = c["autoattack"] - c["pgd20"]
-        out.append(CheckResult("autoattack-le-pgd20", FLAG if gap > tol else OK, n, float(gap),
-                               f"correct: AutoAttack {c['autoattack']}, PGD-20 {c['pgd20']}; "
-                               f"tolerance {tol}"))  # fmt: skip
+        out.append(
+            CheckResult(
+                "autoattack-le-pgd20",
+                FLAG if gap > tol else OK,
+                n,
+                float(gap),
+                f"correct: AutoAttack {c['autoattack']}, PGD-20 {c['pgd20']}; tolerance {tol}",
+            )
+        )
     return out
 
 
@@ -151,8 +193,9 @@ def input_gradient_norms(
     try:
         for lo in range(0, len(y), batch_size):
             xb = to_float(x[lo : lo + batch_size]).to(device).requires_grad_(True)
-            loss = nn.functional.cross_entropy(model(xb), y[lo : lo + batch_size].to(device),
-                                               reduction="sum")  # fmt: skip
+            loss = nn.functional.cross_entropy(
+                model(xb), y[lo : lo + batch_size].to(device), reduction="sum"
+            )
             (g,) = torch.autograd.grad(loss, [xb])
             out.append(g.flatten(1).abs().sum(1).detach().cpu().double().numpy())
     finally:
@@ -166,19 +209,26 @@ def zero_gradient_check(norms: np.ndarray) -> CheckResult:
     tiny = int((norms <= ZERO_GRAD).sum())
     tol = tolerance(n)
     return CheckResult(
-        "zero-gradients", FLAG if tiny > tol else OK, n, tiny / n if n else None,
+        "zero-gradients",
+        FLAG if tiny > tol else OK,
+        n,
+        tiny / n if n else None,
         f"{tiny} of {n} points ({100 * tiny / max(n, 1):.1f}%) have an input-gradient L1 norm "
         f"<= {ZERO_GRAD:g} ({exact} exactly zero or non-finite); tolerance {tol}",
-    )  # fmt: skip
+    )
 
 
 ModelLoader = Callable[[Run, Checkpoint], nn.Module]
 
 
 def _stored_gradient_check(s: Session, run: Run, ckpt: Checkpoint, n: int) -> CheckResult | None:
-    row = s.scalars(select(AuditFlag).where(
-        AuditFlag.run_id == run.id, AuditFlag.checkpoint == ckpt.tag,
-        AuditFlag.check == "zero-gradients")).first()  # fmt: skip
+    row = s.scalars(
+        select(AuditFlag).where(
+            AuditFlag.run_id == run.id,
+            AuditFlag.checkpoint == ckpt.tag,
+            AuditFlag.check == "zero-gradients",
+        )
+    ).first()
     if row is None or row.checkpoint_sha256 != ckpt.sha256 or row.n != n:
         return None
     if row.status == NOT_EVALUATED:
@@ -207,9 +257,11 @@ def audit_checkpoint(
         grad = _compute_gradient_check(run, ckpt, n, data_root, device, loader)
     results.append(grad)
     for r in results:
-        row = s.scalars(select(AuditFlag).where(
-            AuditFlag.run_id == run.id, AuditFlag.checkpoint == tag, AuditFlag.check == r.check
-        )).first() or AuditFlag(run_id=run.id, checkpoint=tag, check=r.check)  # fmt: skip
+        row = s.scalars(
+            select(AuditFlag).where(
+                AuditFlag.run_id == run.id, AuditFlag.checkpoint == tag, AuditFlag.check == r.check
+            )
+        ).first() or AuditFlag(run_id=run.id, checkpoint=tag, check=r.check)
         row.checkpoint_sha256, row.status, row.n = ckpt.sha256, r.status, r.n
         row.value, row.detail, row.created_at = r.value, r.detail[:2000], now()
         s.add(row)
@@ -218,9 +270,13 @@ def audit_checkpoint(
 
 
 def _compute_gradient_check(
-    run: Run, ckpt: Checkpoint, n: int, data_root: str | None, device: str,
+    run: Run,
+    ckpt: Checkpoint,
+    n: int,
+    data_root: str | None,
+    device: str,
     loader: ModelLoader | None,
-) -> CheckResult:  # fmt: skip
+) -> CheckResult:
     from bench import data as bdata
     from bench.loading import checkpoint_model
 
@@ -254,8 +310,9 @@ def audit_runs(
                 rows.append(row)
         for run in rows:
             for ckpt in sorted(run.checkpoints, key=lambda c: c.tag):
-                res = audit_checkpoint(s, run, ckpt.tag, data_root=data_root, device=device,
-                                       loader=loader)  # fmt: skip
+                res = audit_checkpoint(
+                    s, run, ckpt.tag, data_root=data_root, device=device, loader=loader
+                )
                 if res:
                     out[(run.name, ckpt.tag)] = res
     return out
@@ -278,10 +335,17 @@ def audit_records(engine: Engine, runs: list[str] | None = None) -> list[dict[st
         query = query.where(Run.name.in_(runs))
     with Session(engine) as s:
         return [
-            {"run": r.name, "checkpoint": a.checkpoint, "check": a.check, "status": a.status,
-             "n": a.n, "value": a.value, "detail": a.detail}
+            {
+                "run": r.name,
+                "checkpoint": a.checkpoint,
+                "check": a.check,
+                "status": a.status,
+                "n": a.n,
+                "value": a.value,
+                "detail": a.detail,
+            }
             for a, r in s.execute(query).all()
-        ]  # fmt: skip
+        ]
 
 
 def summary_json(results: dict[tuple[str, str], list[CheckResult]]) -> str:

@@ -245,8 +245,15 @@ def eval_cmd(
 def table(
     paper: Annotated[bool, typer.Option("--paper", help="the paper's Table 2 layout")] = False,
     number: Annotated[
-        int, typer.Option("--table", help="with --paper: 2, or 5 (with unlabelled data)")
+        int,
+        typer.Option(
+            "--table", help="with --paper: 2, 3 (black-box), 4 (WRN best/last), 5 (unlabelled)"
+        ),
     ] = 2,
+    ci: Annotated[bool, typer.Option("--ci", help="95% Wilson intervals (tables 2-4)")] = False,
+    autoattack: Annotated[
+        bool, typer.Option("--autoattack", help="add an AutoAttack column (tables 2-4)")
+    ] = False,
     fmt: Annotated[str, typer.Option("--format", help="markdown|csv|json")] = "markdown",
     output: Annotated[Path | None, typer.Option(help="write to a file instead of stdout")] = None,
     db: DbOpt = None,
@@ -257,15 +264,20 @@ def table(
     if not bdb.db_path(db).exists():
         raise LookupError(f"no database at {bdb.db_path(db)}: run `bench run` first")
     df = tables.evaluations_frame(bdb.connect(db))
-    if paper and fmt != "markdown":
-        raise ValueError("--paper renders Markdown; use --format csv/json without --paper")
-    text = tables.render_table2(df) if paper else tables.render_long(df, fmt)
+    if paper and number in (2, 3, 4):  # bench/paper_tables.py: markdown, csv or json
+        from bench.paper_tables import render_paper
+
+        text = render_paper(bdb.connect(db), number, fmt, ci=ci, autoattack=autoattack)
+    elif paper and fmt != "markdown":
+        raise ValueError("--paper --table 5 renders Markdown; use --format csv/json without it")
+    else:
+        text = tables.render_long(df, fmt)
     if paper and number == 5:
         from bench.table5 import render_table5
 
         text = render_table5(bdb.connect(db))
-    elif number not in (2, 5):
-        raise ValueError(f"unknown paper table {number}; valid: 2, 5")
+    elif number not in (2, 3, 4, 5):
+        raise ValueError(f"unknown paper table {number}; valid: 2, 3, 4, 5")
     if output is None:
         typer.echo(text.rstrip("\n"))
     else:
@@ -370,6 +382,7 @@ def demo(
 
 
 # Commands kept in their own module (they import this one) register on `app` here.
+from bench import cli_audit as _cli_audit  # noqa: E402, F401
 from bench import cli_experiments as _cli_experiments  # noqa: E402, F401
 
 

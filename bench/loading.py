@@ -67,8 +67,9 @@ def load_model(
             run, name = _run_for_path(s, file)
             if run is None:
                 raise LookupError(f"run {name!r} of {file} is not in {bdb.db_path(db)}")
-            ckpt = next((c for c in run.checkpoints if Path(c.path).resolve() == file.resolve()),
-                        None)  # fmt: skip
+            ckpt = next(
+                (c for c in run.checkpoints if Path(c.path).resolve() == file.resolve()), None
+            )
             if ckpt is None:  # a copied file: trust its bytes, build the run's architecture
                 from bench.specs import RunSpec
                 from bench.train import build_for_spec

@@ -63,3 +63,68 @@ def table5_value(
     if eps is not None and abs(eps - PAPER_EPS["CIFAR-10"]) > EPS_TOLERANCE:
         return None
     return TABLE5.get((model, defense), {}).get(attack)
+
+
+# Table 3 (black-box transfer, the same models as Table 2) and Table 4 (WRN-34-10 on
+# CIFAR-10, best / last checkpoint), REFERENCE.md §5. Keyed like TABLE2, by our attack
+# presets; Table 4 keys (attack, checkpoint), its Natural and FGSM columns being single.
+TABLE3_SOURCE = "Wang et al., ICLR 2020 (MART), Table 3 (black-box)"
+TABLE4_SOURCE = "Wang et al., ICLR 2020 (MART), Table 4 (WRN-34-10, best / last)"
+_T3_COLS = ("transfer-fgsm", "transfer-pgd10", "transfer-pgd20", "transfer-cw20")
+_T3 = {
+    "standard": ((96.12, 95.73, 95.47, 96.34), (79.98, 80.27, 80.01, 80.85)),
+    "mma": ((96.11, 95.94, 95.81, 96.87), (80.28, 80.52, 80.48, 81.32)),
+    "dynamic": ((97.60, 96.25, 95.82, 97.03), (81.37, 81.71, 81.38, 82.05)),
+    "trades": ((97.49, 96.03, 95.73, 97.20), (81.52, 81.73, 81.53, 82.11)),
+    "mart": ((97.77, 96.96, 96.97, 98.36), (82.75, 82.93, 82.70, 82.95)),
+}
+TABLE3: dict[tuple[str, str], dict[str, float]] = {}
+for _d, (_mn, _cf) in _T3.items():
+    TABLE3[("MNIST", _d)] = dict(zip(_T3_COLS, _mn, strict=True))
+    TABLE3[("CIFAR-10", _d)] = dict(zip(_T3_COLS, _cf, strict=True))
+
+_T4_COLS = (("clean", "best"), ("fgsm", "best"), ("pgd20", "best"), ("pgd20", "last"),
+            ("pgd100", "best"), ("pgd100", "last"), ("cw20", "best"), ("cw20", "last"))  # fmt: skip
+_T4 = {
+    "standard": (87.30, 56.10, 52.68, 49.31, 51.55, 49.03, 50.73, 48.47),
+    "dynamic": (84.51, 63.53, 55.03, 51.70, 54.12, 50.07, 51.34, 49.27),
+    "trades": (84.22, 64.70, 56.40, 53.16, 55.68, 51.27, 51.98, 51.12),
+    "mart": (84.17, 67.51, 58.56, 57.39, 57.88, 55.04, 54.58, 54.53),
+}
+TABLE4: dict[str, dict[tuple[str, str], float]] = {
+    _d: dict(zip(_T4_COLS, _v, strict=True)) for _d, _v in _T4.items()
+}
+TABLE4_MODEL = "wrn-34-10"
+
+
+def paper_number(
+    table: int, dataset: str, defense: str, attack: str, checkpoint: str = "best",
+    eps: float | None = None, model: str | None = None,
+) -> float | None:  # fmt: skip
+    """The paper's number in Table 2, 3 or 4 for one cell, or None where it has none.
+
+    None too where our eps is not the paper's, and, for Table 4, where our model is not
+    WRN-34-10 or the dataset is not CIFAR-10 (the paper's Table 2/3 numbers are for the
+    best checkpoint; Table 4 has best and last).
+    """
+    family = FAMILY.get(dataset, "")
+    if eps is not None and abs(eps - PAPER_EPS.get(family, -1.0)) > EPS_TOLERANCE:
+        return None
+    if table == 2:
+        return TABLE2.get((family, defense), {}).get(attack) if checkpoint == "best" else None
+    if table == 3:
+        return TABLE3.get((family, defense), {}).get(attack) if checkpoint == "best" else None
+    if table == 4:
+        if family != "CIFAR-10" or (model is not None and model != TABLE4_MODEL):
+            return None
+        return TABLE4.get(defense, {}).get((attack, checkpoint))
+    raise ValueError(f"unknown paper table {table}; valid: 2, 3, 4")
+
+
+# RobustBench's published numbers for model-zoo entries (CIFAR-10, Linf, eps 8/255): clean
+# and AutoAttack accuracy %. robustbench 1.1.1 ships no model_info files, so they are here.
+ROBUSTBENCH_SOURCE = "RobustBench leaderboard (CIFAR-10, Linf 8/255)"
+ROBUSTBENCH: dict[str, dict[str, float]] = {
+    "Wang2020Improving": {"clean": 87.50, "autoattack": 56.29},  # MART, WRN-28-10 + 500K
+    "Zhang2019Theoretically": {"clean": 84.92, "autoattack": 53.08},  # TRADES, WRN-34-10
+}

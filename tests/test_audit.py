@@ -61,8 +61,11 @@ def store_run(engine, model_name: str, linear: nn.Module, runs: Path) -> str:
         run = jobs.get_or_create_run(s, spec, runs, None)
         wrapper = Saturated()
         wrapper.body[1].load_state_dict(linear[1].state_dict())
-        save_weights(wrapper, Path(run.run_dir) / "best.safetensors",
-                     {"run": run.name, "epoch": "1", "robust_acc": "0.0"})  # fmt: skip
+        save_weights(
+            wrapper,
+            Path(run.run_dir) / "best.safetensors",
+            {"run": run.name, "epoch": "1", "robust_acc": "0.0"},
+        )
         jobs._sync_checkpoints(s, run, Path(run.run_dir))
         run.status = "done"
         s.commit()
@@ -179,24 +182,52 @@ def test_wilson_interval_hand_values(k: int, n: int, lo: float, hi: float) -> No
 def test_worst_case_is_and_of_masks_on_same_points(tmp_path: Path) -> None:
     engine = bdb.connect(tmp_path / "w.sqlite")
     with Session(engine) as s:
-        run = bdb.Run(key="k", name="r", defense="natural", model="m", dataset="mnist",
-                      preset="p", spec={}, seed=0, run_dir="")  # fmt: skip
+        run = bdb.Run(
+            key="k",
+            name="r",
+            defense="natural",
+            model="m",
+            dataset="mnist",
+            preset="p",
+            spec={},
+            seed=0,
+            run_dir="",
+        )
         s.add(run)
         s.flush()
-        s.add(bdb.Checkpoint(run_id=run.id, tag="best", epoch=1, path="", sha256="A",
-                             robust_acc=0.0))  # fmt: skip
-        for i, (atk, bits, sha) in enumerate([
-            ("fgsm", [1, 1, 0, 1], "A"), ("pgd20", [1, 0, 1, 1], "A"),
-            ("apgd-ce", [1, 1, 1, 0], "A"), ("apgd-t", [1, 1, 1, 1], "A"),
-            ("fab-t", [1, 1, 1, 1], "A"), ("square", [0, 1, 1, 1], "A"),
-            ("cw20", [0, 0, 0, 0], "OLD"),  # another checkpoint file: never mixed in
-        ]):  # fmt: skip
+        s.add(
+            bdb.Checkpoint(run_id=run.id, tag="best", epoch=1, path="", sha256="A", robust_acc=0.0)
+        )
+        for i, (atk, bits, sha) in enumerate(
+            [
+                ("fgsm", [1, 1, 0, 1], "A"),
+                ("pgd20", [1, 0, 1, 1], "A"),
+                ("apgd-ce", [1, 1, 1, 0], "A"),
+                ("apgd-t", [1, 1, 1, 1], "A"),
+                ("fab-t", [1, 1, 1, 1], "A"),
+                ("square", [0, 1, 1, 1], "A"),
+                ("cw20", [0, 0, 0, 0], "OLD"),  # another checkpoint file: never mixed in
+            ]
+        ):
             m = np.array(bits, bool)
-            s.add(bdb.Evaluation(key=str(i), run_id=run.id, checkpoint="best",
-                                 checkpoint_epoch=1, checkpoint_sha256=sha, attack=atk,
-                                 attack_params={}, dataset="mnist", n=4, correct=int(m.sum()),
-                                 accuracy=m.mean(), seconds=0.0, seed=0,
-                                 robust_mask=bdb.pack_mask(m)))  # fmt: skip
+            s.add(
+                bdb.Evaluation(
+                    key=str(i),
+                    run_id=run.id,
+                    checkpoint="best",
+                    checkpoint_epoch=1,
+                    checkpoint_sha256=sha,
+                    attack=atk,
+                    attack_params={},
+                    dataset="mnist",
+                    n=4,
+                    correct=int(m.sum()),
+                    accuracy=m.mean(),
+                    seconds=0.0,
+                    seed=0,
+                    robust_mask=bdb.pack_mask(m),
+                )
+            )
         s.commit()
     mask, n, missing = worst_case(engine, "r", "best", ["fgsm", "pgd20"])
     assert n == 4 and missing == [] and mask.tolist() == [True, False, False, True]
