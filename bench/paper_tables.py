@@ -198,7 +198,12 @@ def _audit_text(sub: pd.DataFrame, flags: dict[tuple[str, str], list[dict]], run
         rows = flags.get((run, str(tag)), [])
         bad = [r["check"] for r in rows if r["status"] == FLAG]
         unk = sum(r["status"] == NOT_EVALUATED for r in rows)
-        text = ", ".join(bad) if bad else ("ok" if rows else "not audited")
+        if not rows:
+            text = "not audited"
+        elif bad:
+            text = ", ".join(bad)
+        else:
+            text = f"no flag in {len(rows) - unk} checks"
         parts.append(f"{tag}: {text}" + (f" ({unk} not evaluated)" if unk else ""))
     return "; ".join(parts)
 
