@@ -154,6 +154,8 @@ def plot_lambda(engine: Engine, job_list: list[Job], out: Path) -> Path:
     ax.set_xticks(range(len(lams)), [f"{v:g}" for v in lams])
     ax.set_xlabel("lambda (MART lam, TRADES beta); evenly spaced ticks")
     ax.set_ylabel("robust accuracy (%)")
+    top = df["best"].max() if df["best"].notna().any() else 0.0
+    ax.set_ylim(0, min(100.0, max(5.0, 1.1 * top)))
     ax.set_title(PANEL_TITLES["d"])
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
