@@ -207,6 +207,8 @@ def expand(name: str, ov: Overrides | None = None, data_root: str | None = None)
     if not arms:
         valid = ", ".join(sorted({a.defense for a in exp.arms}))
         raise ValueError(f"--only {','.join(ov.only)} keeps no arm of {name}; valid: {valid}")
+    if ov.unlabelled is not None and not exp.semi:
+        raise ValueError(f"{name} is supervised: --unlabelled applies to table5-semi only")
     unlabelled = ov.unlabelled or DEFAULT_UNLABELLED.get(dataset)
     if exp.semi and unlabelled is None:
         raise ValueError(

@@ -68,6 +68,8 @@ def test_overrides_apply_and_switch_preset_with_the_data_family() -> None:
     assert defenses_of(only) == ["trades"] * 9 and only[0].spec.preset == "paper-4.1"
     with pytest.raises(ValueError, match="keeps no arm"):
         bexp.expand("fig2-lambda", bexp.Overrides(only=("standard",)))
+    with pytest.raises(ValueError, match="supervised"):
+        bexp.expand("fig2-lambda", bexp.Overrides(unlabelled="heldout:mnist:10000:17000"))
 
 
 def test_ablation_shares_the_mart_run_across_panels_and_with_fig2d() -> None:
@@ -170,7 +172,7 @@ def test_fig2_ablation_end_to_end_through_the_cli(tmp_path: Path) -> None:
     """Two arms (MART, no KL) at tiny scale: train, evaluate, plot; then nothing redone."""
     common = [
         "--model", "tiny-cnn", "--dataset", "mnist", "--train-subset", "128",
-        "--test-subset", "32", "--epochs", "2", "--train-steps", "1", "--batch-size", "64",
+        "--test-subset", "32", "--epochs", "1", "--train-steps", "1", "--batch-size", "64",
         "--only", "mart,mart-no-kl", "--db", str(tmp_path / "e.sqlite"),
     ]  # fmt: skip
     dry = runner.invoke(app, ["experiment", "fig2-ablation", *common, "--dry-run"])
@@ -187,11 +189,11 @@ def test_fig2_ablation_end_to_end_through_the_cli(tmp_path: Path) -> None:
     assert png.exists() and png.stat().st_size > 20_000
     assert mpimg.imread(png).std() > 0.05
     caption = png.with_suffix(".txt").read_text()
-    assert "preset paper-4.2-mnist" in caption and "2 epochs" in caption
+    assert "preset paper-4.2-mnist" in caption and "1 epochs" in caption
     assert "missing" not in caption
     again = runner.invoke(app, ["experiment", "fig2-ablation", *common, "--dry-run"])
     assert again.output.count("done ") == 2 and again.output.count("evals 4/4") == 2
-    assert again.output.count(" 2/2 epochs") == 2
+    assert again.output.count(" 1/1 epochs") == 2
     out2 = tmp_path / "again"
     res = runner.invoke(app, ["plot", "fig2-ablation", *common, "--out", str(out2)])
     assert res.exit_code == 0, res.output
