@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from bench.db import Checkpoint, EpochMetric, Evaluation, Run, now, pack_mask
 from bench.evalctx import EvalContext, custom_evaluator
 from bench.evaluate import robust_points
 from bench.specs import RunSpec
-from bench.train import EpochReport, build_for_spec, train
+from bench.train import EpochReport, build_for_spec, completed_epochs, train
 
 DEFAULT_RUNS_DIR = "results/runs"
 DEFAULT_ATTACKS = ("clean", "fgsm", "pgd20", "cw20")
@@ -100,6 +101,9 @@ def train_job(
         run = get_or_create_run(s, spec, runs_dir, data_root)
         if run.status == "done":
             return run, False
+        done = completed_epochs(Path(run.run_dir))
+        if done:
+            print(f"resuming {run.name} after epoch {done}/{spec.epochs}", file=sys.stderr)
         run.status = "running"
         run.provenance = provenance.collect(device)
         x_tr, _ = bdata.load_split(spec.dataset, True, data_root)

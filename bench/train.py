@@ -55,6 +55,12 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return seed * 1_000_003 + epoch
 
 
+def completed_epochs(run_dir: Path) -> int:
+    """Epochs a run directory has finished (0 when it has no resume state)."""
+    path = run_dir / STATE_FILE
+    return int(load_state(path)["epoch"]) if path.exists() else 0
+
+
 def build_for_spec(spec: RunSpec) -> nn.Module:
     info = bdata.DATASETS.get(spec.dataset)
     torch.manual_seed(spec.seed)
