@@ -131,6 +131,14 @@ def tiny_cnn(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
     return TinyCNN(num_classes, in_channels)
 
 
+@MODELS.register("linear")
+def linear(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
+    """Softmax regression on MNIST (1x28x28) or CIFAR (3x32x32) pixels: learns in a few
+    hundred steps on CPU, so tests get an accurate model whose attacks are easy to reason about."""
+    side = 28 if in_channels == 1 else 32
+    return nn.Sequential(nn.Flatten(), nn.Linear(in_channels * side * side, num_classes))
+
+
 def _cifar_only(name: str, in_channels: int) -> None:
     # The RobustBench classes hard-code a 3-channel stem and 32x32 pooling sizes.
     if in_channels != 3:

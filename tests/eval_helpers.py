@@ -1,8 +1,8 @@
 """Runs for the evaluation-protocol tests (AutoAttack, transfer): trained in seconds on CPU.
 
 The registry's smallest CNN needs many epochs before it learns anything, so these tests
-register a softmax regression (``test-softmax``): one epoch on 1000 real MNIST images gives
-~85% accuracy, which is all a test of the evaluation machinery needs.
+use a softmax regression (the registered ``linear`` model): one epoch on 1000 real MNIST
+images gives ~85% accuracy, which is all a test of the evaluation machinery needs.
 """
 
 from __future__ import annotations
@@ -10,28 +10,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
-from torch import nn
 
 from bench import db as bdb
 from bench import jobs
-from bench.models import MODELS
 from bench.specs import RunSpec, resolve
 
-SOFTMAX = "test-softmax"
-
-
-def softmax_regression(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
-    return nn.Sequential(nn.Flatten(), nn.Linear(in_channels * 28 * 28, num_classes))
-
-
-if SOFTMAX not in MODELS:
-    MODELS.add(SOFTMAX, softmax_regression)
+SOFTMAX = "linear"  # softmax regression, registered in bench.models
 
 
 def trained_run(
     tmp: Path, defense: str = "natural", *, test_subset: int = 32, **overrides: object
 ) -> tuple[Engine, RunSpec]:
-    """A fresh database in ``tmp`` holding one finished run of ``defense`` on test-softmax."""
+    """A fresh database in ``tmp`` holding one finished run of ``defense`` on the linear model."""
     engine = bdb.connect(tmp / "bench.sqlite")
     over = {"epochs": 1, "lr": 0.5, "batch_size": 64, "eps": 0.1, **overrides}
     if defense != "natural":
