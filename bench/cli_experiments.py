@@ -14,7 +14,7 @@ import typer
 
 from bench import db as bdb
 from bench import experiments as bexp
-from bench import jobs, tables
+from bench import jobs
 from bench.cli import DbOpt, DeviceOpt, RootOpt, app, clean_errors, split_list
 from bench.provenance import default_device
 
@@ -136,7 +136,9 @@ def _render(engine, name: str, job_list: list[bexp.Job], plot_dir: Path) -> None
     elif exp.kind == "table5":
         typer.echo(table5.render_table5(engine, runs=names))
     else:
-        typer.echo(tables.render_table2(tables.evaluations_frame(engine, runs=names)))
+        from bench.paper_tables import render_paper
+
+        typer.echo(render_paper(engine, 4 if exp.kind == "table4" else 2, runs=names))
 
 
 @app.command()

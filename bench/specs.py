@@ -129,7 +129,12 @@ def resolve(
     params: dict[str, Any] = {}
     if issubclass(cls, PGDDefense):
         params.update(attack)
-    params.update(p.defense_params.get(defense, {}))
+    # A variant (e.g. mart-no-kl, a subclass of Mart) takes its parent's preset values.
+    for klass in cls.__mro__:
+        preset_params = p.defense_params.get(getattr(klass, "name", ""))
+        if preset_params is not None:
+            params.update({k: v for k, v in preset_params.items() if k in fields})
+            break
     for k, v in (defense_overrides or {}).items():
         if k not in fields:
             raise ValueError(

@@ -76,5 +76,7 @@ def test_spec_resolution_precedence() -> None:
     code = resolve("mart", "wrn-34-10", "cifar10", "mart-code-wrn")
     assert code.params()["step_size"] == 0.007 and code.params()["start"] == "normal"
     assert spec.key != code.key and spec.name.startswith("mnist-smallcnn-mart-paper-4.2-mnist")
+    # Variants inherit their parent's preset values (MART's lam 5 in paper-4.2).
+    assert resolve("mart-no-kl", "smallcnn", "mnist", "paper-4.2-mnist").params()["lam"] == 5
     with pytest.raises(ValueError, match="no parameter 'beta'"):
         resolve("mart", "smallcnn", "mnist", defense_overrides={"beta": 1})
