@@ -148,6 +148,42 @@ class AuditFlag(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=now)
 
 
+def make_evaluation(
+    *,
+    key: str,
+    checkpoint: Checkpoint,
+    attack: str,
+    attack_params: dict[str, Any],
+    dataset: str,
+    data_label: str,
+    robust: np.ndarray,
+    seconds: float,
+    seed: int,
+    device: str,
+) -> Evaluation:
+    """An evaluation row from a per-point robust mask: n, correct and accuracy derive from it."""
+    robust = np.asarray(robust, dtype=bool)
+    n = int(robust.size)
+    return Evaluation(
+        key=key,
+        run_id=checkpoint.run_id,
+        checkpoint=checkpoint.tag,
+        checkpoint_epoch=checkpoint.epoch,
+        checkpoint_sha256=checkpoint.sha256,
+        attack=attack,
+        attack_params=attack_params,
+        dataset=dataset,
+        data_label=data_label,
+        n=n,
+        correct=int(robust.sum()),
+        accuracy=float(robust.mean()) if n else float("nan"),
+        seconds=seconds,
+        seed=seed,
+        device=device,
+        robust_mask=pack_mask(robust),
+    )
+
+
 def pack_mask(mask: np.ndarray) -> bytes:
     return np.packbits(np.asarray(mask, dtype=bool)).tobytes()
 

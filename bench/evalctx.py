@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 import attacks
 from bench import provenance
-from bench.db import Checkpoint, Evaluation, Run, pack_mask
+from bench.db import Checkpoint, Evaluation, Run, make_evaluation
 from bench.specs import RunSpec
 
 
@@ -73,23 +73,17 @@ class EvalContext:
         robust = np.asarray(robust, dtype=bool)
         if robust.shape != (self.n,):
             raise ValueError(f"a mask must cover all {self.n} points, got {robust.shape}")
-        ev = Evaluation(
+        ev = make_evaluation(
             key=self.key(name, params),
-            run_id=self.run.id,
-            checkpoint=self.ckpt.tag,
-            checkpoint_epoch=self.ckpt.epoch,
-            checkpoint_sha256=self.ckpt.sha256,
+            checkpoint=self.ckpt,
             attack=name,
             attack_params={**params, **(extra or {})},
             dataset=self.spec.dataset,
             data_label=self.data_label,
-            n=self.n,
-            correct=int(robust.sum()),
-            accuracy=float(robust.mean()) if self.n else float("nan"),
+            robust=robust,
             seconds=seconds,
             seed=self.seed,
             device=provenance.device_name(self.device),
-            robust_mask=pack_mask(robust),
         )
         self.session.add(ev)
         self.session.commit()

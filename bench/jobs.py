@@ -21,7 +21,7 @@ import attacks
 from bench import data as bdata
 from bench import provenance
 from bench.checkpoints import load_weights, sha256
-from bench.db import Checkpoint, EpochMetric, Evaluation, Run, now, pack_mask
+from bench.db import Checkpoint, EpochMetric, Evaluation, Run, make_evaluation, now
 from bench.evalctx import EvalContext, custom_evaluator
 from bench.evaluate import robust_points
 from bench.specs import RunSpec
@@ -218,23 +218,17 @@ def eval_job(
                     desc=f"{run.defense}/{tag}/{name}",
                     progress=progress,
                 )
-                ev = Evaluation(
+                ev = make_evaluation(
                     key=key,
-                    run_id=run.id,
-                    checkpoint=tag,
-                    checkpoint_epoch=ckpt.epoch,
-                    checkpoint_sha256=ckpt.sha256,
+                    checkpoint=ckpt,
                     attack=name,
                     attack_params=params,
                     dataset=spec.dataset,
                     data_label=label,
-                    n=res.n,
-                    correct=res.correct,
-                    accuracy=res.accuracy,
+                    robust=res.robust,
                     seconds=res.seconds,
                     seed=seed,
                     device=provenance.device_name(device),
-                    robust_mask=pack_mask(res.robust),
                 )
                 s.add(ev)
                 s.commit()

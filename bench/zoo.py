@@ -26,7 +26,7 @@ import attacks
 from bench import data as bdata
 from bench import provenance
 from bench.checkpoints import sha256
-from bench.db import Checkpoint, Evaluation, Run, pack_mask
+from bench.db import Checkpoint, Evaluation, Run, make_evaluation
 from bench.evaluate import robust_points
 from bench.loading import EXTERNAL
 from bench.registry import Registry
@@ -235,23 +235,17 @@ def zoo_eval(
                 desc=f"zoo/{name}/{atk_name}",
                 progress=progress,
             )
-            ev = Evaluation(
+            ev = make_evaluation(
                 key=key,
-                run_id=run.id,
-                checkpoint=ckpt.tag,
-                checkpoint_epoch=0,
-                checkpoint_sha256=ckpt.sha256,
+                checkpoint=ckpt,
                 attack=atk_name,
                 attack_params=params,
                 dataset=dataset,
                 data_label=run.data_label,
-                n=res.n,
-                correct=res.correct,
-                accuracy=res.accuracy,
+                robust=res.robust,
                 seconds=res.seconds,
                 seed=seed,
                 device=provenance.device_name(device),
-                robust_mask=pack_mask(res.robust),
             )
             s.add(ev)
             s.commit()
