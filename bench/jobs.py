@@ -6,16 +6,18 @@ run); ``eval_job`` attacks the stored checkpoints, skipping evaluations already 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from safetensors import safe_open
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
+from torch import Tensor, nn
 
 import attacks
 from bench import data as bdata
@@ -147,6 +149,61 @@ def eval_key(run: Run, ckpt: Checkpoint, attack: str, params: dict, n: int, seed
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def attack_checkpoint(
+    session: Session,
+    run: Run,
+    ckpt: Checkpoint,
+    name: str,
+    x: Tensor,
+    y: Tensor,
+    get_model: Callable[[], nn.Module],
+    *,
+    eps: float,
+    dataset: str,
+    data_label: str,
+    batch_size: int,
+    seed: int,
+    device: str,
+    progress: bool,
+) -> Evaluation:
+    """One attack preset (or clean) on one checkpoint: the stored row if these exact settings
+    were evaluated before, else a new one. ``get_model`` is only called when work is needed."""
+    preset = attacks.PRESETS.get(name)
+    atk = None if preset.attack == "none" else attacks.build(name, eps=eps)
+    params = {"preset": name, "eps": eps} if atk is None else atk.params()
+    params["batch_size"] = batch_size
+    key = eval_key(run, ckpt, name, params, len(y), seed)
+    done = session.scalars(select(Evaluation).where(Evaluation.key == key)).first()
+    if done is not None:
+        return done
+    res = robust_points(
+        get_model(),
+        x,
+        y,
+        atk,
+        batch_size=batch_size,
+        device=device,
+        seed=seed,
+        desc=f"{run.name}/{ckpt.tag}/{name}",
+        progress=progress,
+    )
+    ev = make_evaluation(
+        key=key,
+        checkpoint=ckpt,
+        attack=name,
+        attack_params=params,
+        dataset=dataset,
+        data_label=data_label,
+        robust=res.robust,
+        seconds=res.seconds,
+        seed=seed,
+        device=provenance.device_name(device),
+    )
+    session.add(ev)
+    session.commit()
+    return ev
+
+
 def eval_job(
     engine: Engine,
     run_name: str,
@@ -184,55 +241,49 @@ def eval_job(
             ckpt = ckpts[tag]
             if sha256(Path(ckpt.path)) != ckpt.sha256:
                 raise RuntimeError(f"checkpoint {ckpt.path} changed since it was recorded")
-            model = None
+            get_model = functools.cache(
+                lambda c=ckpt: load_weights(build_for_spec(spec), Path(c.path)).to(device)
+            )
             for name in attack_names:
                 evaluator = custom_evaluator(name)
                 if evaluator is not None:  # AutoAttack chaining, transfer surrogates
                     ctx = EvalContext(
-                        s, run, ckpt, spec, x, y, eps,
-                        lambda c=ckpt: load_weights(build_for_spec(spec), Path(c.path)).to(device),
-                        batch_size, seed, device, data_root, label, progress,
+                        s,
+                        run,
+                        ckpt,
+                        spec,
+                        x,
+                        y,
+                        eps,
+                        get_model,
+                        batch_size,
+                        seed,
+                        device,
+                        data_root,
+                        label,
+                        progress,
                         dict(attack_options or {}),
-                    )  # fmt: skip
+                    )
                     out.append(evaluator(ctx, name))
                     continue
-                preset = attacks.PRESETS.get(name)
-                atk = None if preset.attack == "none" else attacks.build(name, eps=eps)
-                params = {"preset": name, "eps": eps} if atk is None else atk.params()
-                params["batch_size"] = batch_size
-                key = eval_key(run, ckpt, name, params, len(y), seed)
-                done = s.scalars(select(Evaluation).where(Evaluation.key == key)).first()
-                if done is not None:
-                    out.append(done)
-                    continue
-                if model is None:
-                    model = load_weights(build_for_spec(spec), Path(ckpt.path)).to(device)
-                res = robust_points(
-                    model,
-                    x,
-                    y,
-                    atk,
-                    batch_size=batch_size,
-                    device=device,
-                    seed=seed,
-                    desc=f"{run.defense}/{tag}/{name}",
-                    progress=progress,
+                out.append(
+                    attack_checkpoint(
+                        s,
+                        run,
+                        ckpt,
+                        name,
+                        x,
+                        y,
+                        get_model,
+                        eps=eps,
+                        dataset=spec.dataset,
+                        data_label=label,
+                        batch_size=batch_size,
+                        seed=seed,
+                        device=device,
+                        progress=progress,
+                    )
                 )
-                ev = make_evaluation(
-                    key=key,
-                    checkpoint=ckpt,
-                    attack=name,
-                    attack_params=params,
-                    dataset=spec.dataset,
-                    data_label=label,
-                    robust=res.robust,
-                    seconds=res.seconds,
-                    seed=seed,
-                    device=provenance.device_name(device),
-                )
-                s.add(ev)
-                s.commit()
-                out.append(ev)
         run_name = run.name
     # Refresh the gradient-masking audit from what is now stored (bench/audit.py).
     from bench.audit import audit_runs

@@ -10,6 +10,7 @@ file. RobustBench's ``benchmark()`` is never called: our attack loop does the ev
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -26,8 +27,7 @@ import attacks
 from bench import data as bdata
 from bench import provenance
 from bench.checkpoints import sha256
-from bench.db import Checkpoint, Evaluation, Run, make_evaluation
-from bench.evaluate import robust_points
+from bench.db import Checkpoint, Evaluation, Run
 from bench.loading import EXTERNAL
 from bench.registry import Registry
 
@@ -189,7 +189,7 @@ def zoo_eval(
     ``dataset`` defaults to official CIFAR-10, else the offline JPEG stand-in (labelled).
     Returns the run name and the evaluations.
     """
-    from bench.jobs import eval_key
+    from bench.jobs import attack_checkpoint
 
     zoo_registry().get(name)
     names = list(attack_names)
@@ -211,45 +211,26 @@ def zoo_eval(
     with Session(engine, expire_on_commit=False) as s:
         run = get_or_create_zoo_run(s, name, file, dataset, data_root, device)
         ckpt = run.checkpoints[0]
-        model = None
+        get_model = functools.cache(lambda: load_zoo_model(name, checkpoint_file=file).to(device))
         for atk_name in names:
-            preset = attacks.PRESETS.get(atk_name)
-            atk = None if preset.attack == "none" else attacks.build(atk_name, eps=ZOO_EPS)
-            params = {"preset": atk_name, "eps": ZOO_EPS} if atk is None else atk.params()
-            params["batch_size"] = batch_size
-            key = eval_key(run, ckpt, atk_name, params, len(y), seed)
-            done = s.scalars(select(Evaluation).where(Evaluation.key == key)).first()
-            if done is not None:
-                out.append(done)
-                continue
-            if model is None:
-                model = load_zoo_model(name, checkpoint_file=file).to(device)
-            res = robust_points(
-                model,
-                x,
-                y,
-                atk,
-                batch_size=batch_size,
-                device=device,
-                seed=seed,
-                desc=f"zoo/{name}/{atk_name}",
-                progress=progress,
+            out.append(
+                attack_checkpoint(
+                    s,
+                    run,
+                    ckpt,
+                    atk_name,
+                    x,
+                    y,
+                    get_model,
+                    eps=ZOO_EPS,
+                    dataset=dataset,
+                    data_label=run.data_label,
+                    batch_size=batch_size,
+                    seed=seed,
+                    device=device,
+                    progress=progress,
+                )
             )
-            ev = make_evaluation(
-                key=key,
-                checkpoint=ckpt,
-                attack=atk_name,
-                attack_params=params,
-                dataset=dataset,
-                data_label=run.data_label,
-                robust=res.robust,
-                seconds=res.seconds,
-                seed=seed,
-                device=provenance.device_name(device),
-            )
-            s.add(ev)
-            s.commit()
-            out.append(ev)
         run_name = run.name
     from bench.audit import audit_runs
 
