@@ -378,7 +378,9 @@ def demo(
         names.append(spec.name)
         jobs.train_job(engine, spec, device=device, data_root=data_root, progress=progress)
         jobs.eval_job(engine, spec.name, device=device, data_root=data_root, progress=progress)
-    typer.echo(tables.render_table2(tables.evaluations_frame(engine, runs=names)))
+    from bench.paper_tables import render_paper
+
+    typer.echo(render_paper(engine, 2, runs=names))
 
 
 # Commands kept in their own module (they import this one) register on `app` here.
