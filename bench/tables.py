@@ -26,7 +26,8 @@ def evaluations_frame(engine: Engine, runs: list[str] | None = None) -> pd.DataF
 
     Evaluations of a checkpoint file that has since been replaced (a resumed run moves
     "last") stay in the database but are not shown; where the same attack was run more
-    than once on a checkpoint (another subset or seed), the newest evaluation is shown.
+    than once on a checkpoint, the one on the most test points is shown (the newest among
+    those), so a quick check on a smaller subset does not replace a fuller evaluation.
     """
     query = (
         select(Evaluation, Run)
@@ -69,6 +70,8 @@ def evaluations_frame(engine: Engine, runs: list[str] | None = None) -> pd.DataF
     df = pd.DataFrame.from_records(records)
     if df.empty:
         return df
+    # Rows arrive oldest first; a stable sort by n keeps that order within each n.
+    df = df.sort_values("n", kind="stable")
     keep = df.drop_duplicates(["run", "checkpoint", "attack"], keep="last")
     return keep.reset_index(drop=True)
 

@@ -69,3 +69,16 @@ def test_robust_mask_round_trip(tmp_path: Path) -> None:
 def test_table2_shows_paper_number_only_at_paper_eps(tmp_path: Path) -> None:
     text = tables.render_table2(tables.evaluations_frame(fill(tmp_path / "t.sqlite")))
     assert "(96.48)" in text and "— / 50.00" in text
+
+
+def test_a_smaller_later_evaluation_does_not_replace_a_fuller_one(tmp_path: Path) -> None:
+    engine = fill(tmp_path / "t.sqlite")
+    with Session(engine) as s:
+        full = s.query(bdb.Evaluation).filter_by(key="k2").one()
+        row = {c.name: getattr(full, c.name) for c in bdb.Evaluation.__table__.columns}
+        row.update(id=None, key="k3", n=2, correct=0, accuracy=0.0, created_at=None)
+        row["robust_mask"] = bdb.pack_mask(np.zeros(2, dtype=bool))
+        s.add(bdb.Evaluation(**{k: v for k, v in row.items() if v is not None}))
+        s.commit()
+    df = tables.evaluations_frame(engine)
+    assert len(df) == 1 and df.loc[0, "n"] == 4 and df.loc[0, "accuracy"] == 50.0
