@@ -274,7 +274,7 @@ def _notes(evs: pd.DataFrame) -> list[str]:
         notes.append(
             f"- `{run}`: RobustBench model-zoo entry {first['model']} (published checkpoint, "
             f"sha256 {str(first['checkpoint_sha256'])[:12]}), eps {first['eps']:.4g}, "
-            f"{int(r['n'].max())} test points (the first of the test set); "
+            f"{tables.points(r)} (the first of the test set); "
             f"data {first['data_label']}"
         )
     return notes

@@ -136,6 +136,14 @@ def render_table2(df: pd.DataFrame) -> str:
     return "\n\n".join(blocks)
 
 
+def points(evs: pd.DataFrame) -> str:
+    """How many test points a run's evaluations used, naming the attacks that used fewer."""
+    most = int(evs["n"].max())
+    fewer = evs[evs["n"] < most].groupby("n")["attack"].unique()
+    extra = "; ".join(f"{n} for {', '.join(sorted(a))}" for n, a in fewer.items())
+    return f"{most} test points" + (f" ({extra})" if extra else "")
+
+
 def _notes(sub: pd.DataFrame) -> list[str]:
     notes = []
     for label in sorted(sub["data_label"].unique()):
@@ -149,7 +157,7 @@ def _notes(sub: pd.DataFrame) -> list[str]:
         notes.append(
             f"- `{run}`: {first['model']}, eps {first['eps']:.4g}, preset {first['preset']}, "
             f"{first['epochs']} epochs, "
-            f"{first['train_subset']} training images, {int(r['n'].max())} test points "
+            f"{first['train_subset']} training images, {points(r)} "
             f"(the first of the test set); checkpoints {epochs}"
         )
     for atk, r in sub.groupby("attack", sort=False):

@@ -82,3 +82,11 @@ def test_a_smaller_later_evaluation_does_not_replace_a_fuller_one(tmp_path: Path
         s.commit()
     df = tables.evaluations_frame(engine)
     assert len(df) == 1 and df.loc[0, "n"] == 4 and df.loc[0, "accuracy"] == 50.0
+
+
+def test_points_names_attacks_run_on_fewer_test_points() -> None:
+    import pandas as pd
+
+    evs = pd.DataFrame({"n": [500, 500, 100, 100], "attack": ["clean", "pgd20", "square", "fab-t"]})
+    assert tables.points(evs) == "500 test points (100 for fab-t, square)"
+    assert tables.points(evs[evs["n"] == 500]) == "500 test points"
