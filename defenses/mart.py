@@ -26,6 +26,42 @@ def top_wrong_class(probs: Tensor, y: Tensor) -> Tensor:
     return torch.where(top2[:, -1] == y, top2[:, -2], top2[:, -1])
 
 
+def mart_per_example(
+    logits_nat: Tensor,
+    logits_adv: Tensor,
+    y: Tensor,
+    lam: float,
+    *,
+    margin: bool = True,
+    bce_on_natural: bool = False,
+    kl: bool = True,
+    weight: bool = True,
+    mask: Tensor | None = None,
+) -> Tensor:
+    """MART's loss per example; its batch mean is ``mart_loss`` (semi-supervised MART
+    weighs the examples instead). The switches are documented in ``mart_loss``."""
+    p_adv = F.softmax(logits_adv, dim=1)
+    logits_first = logits_nat if bce_on_natural else logits_adv
+    p_first = F.softmax(logits_first, dim=1) if bce_on_natural else p_adv
+    bce = F.cross_entropy(logits_first, y, reduction="none")
+    if margin:
+        wrong = top_wrong_class(p_first, y)
+        bce = bce - torch.log(1.0001 - p_first.gather(1, wrong[:, None]).squeeze(1) + 1e-12)
+    if not (kl or weight):
+        return bce
+    p_nat = F.softmax(logits_nat, dim=1)
+    p_true = p_nat.gather(1, y[:, None]).squeeze(1)
+    if kl:
+        reg = (p_nat * (torch.log(p_nat) - torch.log(p_adv + 1e-12))).sum(dim=1)
+        if weight:
+            reg = reg * (1.0000001 - p_true)
+    else:
+        reg = 1.0000001 - p_true
+    if mask is not None:
+        reg = reg * mask.to(reg.dtype)
+    return bce + lam * reg
+
+
 def mart_loss(
     logits_nat: Tensor,
     logits_adv: Tensor,
@@ -47,27 +83,17 @@ def mart_loss(
     ``mask`` (0/1 per example) applies the regulariser to some examples only; it is still
     divided by the full batch size, so a selected example weighs what it weighs in MART.
     """
-    batch = y.shape[0]
-    p_adv = F.softmax(logits_adv, dim=1)
-    logits_first = logits_nat if bce_on_natural else logits_adv
-    p_first = F.softmax(logits_first, dim=1) if bce_on_natural else p_adv
-    bce = F.cross_entropy(logits_first, y)
-    if margin:
-        wrong = top_wrong_class(p_first, y)
-        bce = bce + F.nll_loss(torch.log(1.0001 - p_first + 1e-12), wrong)
-    if not (kl or weight):
-        return bce
-    p_nat = F.softmax(logits_nat, dim=1)
-    p_true = p_nat.gather(1, y[:, None]).squeeze(1)
-    if kl:
-        reg = (p_nat * (torch.log(p_nat) - torch.log(p_adv + 1e-12))).sum(dim=1)
-        if weight:
-            reg = reg * (1.0000001 - p_true)
-    else:
-        reg = 1.0000001 - p_true
-    if mask is not None:
-        reg = reg * mask.to(reg.dtype)
-    return bce + lam * reg.sum() / batch
+    return mart_per_example(
+        logits_nat,
+        logits_adv,
+        y,
+        lam,
+        margin=margin,
+        bce_on_natural=bce_on_natural,
+        kl=kl,
+        weight=weight,
+        mask=mask,
+    ).mean()
 
 
 @dataclass

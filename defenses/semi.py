@@ -33,28 +33,16 @@ from torch import Tensor, nn
 
 from attacks.losses import kl_to
 from defenses.base import PGDDefense, StepContext
-from defenses.mart import Mart, top_wrong_class
+from defenses.mart import Mart, mart_per_example
 from defenses.trades import Trades
 
 
-def example_weights(y: Tensor, unlabelled: Tensor | None, gamma: float, dtype: torch.dtype):
-    """``w_i``: 1 for labelled examples, ``gamma`` for pseudo-labelled ones."""
-    w = torch.ones(y.shape[0], dtype=dtype, device=y.device)
+def weighted_mean(per_example: Tensor, unlabelled: Tensor | None, gamma: float) -> Tensor:
+    """``sum_i w_i * l_i / B`` with ``w_i`` = 1 (labelled) or ``gamma`` (pseudo-labelled)."""
     if unlabelled is None:
-        return w
-    return torch.where(unlabelled.to(w.device).bool(), torch.full_like(w, gamma), w)
-
-
-def mart_per_example(logits_nat: Tensor, logits_adv: Tensor, y: Tensor, lam: float) -> Tensor:
-    """MART's loss per example, with the official code's constants (REFERENCE.md §1)."""
-    p_adv = F.softmax(logits_adv, dim=1)
-    wrong = top_wrong_class(p_adv, y)
-    margin = -torch.log(1.0001 - p_adv.gather(1, wrong[:, None]).squeeze(1) + 1e-12)
-    bce = F.cross_entropy(logits_adv, y, reduction="none") + margin
-    p_nat = F.softmax(logits_nat, dim=1)
-    kl = (p_nat * (torch.log(p_nat) - torch.log(p_adv + 1e-12))).sum(dim=1)
-    p_true = p_nat.gather(1, y[:, None]).squeeze(1)
-    return bce + lam * kl * (1.0000001 - p_true)
+        return per_example.mean()
+    w = torch.where(unlabelled.to(per_example.device).bool(), gamma, 1.0).to(per_example.dtype)
+    return (w * per_example).sum() / per_example.shape[0]
 
 
 def semi_mart_loss(
@@ -65,8 +53,7 @@ def semi_mart_loss(
     gamma: float,
     unlabelled: Tensor | None = None,
 ) -> Tensor:
-    w = example_weights(y, unlabelled, gamma, logits_adv.dtype)
-    return (w * mart_per_example(logits_nat, logits_adv, y, lam)).sum() / y.shape[0]
+    return weighted_mean(mart_per_example(logits_nat, logits_adv, y, lam), unlabelled, gamma)
 
 
 def rst_loss(
@@ -80,8 +67,7 @@ def rst_loss(
     """TRADES per example (CE on the clean logits + beta * KL), weighted."""
     per = F.cross_entropy(logits_nat, y, reduction="none")
     per = per + beta * kl_to(F.softmax(logits_nat, dim=1), logits_adv)
-    w = example_weights(y, unlabelled, gamma, logits_adv.dtype)
-    return (w * per).sum() / y.shape[0]
+    return weighted_mean(per, unlabelled, gamma)
 
 
 def uat_pp_loss(
@@ -95,8 +81,7 @@ def uat_pp_loss(
     """Adversarial CE + lam * KL(p(x) || p(x')) per example, weighted."""
     per = F.cross_entropy(logits_adv, y, reduction="none")
     per = per + lam * kl_to(F.softmax(logits_nat, dim=1), logits_adv)
-    w = example_weights(y, unlabelled, gamma, logits_adv.dtype)
-    return (w * per).sum() / y.shape[0]
+    return weighted_mean(per, unlabelled, gamma)
 
 
 @dataclass
