@@ -3,7 +3,7 @@
 ``AutoAttackPart`` runs one of the four attacks of the standard ensemble (APGD-CE, APGD-T,
 FAB-T, Square) with the settings ``AutoAttack(version="standard")`` gives it, so that each
 can be stored as its own evaluation and an interrupted AutoAttack evaluation resumes
-attack by attack (``bench/autoattack_eval.py`` chains them over the still-robust points).
+attack by attack (``bench/eval/autoattack.py`` chains them over the still-robust points).
 ``AutoAttackStandard`` runs the whole ensemble in one call, for use outside the database.
 
 Chores done here once, because pyautoattack does not:
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from attacks.base import Attack
+from attacks.base import Attack, AttackPreset, add_preset, register
 
 STANDARD_ORDER = ("apgd-ce", "apgd-t", "fab-t", "square")
 
@@ -121,12 +121,13 @@ def run_autoattack(
     return x_adv
 
 
+@register
 @dataclasses.dataclass
 class AutoAttackPart(Attack):
     """One attack of the standard AutoAttack ensemble (``part``), standard settings by default.
 
     On its own it attacks every point it is given; chaining over the points still robust
-    after the earlier parts is the caller's job (``bench/autoattack_eval.py``).
+    after the earlier parts is the caller's job (``bench/eval/autoattack.py``).
     """
 
     part: str = "apgd-ce"
@@ -154,6 +155,7 @@ class AutoAttackPart(Attack):
         return run_autoattack(model, x, y, self.eps, (self.part,), self.seed, **self.settings())
 
 
+@register
 @dataclasses.dataclass
 class AutoAttackStandard(AutoAttackPart):
     """The whole standard ensemble in one call: APGD-CE, APGD-T, FAB-T, Square."""
@@ -169,3 +171,29 @@ class AutoAttackStandard(AutoAttackPart):
         out.pop("part")
         out["parts"] = list(STANDARD_ORDER)
         return out
+
+
+for _part, _label in zip(STANDARD_ORDER, ("APGD-CE", "APGD-T", "FAB-T", "Square"), strict=True):
+    add_preset(
+        _part,
+        AttackPreset(
+            "autoattack-part",
+            {"part": _part},
+            label=_label,
+            source="AutoAttack standard (pyautoattack 0.2.0 settings); on the points still "
+            "robust after the earlier parts when evaluated through the database",
+            kind="score-based" if _part == "square" else "white-box",
+            protocol="autoattack",
+        ),
+    )
+add_preset(
+    "autoattack",
+    AttackPreset(
+        "autoattack",
+        label="AutoAttack",
+        source="AutoAttack standard (Croce & Hein 2020; RobustBench): worst case over "
+        "APGD-CE, APGD-T (9 targets), FAB-T (9 targets), Square (5000 queries)",
+        kind="ensemble",
+        protocol="autoattack",
+    ),
+)

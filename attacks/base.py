@@ -12,10 +12,13 @@ from __future__ import annotations
 import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any, ClassVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
 
 import torch
 from torch import Tensor, nn
+
+from bench.core.registry import Registry
 
 # Float slack for the eps-ball check: 8/255 stored in float32 and re-projected.
 BOUND_TOL = 1e-5
@@ -77,3 +80,48 @@ class Attack(ABC):
 
 
 AttackFn = Callable[[nn.Module, Tensor, Tensor], Tensor]
+
+
+A = TypeVar("A", bound=type[Attack])
+ATTACKS: Registry[type[Attack]] = Registry("attack")
+
+
+def register(cls: A) -> A:
+    """Class decorator: an attack file registers its class (``ATTACKS.get(cls.name)``)."""
+    ATTACKS.add(cls.name, cls)
+    return cls
+
+
+@dataclass(frozen=True)
+class AttackPreset:
+    """A named evaluation protocol: the attack class, its settings, and where they come from."""
+
+    attack: str
+    params: dict[str, Any] = field(default_factory=dict)
+    step_fraction: float | None = None  # step size as a fraction of eps
+    label: str = ""
+    source: str = ""
+    # white-box | score-based (queries outputs only) | ensemble | transfer (needs a surrogate)
+    kind: str = "white-box"
+    # How bench evaluates it (bench/eval/protocols.py): "single" (one attack loop over the
+    # test points), "autoattack" (parts chained over the points still robust), "transfer"
+    # (crafted on a surrogate run), or "clean" (no attack).
+    protocol: str = "single"
+
+    def resolve(self, eps: float, **overrides: Any) -> dict[str, Any]:
+        params: dict[str, Any] = {"eps": eps, **self.params}
+        if self.step_fraction is not None:
+            params["step_size"] = eps * self.step_fraction
+        params.update(overrides)
+        return params
+
+
+PRESETS: Registry[AttackPreset] = Registry("attack preset")
+
+
+def add_preset(name: str, preset: AttackPreset) -> None:
+    """Register a named evaluation protocol (next to the attack class it uses)."""
+    PRESETS.add(name, preset)
+
+
+add_preset("clean", AttackPreset("none", label="Natural", source="no attack", protocol="clean"))

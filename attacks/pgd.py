@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from attacks.base import Attack, input_grad, project
+from attacks.base import Attack, AttackPreset, add_preset, input_grad, project, register
 from attacks.losses import attack_loss
 
 STARTS = ("uniform", "normal", "none")
@@ -30,6 +30,7 @@ def random_start(x: Tensor, eps: float, start: str, sigma: float) -> Tensor:
     raise ValueError(f"unknown start {start!r}; valid: {', '.join(STARTS)}")
 
 
+@register
 @dataclasses.dataclass
 class PGD(Attack):
     """``steps`` signed-gradient steps of size ``step_size``, projected after each.
@@ -86,6 +87,7 @@ class PGD(Attack):
         return x_adv
 
 
+@register
 @dataclasses.dataclass
 class FGSM(Attack):
     """One signed-gradient step of size eps on CE, no random start (Goodfellow et al.)."""
@@ -99,6 +101,7 @@ class FGSM(Attack):
         return project(x + self.eps * grad.sign(), x, self.eps)
 
 
+@register
 @dataclasses.dataclass
 class CWInf(PGD):
     """CW-inf: PGD on the CW margin (kappa 0) with the true class masked out."""
@@ -110,3 +113,37 @@ class CWInf(PGD):
         super().__post_init__()
         if self.loss != "cw":
             raise ValueError("CW-inf always uses the margin loss; use 'pgd' for other losses")
+
+
+add_preset("fgsm", AttackPreset("fgsm", label="FGSM", source="MART paper §4.2"))
+for _k in (10, 20, 100):
+    add_preset(
+        f"pgd{_k}",
+        AttackPreset(
+            "pgd",
+            {"steps": _k, "start": "uniform", "restarts": 1, "loss": "ce"},
+            step_fraction=0.1,
+            label=f"PGD-{_k}",
+            source="MART paper §4: random start, step eps/10",
+        ),
+    )
+add_preset(
+    "cw20",
+    AttackPreset(
+        "cw",
+        {"steps": 20, "start": "uniform", "restarts": 1},
+        step_fraction=0.1,
+        label="CW-inf",
+        source="MART paper §4.2: CW-inf optimised by PGD (steps as PGD-20; unverified)",
+    ),
+)
+add_preset(
+    "pgd20-r5",
+    AttackPreset(
+        "pgd",
+        {"steps": 20, "start": "uniform", "restarts": 5, "loss": "ce"},
+        step_fraction=0.1,
+        label="PGD-20 x5",
+        source="PGD-20 of MART §4 with 5 random restarts (a gradient-masking check)",
+    ),
+)

@@ -18,10 +18,11 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from attacks.base import Attack, project
+from attacks.base import Attack, AttackPreset, add_preset, project, register
 from attacks.losses import cw_margin
 
 
+@register
 @dataclasses.dataclass
 class SPSA(Attack):
     """Adam (``lr``) on SPSA gradient estimates of the margin ``max_{k != y} z_k - z_y``.
@@ -92,3 +93,17 @@ class SPSA(Attack):
             step = self.lr * m_hat / (v_hat.sqrt() + self.adam_eps)
             x_adv[idx] = project(x_adv[idx] + step, x[idx], self.eps)
         return x_adv
+
+
+add_preset(
+    "spsa",
+    AttackPreset(
+        "spsa",
+        {"steps": 100, "lr": 0.01, "delta": 0.01, "samples": 128, "sample_chunk": 32},
+        label="SPSA",
+        source="Uesato et al. 2018 via the MART paper §4.2 (Adam lr 0.01, 128 antithetic "
+        "Rademacher samples, delta 0.01, margin loss); 100 iterations assumed: neither the "
+        "paper nor the MART repo states it, 100 is the common cleverhans setting (unverified)",
+        kind="score-based",
+    ),
+)

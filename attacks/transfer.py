@@ -4,7 +4,7 @@ The examples are crafted with a white-box preset (``base``: fgsm, pgd10, pgd20, 
 separately trained *surrogate* and only then shown to the defended model, which the attack
 never queries. The surrogate is a model object, not a setting: it is attached with
 ``with_surrogate`` and described in ``params()`` by the run name and checkpoint hash the
-caller gives (``bench/transfer_eval.py`` trains and records it).
+caller gives (``bench/eval/transfer.py`` trains and records it).
 """
 
 from __future__ import annotations
@@ -14,11 +14,13 @@ from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
-from attacks.base import Attack
+from attacks.base import PRESETS, Attack, AttackPreset, add_preset, register
+from attacks.pgd import FGSM  # noqa: F401  (the white-box presets must exist first)
 
 TRANSFER_BASES = ("fgsm", "pgd10", "pgd20", "cw20")
 
 
+@register
 @dataclasses.dataclass
 class Transfer(Attack):
     """White-box preset ``base`` run on the surrogate; the target model is never queried."""
@@ -51,3 +53,19 @@ class Transfer(Attack):
 
         crafted = attacks.build(self.base, eps=self.eps).params()
         return {**super().params(), "crafted_with": crafted}
+
+
+for _base in TRANSFER_BASES:
+    _wb = PRESETS.get(_base)
+    add_preset(
+        f"transfer-{_base}",
+        AttackPreset(
+            "transfer",
+            {"base": _base},
+            label=f"{_wb.label} (transfer)",
+            source="MART paper §4.2 / Table 3: crafted on a naturally trained surrogate "
+            "(ResNet-50 for CIFAR-10, the defense's architecture for MNIST)",
+            kind="transfer",
+            protocol="transfer",
+        ),
+    )

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 import attacks
 from bench import data as bdata
-from bench.evaluate import robust_points, to_float
+from bench.eval.loop import robust_points, to_float
 from bench.models import build_model
 
 # Images per preset (the slow ones are scaled): fgsm, pgd20, pgd100, cw20 run on 100.

@@ -20,9 +20,9 @@ import torch
 
 import attacks
 from bench import data as bdata
-from bench.evaluate import robust_points
-from bench.specs import resolve
-from bench.train import EpochReport, build_for_spec, train
+from bench.eval.loop import robust_points
+from bench.spec.run import resolve
+from bench.train.loop import EpochReport, build_for_spec, train
 
 
 def epoch_seconds(defense: str, n: int, device: str, epochs: int) -> float:

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from defenses.base import PGDDefense, StepContext
+from defenses.base import PGDDefense, StepContext, register
 
 PAIR_REDUCTIONS = ("example", "element")
 
@@ -39,14 +39,17 @@ def alp_loss(
     return ce + lam * logit_pairing(logits_adv, logits_nat, reduction)
 
 
+@register
 @dataclass
 class ALP(PGDDefense):
     lam: float = 0.5
     pair_reduction: str = "example"
     name: ClassVar[str] = "alp"
+    display_name: ClassVar[str] = "ALP"
     summary: ClassVar[str] = "CE on clean+adv batch + lam * ||z(x') - z(x)||^2, PGD on CE"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.pair_reduction not in PAIR_REDUCTIONS:
             raise ValueError(f"unknown pair_reduction {self.pair_reduction!r}")
 

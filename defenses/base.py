@@ -9,13 +9,18 @@ Each defense keeps its objective as a pure function of logits, tested on its own
 from __future__ import annotations
 
 import dataclasses
+import math
+import typing
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from torch import Tensor, nn
 
 from attacks.pgd import PGD
+from bench.core.registry import Registry
+
+D = TypeVar("D", bound="Defense")
 
 
 @dataclass(frozen=True)
@@ -25,7 +30,7 @@ class StepContext:
     epoch: int  # 0-based
     epochs: int
     indices: Tensor | None = None
-    # Semi-supervised runs: True where the example's label is a pseudo-label (bench/semi.py).
+    # Semi-supervised runs: True where the label is a pseudo-label (bench/data/unlabelled.py).
     unlabelled: Tensor | None = None
 
 
@@ -33,6 +38,23 @@ class StepContext:
 class Defense(ABC):
     name: ClassVar[str] = "defense"
     summary: ClassVar[str] = ""
+    display_name: ClassVar[str] = ""  # how tables name it, e.g. "TRADES"; default: name
+    # Numeric parameters that may be negative (none by default: weights, budgets, steps).
+    signed_params: ClassVar[tuple[str, ...]] = ()
+
+    def __post_init__(self) -> None:
+        """Coerce and check every parameter once, where it enters: types, finiteness, sign."""
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, _checked(self.name, f.name, hints[f.name], getattr(self, f.name)))
+            value = getattr(self, f.name)
+            numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if numeric and value < 0 and f.name not in self.signed_params:
+                raise ValueError(f"{self.name}: {f.name} must be >= 0, got {value}")
+
+    @classmethod
+    def title(cls) -> str:
+        return cls.display_name or cls.name
 
     def perturb(self, model: nn.Module, x: Tensor, y: Tensor, ctx: StepContext) -> Tensor | None:
         """Training adversarial examples for the batch, or None for no inner attack."""
@@ -76,6 +98,15 @@ class PGDDefense(Defense):
     start_sigma: float = 0.001
     inner_loss: ClassVar[str] = "ce"
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.start not in STARTS:
+            raise ValueError(
+                f"{self.name}: unknown start {self.start!r}; valid: {', '.join(STARTS)}"
+            )
+        if self.eps > 1:
+            raise ValueError(f"{self.name}: eps must be in [0, 1], got {self.eps}")
+
     def inner_attack(self) -> PGD:
         return PGD(
             eps=self.eps,
@@ -88,3 +119,37 @@ class PGDDefense(Defense):
 
     def perturb(self, model: nn.Module, x: Tensor, y: Tensor, ctx: StepContext) -> Tensor | None:
         return self.inner_attack()(model, x, y)
+
+
+DEFENSES: Registry[type[Defense]] = Registry("defense")
+
+
+def register(cls: type[D]) -> type[D]:
+    """Class decorator: a defense file registers itself (``DEFENSES.get(cls.name)``)."""
+    DEFENSES.add(cls.name, cls)
+    return cls
+
+
+_TRUE, _FALSE = ("1", "true", "yes"), ("0", "false", "no")
+STARTS = ("uniform", "normal", "none")
+
+
+def _checked(defense: str, key: str, kind: Any, value: Any) -> Any:
+    """``value`` checked against the field's type (an int where a float is declared is fine)."""
+    where = f"{defense}: {key}"
+    if kind is bool:
+        text = str(value).strip().lower()
+        if isinstance(value, bool) or text in _TRUE + _FALSE:
+            return value if isinstance(value, bool) else text in _TRUE
+        raise ValueError(f"{where} must be true or false, got {value!r}")
+    if kind in (int, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{where} must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ValueError(f"{where} must be finite, got {value}")
+        if kind is int and value != int(value):
+            raise ValueError(f"{where} must be a whole number, got {value}")
+        return value  # not coerced: the spec keeps what was given (its key depends on it)
+    if kind is str and not isinstance(value, str):
+        raise ValueError(f"{where} must be text, got {value!r}")
+    return value

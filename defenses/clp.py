@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from defenses.alp import PAIR_REDUCTIONS, logit_pairing
-from defenses.base import Defense, StepContext
+from defenses.base import Defense, StepContext, register
 
 
 def clp_loss(logits: Tensor, y: Tensor, lam: float, reduction: str = "example") -> Tensor:
@@ -26,14 +26,17 @@ def clp_loss(logits: Tensor, y: Tensor, lam: float, reduction: str = "example") 
     return ce + lam * logit_pairing(logits[:half], logits[half : 2 * half], reduction)
 
 
+@register
 @dataclass
 class CLP(Defense):
     lam: float = 0.5
     pair_reduction: str = "example"
     name: ClassVar[str] = "clp"
+    display_name: ClassVar[str] = "CLP"
     summary: ClassVar[str] = "CE(x) + lam * ||z(x_a) - z(x_b)||^2 over clean pairs (no attack)"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.pair_reduction not in PAIR_REDUCTIONS:
             raise ValueError(f"unknown pair_reduction {self.pair_reduction!r}")
 

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from attacks.base import check_bounds, input_grad, project
 from attacks.pgd import random_start
-from defenses.base import PGDDefense, StepContext
+from defenses.base import PGDDefense, StepContext, register
 
 ORIGINS = ("start", "natural")
 
@@ -47,6 +47,7 @@ def fosc_criterion(epoch: int, epochs: int, c_max: float, t_fraction: float) -> 
     return max(c_max - c_max * epoch / t_end, 0.0)
 
 
+@register
 @dataclass
 class Dynamic(PGDDefense):
     c_max: float = 0.5
@@ -54,13 +55,13 @@ class Dynamic(PGDDefense):
     fosc_origin: str = "start"
     weight_by_loss: bool = False
     name: ClassVar[str] = "dynamic"
+    display_name: ClassVar[str] = "Dynamic"
     summary: ClassVar[str] = "CE(x') with PGD stopped per example once FOSC <= c_t (c_t -> 0)"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.fosc_origin not in ORIGINS:
             raise ValueError(f"unknown fosc_origin {self.fosc_origin!r}; valid: {ORIGINS}")
-        if isinstance(self.weight_by_loss, str):  # `--param weight_by_loss=true` is a string
-            self.weight_by_loss = self.weight_by_loss.strip().lower() in ("1", "true", "yes")
         self.weight_by_loss = bool(self.weight_by_loss)
 
     def perturb(self, model: nn.Module, x: Tensor, y: Tensor, ctx: StepContext) -> Tensor | None:

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from defenses.base import PGDDefense, StepContext
+from defenses.base import PGDDefense, StepContext, register
 
 
 def top_wrong_class(probs: Tensor, y: Tensor) -> Tensor:
@@ -96,10 +96,12 @@ def mart_loss(
     ).mean()
 
 
+@register
 @dataclass
 class Mart(PGDDefense):
     lam: float = 6.0
     name: ClassVar[str] = "mart"
+    display_name: ClassVar[str] = "MART"
     summary: ClassVar[str] = "BCE(x') + lam * KL(p(x) || p(x')) * (1 - p_y(x)), PGD on CE"
 
     def loss(

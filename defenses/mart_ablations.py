@@ -22,7 +22,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from defenses.base import StepContext
+from defenses.base import StepContext, register
 from defenses.mart import Mart, mart_loss
 
 _M32 = 0xFFFFFFFF
@@ -75,57 +75,72 @@ class _MartVariant(Mart):
         return None
 
 
+@register
 @dataclass
 class MartNoKL(_MartVariant):
     use_kl: ClassVar[bool] = False
     name: ClassVar[str] = "mart-no-kl"
+    display_name: ClassVar[str] = "MART w/o KL"
     summary: ClassVar[str] = "MART ablation: BCE(x') + lam * (1 - p_y(x)), KL removed"
 
 
+@register
 @dataclass
 class MartNoWeight(_MartVariant):
     use_weight: ClassVar[bool] = False
     name: ClassVar[str] = "mart-no-weight"
+    display_name: ClassVar[str] = "MART w/o weight"
     summary: ClassVar[str] = "MART ablation: BCE(x') + lam * KL(p(x) || p(x')), 1-p removed"
 
 
+@register
 @dataclass
 class MartNoKLNoWeight(_MartVariant):
     use_kl: ClassVar[bool] = False
     use_weight: ClassVar[bool] = False
     name: ClassVar[str] = "mart-no-kl-no-weight"
+    display_name: ClassVar[str] = "MART w/o KL, w/o weight"
     summary: ClassVar[str] = "MART ablation: BCE(x') only (KL and 1-p removed; lam unused)"
 
 
+@register
 @dataclass
 class MartCE(_MartVariant):
     margin: ClassVar[bool] = False
     name: ClassVar[str] = "mart-ce"
+    display_name: ClassVar[str] = "MART, CE for BCE"
     summary: ClassVar[str] = "MART ablation: CE instead of BCE on x'"
 
 
+@register
 @dataclass
 class MartBCENat(_MartVariant):
     bce_on_natural: ClassVar[bool] = True
     name: ClassVar[str] = "mart-bce-nat"
+    display_name: ClassVar[str] = "MART, BCE on natural"
     summary: ClassVar[str] = "MART ablation: BCE on natural x instead of x', KL term unchanged"
 
 
+@register
 @dataclass
 class MartKLInner(_MartVariant):
     inner_loss: ClassVar[str] = "kl"
     name: ClassVar[str] = "mart-kl-inner"
+    display_name: ClassVar[str] = "MART, KL inner attack"
     summary: ClassVar[str] = "MART ablation: inner PGD maximises KL(p(x) || p(x')) instead of CE"
 
 
+@register
 @dataclass
 class MartFrac(_MartVariant):
     fraction: float = 0.5
     select_seed: int = 0
     name: ClassVar[str] = "mart-frac"
+    display_name: ClassVar[str] = "MART on a fraction"
     summary: ClassVar[str] = "MART ablation: KL * (1 - p) on a fixed random fraction of the data"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not 0.0 <= self.fraction <= 1.0:
             raise ValueError(f"fraction must be in [0, 1], got {self.fraction}")
 
@@ -133,14 +148,3 @@ class MartFrac(_MartVariant):
         if ctx.indices is None:
             raise ValueError("mart-frac selects examples by index: it needs ctx.indices")
         return selected(ctx.indices, self.fraction, self.select_seed).to(y.device)
-
-
-VARIANTS: tuple[type[Mart], ...] = (
-    MartNoKL,
-    MartNoWeight,
-    MartNoKLNoWeight,
-    MartCE,
-    MartBCENat,
-    MartKLInner,
-    MartFrac,
-)

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attacks.base import input_grad
-from defenses.base import Defense, StepContext
+from defenses.base import Defense, StepContext, register
 
 SEARCH_RANGE = 1.05  # the bisection's upper end, as a multiple of d_max (official code)
 
@@ -135,6 +135,7 @@ def an_pgd(
     return x_margin.detach(), eps_star
 
 
+@register
 @dataclass
 class MMA(Defense):
     """Defaults follow the official CIFAR-10 L-inf config; the MNIST preset sets the rest."""
@@ -146,9 +147,11 @@ class MMA(Defense):
     search_steps: int = 10
     clean_coeff: float = 1 / 3
     name: ClassVar[str] = "mma"
+    display_name: ClassVar[str] = "MMA"
     summary: ClassVar[str] = "2/3 CE at each example's margin eps* (AN-PGD, hinge d_max) + 1/3 CE"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         # eps* per training example index, grown on demand (not a hyperparameter).
         self._eps = torch.zeros(0)
 

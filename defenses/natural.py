@@ -8,12 +8,14 @@ from typing import ClassVar
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from defenses.base import Defense, StepContext
+from defenses.base import Defense, StepContext, register
 
 
+@register
 @dataclass
 class Natural(Defense):
     name: ClassVar[str] = "natural"
+    display_name: ClassVar[str] = "Natural"
     summary: ClassVar[str] = "CE on clean examples (no defense)"
 
     def loss(

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attacks.losses import kl_to
-from defenses.base import PGDDefense, StepContext
+from defenses.base import PGDDefense, StepContext, register
 from defenses.mart import Mart, mart_per_example
 from defenses.trades import Trades
 
@@ -84,10 +84,12 @@ def uat_pp_loss(
     return weighted_mean(per, unlabelled, gamma)
 
 
+@register
 @dataclass
 class MartSemi(Mart):
     gamma: float = 1.0
     name: ClassVar[str] = "mart-semi"
+    display_name: ClassVar[str] = "MART"
     summary: ClassVar[str] = "MART on labelled + gamma * MART on pseudo-labelled data (§3.3)"
 
     def loss(
@@ -97,10 +99,12 @@ class MartSemi(Mart):
         return semi_mart_loss(model(x), model(x_adv), y, self.lam, self.gamma, ctx.unlabelled)
 
 
+@register
 @dataclass
 class RST(Trades):
     gamma: float = 1.0
     name: ClassVar[str] = "rst"
+    display_name: ClassVar[str] = "RST"
     summary: ClassVar[str] = "RST: TRADES on labelled + gamma * pseudo-labelled data"
 
     def loss(
@@ -110,11 +114,13 @@ class RST(Trades):
         return rst_loss(model(x), model(x_adv), y, self.beta, self.gamma, ctx.unlabelled)
 
 
+@register
 @dataclass
 class UATPlusPlus(PGDDefense):
     lam: float = 6.0
     gamma: float = 1.0
     name: ClassVar[str] = "uat++"
+    display_name: ClassVar[str] = "UAT++"
     summary: ClassVar[str] = "UAT++: CE(x') + lam * KL(p(x) || p(x')), PGD on CE; gamma on unlab."
 
     def loss(
@@ -122,6 +128,3 @@ class UATPlusPlus(PGDDefense):
     ) -> Tensor:
         assert x_adv is not None
         return uat_pp_loss(model(x), model(x_adv), y, self.lam, self.gamma, ctx.unlabelled)
-
-
-SEMI_DEFENSES = (MartSemi, RST, UATPlusPlus)

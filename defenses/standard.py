@@ -8,12 +8,14 @@ from typing import ClassVar
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from defenses.base import PGDDefense, StepContext
+from defenses.base import PGDDefense, StepContext, register
 
 
+@register
 @dataclass
 class Standard(PGDDefense):
     name: ClassVar[str] = "standard"
+    display_name: ClassVar[str] = "Standard"
     summary: ClassVar[str] = "PGD-AT (Madry): CE on adversarial examples from PGD on CE"
 
     def loss(

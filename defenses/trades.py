@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attacks.losses import kl_to
-from defenses.base import PGDDefense, StepContext
+from defenses.base import PGDDefense, StepContext, register
 
 
 def trades_loss(logits_nat: Tensor, logits_adv: Tensor, y: Tensor, beta: float) -> Tensor:
@@ -22,10 +22,12 @@ def trades_loss(logits_nat: Tensor, logits_adv: Tensor, y: Tensor, beta: float) 
     return F.cross_entropy(logits_nat, y) + beta * robust
 
 
+@register
 @dataclass
 class Trades(PGDDefense):
     beta: float = 6.0
     name: ClassVar[str] = "trades"
+    display_name: ClassVar[str] = "TRADES"
     summary: ClassVar[str] = "CE(x) + beta * KL(p(x) || p(x')), PGD on the KL term"
     inner_loss: ClassVar[str] = "kl"
 

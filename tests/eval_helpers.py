@@ -11,9 +11,9 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
-from bench import db as bdb
 from bench import jobs
-from bench.specs import RunSpec, resolve
+from bench.spec.run import RunSpec, resolve
+from bench.store import db as bdb
 
 SOFTMAX = "linear"  # softmax regression, registered in bench.models
 

@@ -10,7 +10,7 @@ import torch
 
 import defenses
 from bench.cli import parse_params
-from bench.specs import resolve
+from bench.spec.run import resolve
 from defenses.base import StepContext
 from defenses.mart import mart_loss
 from defenses.mart_ablations import selected, unit_hash

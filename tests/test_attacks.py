@@ -12,7 +12,7 @@ from torch import nn
 import attacks
 from attacks.base import BoundViolation, check_bounds
 from attacks.losses import cw_margin
-from bench.evaluate import robust_points
+from bench.eval.loop import robust_points
 
 EVAL_ATTACKS = [n for n in attacks.PRESETS.names() if n != "clean"]
 # Cheap settings for the slow protocols, by attack class (their own test files check the
@@ -31,7 +31,7 @@ def test_invariants(name: str, trained_linear: nn.Module, mnist_small) -> None:
     x_copy = x.clone()
     model = trained_linear.train()  # the attack must switch to eval and back
     atk = attacks.build(name, eps=0.1, **CHEAP.get(attacks.PRESETS.get(name).attack, {}))
-    if isinstance(atk, attacks.Transfer):
+    if isinstance(atk, Transfer):
         atk.with_surrogate(copy.deepcopy(model))
     x_adv = atk(model, x, y)
     assert torch.equal(x, x_copy), "input mutated"
@@ -65,7 +65,7 @@ def test_bound_check_rejects_out_of_ball() -> None:
         check_bounds(torch.full((2, 3), 1.5), torch.ones(2, 3), 0.6)
 
 
-class Escaping(attacks.PGD):
+class Escaping(PGD):
     """A broken attack that ignores the projection: the base must catch it."""
 
     def perturb(self, model, x, y):

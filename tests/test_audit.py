@@ -16,11 +16,11 @@ from torch import nn
 
 import attacks
 from bench import audit, jobs
-from bench import db as bdb
-from bench.checkpoints import save_weights
+from bench.eval.perpoint import wilson_interval, worst_case
 from bench.models import MODELS
-from bench.perpoint import wilson_interval, worst_case
-from bench.specs import resolve
+from bench.spec.run import resolve
+from bench.store import db as bdb
+from bench.store.checkpoints import save_weights
 
 ATTACKS = ("clean", "fgsm", "pgd20", "cw20", "spsa")
 

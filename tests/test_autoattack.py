@@ -18,8 +18,8 @@ from torch import nn
 import attacks
 from attacks.autoattack import STANDARD_ORDER, AutoAttackPart, standard_autoattack
 from attacks.base import check_bounds
-from bench import db as bdb
 from bench import jobs
+from bench.store import db as bdb
 
 CHEAP = {"n_iter": 10, "n_target_classes": 3, "n_queries": 100}
 

@@ -12,7 +12,7 @@ from conftest import requires_mnist
 from PIL import Image
 
 from bench import data as bdata
-from bench.registry import UnknownNameError
+from bench.core.registry import UnknownNameError
 
 SHARED = bdata.resolve_root(None)
 has_cifar_jpeg = (SHARED / "cifar10-jpeg" / "test.tar.gz").is_file()

@@ -11,10 +11,10 @@ from conftest import requires_mnist
 from tests_helpers import binary_linear
 
 import defenses
-from bench.checkpoints import load_state, save_state
 from bench.models import MODELS
-from bench.specs import resolve
-from bench.train import Interrupted, train
+from bench.spec.run import resolve
+from bench.store.checkpoints import load_state, save_state
+from bench.train.loop import Interrupted, train
 from defenses.alp import alp_loss
 from defenses.base import StepContext
 from defenses.clp import clp_loss

@@ -10,12 +10,12 @@ from conftest import requires_mnist
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from bench import db as bdb
-from bench import experiments as bexp
 from bench import plots
 from bench.cli import app
-from bench.reference import table5_value
-from bench.specs import resolve
+from bench.core.reference import table5_value
+from bench.spec import experiments as bexp
+from bench.spec.run import resolve
+from bench.store import db as bdb
 
 runner = CliRunner()
 TINY = bexp.Overrides(

@@ -14,7 +14,7 @@ from conftest import requires_mnist
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bench import db as bdb
+from bench.store import db as bdb
 
 ARGS = [
     "run", "--defense", "standard", "--model", "tiny-cnn", "--dataset", "mnist",

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
+from bench.core.registry import UnknownNameError
 from bench.models import MODELS, build_model, count_parameters
-from bench.registry import UnknownNameError
 
 MNIST_MODELS = {"smallcnn", "tiny-cnn", "linear"}
 BIG = {"resnet50", "wrn-34-10", "wrn-34-8", "wrn-28-10"}  # build + one eval forward only

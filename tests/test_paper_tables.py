@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from bench.report.paper import paper_frame, render_paper
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from bench import db as bdb
 from bench.cli import app
-from bench.paper_tables import paper_frame, render_paper
-from bench.reference import paper_number
+from bench.core.reference import paper_number
+from bench.store import db as bdb
 
 EPS_C, EPS_M = 8 / 255, 0.3
 

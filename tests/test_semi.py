@@ -15,11 +15,11 @@ from sqlalchemy.orm import Session
 
 import defenses
 from bench import data as bdata
-from bench import db as bdb
 from bench import jobs, semi
-from bench.checkpoints import load_weights, sha256
-from bench.specs import RunSpec, resolve
-from bench.train import build_for_spec
+from bench.spec.run import RunSpec, resolve
+from bench.store import db as bdb
+from bench.store.checkpoints import load_weights, sha256
+from bench.train.loop import build_for_spec
 from defenses.base import StepContext
 from defenses.mart import mart_loss
 from defenses.semi import rst_loss, semi_mart_loss, uat_pp_loss

@@ -11,7 +11,7 @@ from torch import nn
 import attacks
 from attacks.base import check_bounds
 from attacks.spsa import SPSA
-from bench.evaluate import robust_points
+from bench.eval.loop import robust_points
 
 
 def test_preset_is_the_papers_setting() -> None:

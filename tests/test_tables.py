@@ -8,9 +8,9 @@ import numpy as np
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from bench import db as bdb
 from bench import tables
-from bench.specs import resolve
+from bench.spec.run import resolve
+from bench.store import db as bdb
 
 
 def fill(path: Path) -> Engine:

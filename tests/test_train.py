@@ -9,9 +9,9 @@ import torch
 from conftest import requires_mnist
 
 import defenses
-from bench.checkpoints import load_state
-from bench.specs import resolve
-from bench.train import Interrupted, train
+from bench.spec.run import resolve
+from bench.store.checkpoints import load_state
+from bench.train.loop import Interrupted, train
 
 pytestmark = requires_mnist
 

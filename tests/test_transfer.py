@@ -17,13 +17,13 @@ from torch import nn
 import attacks
 from attacks.transfer import Transfer
 from bench import data as bdata
-from bench import db as bdb
 from bench import jobs
-from bench.checkpoints import load_weights
-from bench.evaluate import robust_points
-from bench.specs import RunSpec, resolve
-from bench.train import build_for_spec
-from bench.transfer_eval import surrogate_spec
+from bench.eval.loop import robust_points
+from bench.eval.transfer import surrogate_spec
+from bench.spec.run import RunSpec, resolve
+from bench.store import db as bdb
+from bench.store.checkpoints import load_weights
+from bench.train.loop import build_for_spec
 
 
 def test_surrogate_defaults_follow_the_paper() -> None:

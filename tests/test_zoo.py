@@ -8,18 +8,18 @@ from pathlib import Path
 
 import pytest
 import torch
+from bench.report.paper import paper_frame
 from conftest import requires_mnist
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 import bench
 from bench import data as bdata
-from bench import db as bdb
 from bench import jobs, zoo
-from bench.checkpoints import save_weights
 from bench.cli import app
-from bench.paper_tables import paper_frame
-from bench.specs import resolve
+from bench.spec.run import resolve
+from bench.store import db as bdb
+from bench.store.checkpoints import save_weights
 
 ZOO_NAME = "Ding2020MMA"  # WRN-28-4 with per-image standardisation: ~5.8M parameters
 
@@ -87,7 +87,7 @@ def test_load_model_round_trip(tmp_path: Path, monkeypatch) -> None:
     model = torch.nn.Module()
     with Session(engine) as s:
         run = jobs.get_or_create_run(s, spec, tmp_path / "runs", None)
-        from bench.train import build_for_spec
+        from bench.train.loop import build_for_spec
 
         model = build_for_spec(spec)
         torch.nn.init.normal_(model.net[0].weight)

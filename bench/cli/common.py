@@ -1,0 +1,153 @@
+"""What every command shares: the Typer app, common options, and the error boundary.
+
+The boundary (``clean_errors``) is where bad input becomes one line on stderr and exit
+code 2: registry misses, out-of-range values, unreadable databases or checkpoints,
+missing data, unwritable output. An interrupt (Ctrl-C) prints what was kept and how to
+resume, and exits with 130.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from sqlalchemy.exc import SQLAlchemyError
+
+import attacks
+from bench import data as bdata
+from bench.core.constants import CHECKPOINTS, DEFAULT_ATTACKS
+from bench.core.registry import UnknownNameError
+from bench.spec.evaluation import parse_value
+from bench.store import db as bdb
+from bench.store.checkpoints import CheckpointError
+
+HELP = """Train and evaluate adversarially robust classifiers (MART, ICLR 2020, and baselines).
+
+Results go to one SQLite database (--db, env BENCH_DB); every number says how it was
+obtained. Start with `bench demo`, then `bench table --paper`.
+"""
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=HELP)
+F = TypeVar("F", bound=Callable[..., Any])
+
+DbOpt = Annotated[
+    Path | None,
+    typer.Option("--db", help="SQLite file [env BENCH_DB; default results/bench.sqlite]"),
+]
+RootOpt = Annotated[
+    str | None, typer.Option("--data-root", help="data folder [env BENCH_DATA_ROOT]")
+]
+DeviceOpt = Annotated[
+    str | None, typer.Option(help="cpu, cuda, cuda:1 ... [default: cuda if available]")
+]
+AttacksOpt = Annotated[
+    str, typer.Option("--attacks", help="comma-separated attack presets (bench ls attacks)")
+]
+AttackParamOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--attack-param",
+        help="attack option ATTACK.KEY=VALUE, e.g. autoattack.n_iter=10, "
+        "transfer-pgd20.surrogate_model=resnet18 (repeatable)",
+    ),
+]
+DEFAULT_ATTACK_LIST = ",".join(DEFAULT_ATTACKS)
+EXPECTED = (
+    UnknownNameError,
+    ValueError,
+    LookupError,
+    bdata.DataNotFoundError,
+    bdb.DatabaseError,
+    CheckpointError,
+    FloatingPointError,
+)
+
+
+def fail(msg: str) -> None:
+    typer.echo(f"error: {msg}", err=True)
+    raise typer.Exit(2)
+
+
+def clean_errors(fn: F) -> F:
+    """Expected errors -> one line on stderr and exit code 2 (no traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except EXPECTED as e:
+            fail(" ".join(str(e).split()))
+        except SQLAlchemyError as e:
+            fail(f"database error: {' '.join(str(getattr(e, 'orig', e)).split())[:200]}")
+        except OSError as e:
+            fail(f"{e.strerror or e}: {e.filename}" if e.filename else str(e))
+        except KeyboardInterrupt:
+            typer.echo(
+                "interrupted: finished epochs and evaluations are kept in the database; "
+                "run the same command again to resume",
+                err=True,
+            )
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def split_list(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def check_attacks(names: list[str]) -> list[str]:
+    if not names:
+        raise ValueError("--attacks names no attack")
+    for n in names:
+        attacks.PRESETS.get(n)
+    return names
+
+
+def check_checkpoints(text: str) -> list[str]:
+    tags = split_list(text)
+    for t in tags:
+        if t not in CHECKPOINTS:
+            raise ValueError(f"unknown checkpoint {t!r}; valid: {', '.join(CHECKPOINTS)}")
+    return tags
+
+
+def parse_params(items: list[str]) -> dict[str, Any]:
+    """``["lam=6", "kl=false"]`` -> ``{"lam": 6, "kl": False}`` (values checked by the defense)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--param expects key=value, got {item!r}")
+        out[key.strip()] = parse_value(value)
+    return out
+
+
+def existing_db(db: Path | None) -> Any:
+    """The engine of a database that must already exist (read-only commands)."""
+    path = bdb.db_path(db)
+    if not path.exists():
+        raise LookupError(f"no database at {path}: run `bench run` or `bench demo` first")
+    return bdb.connect(db)
+
+
+def write_output(text: str, output: Path | None) -> None:
+    """Print, or write to ``output`` whole (a temporary file renamed, so never half-written)."""
+    if output is None:
+        typer.echo(text.rstrip("\n"))
+        return
+    tmp = output.with_name(output.name + ".tmp")
+    tmp.write_text(text.rstrip("\n") + "\n")
+    tmp.replace(output)
+    typer.echo(f"wrote {output}", err=True)
+
+
+def print_evals(evs: list[bdb.Evaluation]) -> None:
+    for e in evs:
+        typer.echo(
+            f"{e.checkpoint:>4} (epoch {e.checkpoint_epoch:>3})  {e.attack:<8} "
+            f"{100 * e.accuracy:6.2f}%  ({e.correct}/{e.n}, {e.seconds:.1f}s)"
+        )

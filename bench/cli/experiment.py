@@ -1,0 +1,169 @@
+"""``bench experiment`` and ``bench plot``: the paper's tables and figures as named jobs.
+
+Both commands take the same overrides, because the overrides are part of each run's spec:
+``bench plot NAME`` with the options given to ``bench experiment NAME`` finds its runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bench.cli.common import DbOpt, DeviceOpt, RootOpt, app, clean_errors, existing_db, split_list
+from bench.core.provenance import check_device
+from bench.jobs import DEFAULT_RUNS_DIR
+from bench.jobs.experiments import describe_jobs, run_experiment
+from bench.report import plots
+from bench.report.render import render_paper, render_table5
+from bench.spec import experiments as bexp
+from bench.store import db as bdb
+
+ModelOpt = Annotated[str | None, typer.Option(help="override the experiment's model")]
+DatasetOpt = Annotated[
+    str | None, typer.Option(help="override the data set (e.g. mnist, cifar10-jpeg)")
+]
+PresetOpt = Annotated[str | None, typer.Option(help="training preset [default: the experiment's]")]
+EpochsOpt = Annotated[int | None, typer.Option(min=1)]
+BatchOpt = Annotated[int | None, typer.Option(min=1)]
+LrOpt = Annotated[float | None, typer.Option(min=0.0)]
+StepsOpt = Annotated[int | None, typer.Option(min=0, help="inner PGD steps")]
+TrainSubOpt = Annotated[int | None, typer.Option(min=1, help="first N training images")]
+TestSubOpt = Annotated[int | None, typer.Option(min=1, help="first N test images")]
+UnlabOpt = Annotated[
+    str | None,
+    typer.Option(help="unlabelled source: folder, .npy/.pt, or heldout:DATASET:START:STOP"),
+]
+OnlyOpt = Annotated[str | None, typer.Option(help="comma-separated defenses to keep")]
+
+
+def _overrides(
+    model: str | None,
+    dataset: str | None,
+    preset: str | None,
+    epochs: int | None,
+    batch_size: int | None,
+    lr: float | None,
+    train_steps: int | None,
+    train_subset: int | None,
+    test_subset: int | None,
+    seed: int,
+    unlabelled: str | None,
+    only: str | None,
+) -> bexp.Overrides:
+    return bexp.Overrides(
+        model=model,
+        dataset=dataset,
+        preset=preset,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        train_steps=train_steps,
+        train_subset=train_subset,
+        test_subset=test_subset,
+        seed=seed,
+        unlabelled=unlabelled,
+        only=tuple(split_list(only or "")),
+    )
+
+
+@app.command()
+@clean_errors
+def experiment(
+    name: Annotated[str, typer.Argument(help="experiment name (bench ls experiments)")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="list the jobs only")] = False,
+    model: ModelOpt = None,
+    dataset: DatasetOpt = None,
+    preset: PresetOpt = None,
+    epochs: EpochsOpt = None,
+    batch_size: BatchOpt = None,
+    lr: LrOpt = None,
+    train_steps: StepsOpt = None,
+    train_subset: TrainSubOpt = None,
+    test_subset: TestSubOpt = None,
+    seed: int = 0,
+    unlabelled: UnlabOpt = None,
+    only: OnlyOpt = None,
+    plot_dir: Annotated[Path, typer.Option(help="where figures go")] = Path("results/plots"),
+    device: DeviceOpt = None,
+    db: DbOpt = None,
+    runs_dir: Annotated[Path, typer.Option(help="where checkpoints go")] = Path(DEFAULT_RUNS_DIR),
+    data_root: RootOpt = None,
+    progress: bool = True,
+) -> None:
+    """Run a named experiment (a table or figure of the paper): what is missing is done."""
+    ov = _overrides(
+        model, dataset, preset, epochs, batch_size, lr, train_steps,
+        train_subset, test_subset, seed, unlabelled, only,
+    )  # fmt: skip
+    job_list = bexp.expand(name, ov, data_root)
+    engine = bdb.connect(db)
+    exp = bexp.EXPERIMENTS.get(name)
+    typer.echo(f"{name}: {exp.description} ({exp.source}); {len(job_list)} job(s)")
+    m, d, p = bexp.settings(exp, ov)
+    typer.echo(f"  model {m}, data set {d}, preset {p}; attacks {', '.join(exp.attacks)}")
+    for line in describe_jobs(engine, job_list):
+        typer.echo(f"  {line}")
+    if dry_run:
+        return
+    device = check_device(device)
+
+    def announce(job: bexp.Job, stage: str) -> None:
+        if stage == "start":
+            typer.echo(f"== {job.spec.name} ({job.role})", err=True)
+
+    run_experiment(
+        engine,
+        job_list,
+        runs_dir=runs_dir,
+        device=device,
+        data_root=data_root,
+        progress=progress,
+        on_job=announce,
+    )
+    _render(engine, name, job_list, plot_dir)
+
+
+def _render(engine, name: str, job_list: list[bexp.Job], plot_dir: Path) -> None:
+    from bench import plots
+
+    exp = bexp.EXPERIMENTS.get(name)
+    names = [j.spec.name for j in job_list if j.role == "run"]
+    if exp.kind in plots.PLOTTERS:
+        path = plots.plot_experiment(engine, name, job_list, plot_dir)
+        typer.echo(f"wrote {path} (caption in {path.with_suffix('.txt')})")
+    elif exp.kind == "table5":
+        typer.echo(render_table5(engine, runs=names))
+    else:
+        typer.echo(render_paper(engine, 4 if exp.kind == "table4" else 2, runs=names))
+
+
+@app.command()
+@clean_errors
+def plot(
+    name: Annotated[str, typer.Argument(help="a figure experiment: fig2-ablation, fig2-lambda")],
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("results/plots"),
+    model: ModelOpt = None,
+    dataset: DatasetOpt = None,
+    preset: PresetOpt = None,
+    epochs: EpochsOpt = None,
+    batch_size: BatchOpt = None,
+    lr: LrOpt = None,
+    train_steps: StepsOpt = None,
+    train_subset: TrainSubOpt = None,
+    test_subset: TestSubOpt = None,
+    seed: int = 0,
+    only: OnlyOpt = None,
+    db: DbOpt = None,
+    data_root: RootOpt = None,
+) -> None:
+    """Render a figure of the paper from the database (same overrides as `experiment`)."""
+    engine = existing_db(db)
+    ov = _overrides(
+        model, dataset, preset, epochs, batch_size, lr, train_steps,
+        train_subset, test_subset, seed, None, only,
+    )  # fmt: skip
+    job_list = bexp.expand(name, ov, data_root)
+    path = plots.plot_experiment(engine, name, job_list, out)
+    typer.echo(f"wrote {path} (caption in {path.with_suffix('.txt')})")

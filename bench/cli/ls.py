@@ -1,0 +1,66 @@
+"""``bench ls``: what the harness knows (registries) and what the database holds."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+import attacks
+import defenses
+from bench import data as bdata
+from bench.cli.common import DbOpt, app, clean_errors
+from bench.cli.run import all_runs
+from bench.models import MODELS
+from bench.report.render import describe_semi_run
+from bench.spec.experiments import EXPERIMENTS
+from bench.spec.presets import TRAIN_PRESETS
+from bench.store import db as bdb
+
+
+@app.command("ls")
+@clean_errors
+def ls(
+    what: Annotated[
+        str, typer.Argument(help="defenses|attacks|models|datasets|presets|runs|all")
+    ] = "all",
+    db: DbOpt = None,
+) -> None:
+    """List what the harness knows."""
+    kinds = ("defenses", "attacks", "models", "datasets", "presets", "experiments", "runs")
+    if what != "all" and what not in kinds:
+        raise ValueError(f"unknown listing {what!r}; valid: all, {', '.join(kinds)}")
+    show = kinds if what == "all" else (what,)
+    if "defenses" in show:
+        typer.echo("defenses:")
+        width = max(len(n) for n in defenses.DEFENSES.names())
+        for n, cls in defenses.DEFENSES.items():
+            typer.echo(f"  {n:<{width}} {cls.summary}")
+    if "attacks" in show:
+        typer.echo("attacks (presets):")
+        for n, p in attacks.PRESETS.items():
+            typer.echo(f"  {n:<12} {p.label:<8} {p.attack} {p.params} ({p.source})")
+    if "models" in show:
+        typer.echo("models:\n  " + ", ".join(MODELS.names()))
+    if "datasets" in show:
+        typer.echo("datasets:")
+        for n, info in bdata.DATASETS.items():
+            typer.echo(f"  {n:<14} {info.label}")
+    if "presets" in show:
+        typer.echo("training presets:")
+        for n, p in TRAIN_PRESETS.items():
+            typer.echo(f"  {n:<16} {p.source}; {p.notes}")
+    if "experiments" in show:
+        typer.echo("experiments (bench experiment NAME --dry-run):")
+        for n, e in EXPERIMENTS.items():
+            arms = ", ".join(dict.fromkeys(a.defense for a in e.arms))
+            typer.echo(f"  {n:<15} {e.description}; {e.model}/{e.dataset}/{e.preset}: {arms}")
+    if "runs" in show:
+        path = bdb.db_path(db)
+        rows = all_runs(bdb.connect(db)) if path.exists() else []
+        typer.echo(f"runs in {path}:" if rows else f"runs: none in {path}")
+        for r in rows:
+            typer.echo(f"  {r.name:<60} {r.status:<11} {r.epochs_done}/{r.spec['epochs']} epochs")
+            semi_line = describe_semi_run(r.spec, r.provenance)
+            if semi_line:
+                typer.echo(f"    + {semi_line}")

@@ -1,0 +1,78 @@
+"""``bench table`` and ``bench audit``: results from the database, as tables or checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bench.cli.common import DbOpt, DeviceOpt, RootOpt, app, clean_errors, existing_db, write_output
+from bench.core.provenance import check_device
+from bench.eval import audit as baudit
+from bench.report.frames import evaluations_frame
+from bench.report.render import check_format, render_long, render_paper, render_table5
+
+
+@app.command()
+@clean_errors
+def table(
+    paper: Annotated[bool, typer.Option("--paper", help="the paper's Table 2 layout")] = False,
+    number: Annotated[
+        int | None,
+        typer.Option(
+            "--table",
+            help="with --paper: 2 (default), 3 (black-box), 4 (WRN best/last), 5 (unlabelled)",
+        ),
+    ] = None,
+    ci: Annotated[bool, typer.Option("--ci", help="95% Wilson intervals (tables 2-4)")] = False,
+    autoattack: Annotated[
+        bool, typer.Option("--autoattack", help="add an AutoAttack column (tables 2-4)")
+    ] = False,
+    fmt: Annotated[str, typer.Option("--format", help="markdown|csv|json")] = "markdown",
+    output: Annotated[Path | None, typer.Option(help="write to a file instead of stdout")] = None,
+    db: DbOpt = None,
+) -> None:
+    """Render results from the database: every evaluation, or a paper table (--paper)."""
+    check_format(fmt)
+    if number is not None and not paper:
+        raise ValueError("--table chooses a paper table: add --paper")
+    number = 2 if number is None else number
+    if number not in (2, 3, 4, 5):
+        raise ValueError(f"unknown paper table {number}; valid: 2, 3, 4, 5")
+    if paper and number == 5 and (ci or autoattack):
+        raise ValueError("--ci and --autoattack apply to tables 2-4")
+    engine = existing_db(db)
+    if not paper:
+        text = render_long(evaluations_frame(engine), fmt)
+    elif number == 5:
+        text = render_table5(engine, fmt=fmt)
+    else:
+        text = render_paper(engine, number, fmt, ci=ci, autoattack=autoattack)
+    write_output(text, output)
+
+
+@app.command("audit")
+@clean_errors
+def audit_cmd(
+    runs: Annotated[list[str] | None, typer.Argument(help="run names [default: all]")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="markdown|json")] = "markdown",
+    device: DeviceOpt = None,
+    db: DbOpt = None,
+    data_root: RootOpt = None,
+) -> None:
+    """Recompute the gradient-masking audit of evaluated checkpoints (docs/audit.md)."""
+    if fmt not in ("markdown", "json"):
+        raise ValueError(f"unknown format {fmt!r}; valid: markdown, json")
+    engine = existing_db(db)
+    res = baudit.audit_runs(engine, runs or None, data_root=data_root, device=check_device(device))
+    if fmt == "json":
+        typer.echo(baudit.summary_json(res))
+        return
+    if not res:
+        typer.echo("nothing to audit: no evaluations of current checkpoints")
+    for (run, tag), checks in res.items():
+        flagged = [c.check for c in checks if c.status == baudit.FLAG]
+        typer.echo(f"{run} ({tag}): " + (", ".join(flagged) + " FLAGGED" if flagged else "ok"))
+        for c in checks:
+            typer.echo(f"  {c.check:<22} {c.status:<13} {c.detail}")

@@ -1,0 +1,223 @@
+"""``bench run``, ``bench eval`` and ``bench demo``: train, attack, and the quick demo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bench.cli.common import (
+    DEFAULT_ATTACK_LIST,
+    AttackParamOpt,
+    AttacksOpt,
+    DbOpt,
+    DeviceOpt,
+    RootOpt,
+    app,
+    check_attacks,
+    check_checkpoints,
+    clean_errors,
+    existing_db,
+    parse_params,
+    print_evals,
+    split_list,
+)
+from bench.core.constants import EVAL_BATCH, RunStatus
+from bench.core.provenance import check_device
+from bench.jobs import DEFAULT_RUNS_DIR, eval_job, train_job
+from bench.report.render import render_paper
+from bench.spec.auxiliary import attach_unlabelled
+from bench.spec.evaluation import parse_attack_params
+from bench.spec.run import resolve
+from bench.store import db as bdb
+
+
+def default_dataset(model: str) -> str:
+    return "mnist" if model in ("smallcnn", "tiny-cnn") else "cifar10"
+
+
+def all_runs(engine: Any) -> list[bdb.Run]:
+    with Session(engine) as s:
+        return list(s.scalars(select(bdb.Run).order_by(bdb.Run.id)))
+
+
+@app.command()
+@clean_errors
+def run(
+    defense: Annotated[str, typer.Option(help="defense name (bench ls defenses)")],
+    model: Annotated[str, typer.Option(help="model name (bench ls models)")],
+    dataset: Annotated[
+        str | None, typer.Option(help="default: mnist for smallcnn, else cifar10")
+    ] = None,
+    preset: Annotated[str | None, typer.Option(help="training preset (bench ls presets)")] = None,
+    epochs: Annotated[int | None, typer.Option(min=1)] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1)] = None,
+    lr: Annotated[float | None, typer.Option(min=0.0)] = None,
+    momentum: Annotated[float | None, typer.Option(min=0.0)] = None,
+    weight_decay: Annotated[float | None, typer.Option(min=0.0)] = None,
+    milestones: Annotated[
+        str | None, typer.Option(help="epochs where lr drops, e.g. 75,90")
+    ] = None,
+    eps: Annotated[
+        float | None, typer.Option(min=0.0, help="L-inf budget (training and eval)")
+    ] = None,
+    train_steps: Annotated[int | None, typer.Option(min=0, help="inner PGD steps")] = None,
+    train_step_size: Annotated[float | None, typer.Option(min=0.0)] = None,
+    start: Annotated[str | None, typer.Option(help="inner PGD start: uniform|normal|none")] = None,
+    param: Annotated[
+        list[str] | None, typer.Option(help="defense parameter key=value, e.g. lam=6")
+    ] = None,
+    seed: int = 0,
+    train_subset: Annotated[int | None, typer.Option(min=1, help="first N training images")] = None,
+    test_subset: Annotated[int | None, typer.Option(min=1, help="first N test images")] = None,
+    unlabelled: Annotated[
+        str | None,
+        typer.Option(help="semi-supervised: folder, .npy/.pt, or heldout:DATASET:START:STOP"),
+    ] = None,
+    evaluate: Annotated[
+        bool, typer.Option("--eval/--no-eval", help="evaluate after training")
+    ] = True,
+    attack_list: AttacksOpt = DEFAULT_ATTACK_LIST,
+    attack_param: AttackParamOpt = None,
+    device: DeviceOpt = None,
+    db: DbOpt = None,
+    runs_dir: Annotated[Path, typer.Option(help="where checkpoints go")] = Path(DEFAULT_RUNS_DIR),
+    data_root: RootOpt = None,
+    progress: bool = True,
+) -> None:
+    """Train a defense (resuming an interrupted run), then evaluate it."""
+    dataset = dataset or default_dataset(model)
+    names = check_attacks(split_list(attack_list)) if evaluate else []
+    options = parse_attack_params(attack_param or [], names)
+    device = check_device(device)
+    overrides = {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "momentum": momentum,
+        "weight_decay": weight_decay,
+        "milestones": tuple(int(m) for m in split_list(milestones)) if milestones else None,
+        "eps": eps,
+        "steps": train_steps,
+        "step_size": train_step_size,
+        "start": start,
+    }
+    spec = resolve(
+        defense,
+        model,
+        dataset,
+        preset,
+        seed=seed,
+        train_subset=train_subset,
+        test_subset=test_subset,
+        overrides=overrides,
+        defense_overrides=parse_params(param or []),
+    )
+    if unlabelled is not None:  # pseudo-labelled by a natural run, trained when missing
+        spec = attach_unlabelled(spec, unlabelled, data_root)
+    engine = bdb.connect(db)
+    typer.echo(f"run {spec.name} on {device}", err=True)
+    run_row, trained = train_job(
+        engine, spec, runs_dir=runs_dir, device=device, data_root=data_root, progress=progress
+    )
+    if not trained:
+        typer.echo(f"already trained: {run_row.name} (in {bdb.db_path(db)})", err=True)
+    if names:
+        evs = eval_job(
+            engine,
+            spec.name,
+            attack_names=names,
+            device=device,
+            data_root=data_root,
+            progress=progress,
+            attack_options=options,
+        )
+        print_evals(evs)
+
+
+@app.command("eval")
+@clean_errors
+def eval_cmd(
+    runs: Annotated[list[str] | None, typer.Argument(help="run names (bench ls runs)")] = None,
+    all_runs: Annotated[bool, typer.Option("--all", help="every finished run")] = False,
+    attack_list: AttacksOpt = DEFAULT_ATTACK_LIST,
+    attack_param: AttackParamOpt = None,
+    checkpoint: Annotated[str, typer.Option(help="best,last")] = "best,last",
+    test_subset: Annotated[int | None, typer.Option(min=1, help="first N test images")] = None,
+    eps: Annotated[float | None, typer.Option(min=0.0, help="default: the run's eps")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="test points per batch")] = EVAL_BATCH,
+    seed: int = 0,
+    device: DeviceOpt = None,
+    db: DbOpt = None,
+    data_root: RootOpt = None,
+    progress: bool = True,
+) -> None:
+    """Attack stored checkpoints; evaluations already in the database are skipped."""
+    names = check_attacks(split_list(attack_list))
+    options = parse_attack_params(attack_param or [], names)
+    tags = check_checkpoints(checkpoint)
+    device = check_device(device)
+    engine = existing_db(db)
+    targets = list(runs or [])
+    if all_runs:
+        targets += [r.name for r in all_runs(engine) if r.status == RunStatus.DONE]
+    if not targets:
+        raise ValueError("name at least one run, or pass --all")
+    for name in targets:
+        evs = eval_job(
+            engine,
+            name,
+            attack_names=names,
+            checkpoints=tags,
+            test_subset=test_subset,
+            eps=eps,
+            device=device,
+            data_root=data_root,
+            batch_size=batch_size,
+            seed=seed,
+            progress=progress,
+            attack_options=options,
+        )
+        typer.echo(name)
+        print_evals(evs)
+
+
+@app.command()
+@clean_errors
+def demo(
+    train_subset: Annotated[int, typer.Option(min=1)] = 2000,
+    test_subset: Annotated[int, typer.Option(min=1)] = 500,
+    epochs: Annotated[int | None, typer.Option(min=1, help="default: the preset's")] = None,
+    preset: Annotated[str, typer.Option(help="training preset")] = "demo-mnist",
+    db: Annotated[Path, typer.Option("--db")] = Path("results/demo.sqlite"),
+    device: DeviceOpt = None,
+    data_root: RootOpt = None,
+    progress: bool = True,
+) -> None:
+    """A quick real run: Standard, TRADES and MART on an MNIST subset, then Table 2.
+
+    The default preset `demo-mnist` uses eps 0.1 so that minutes of CPU training learn
+    something; the table then omits the paper's eps-0.3 numbers. Use
+    `--preset paper-4.2-mnist --epochs 50` (and a GPU) for the paper's setting.
+    """
+    device = check_device(device)
+    engine = bdb.connect(db)
+    names = []
+    for defense in ("standard", "trades", "mart"):
+        spec = resolve(
+            defense,
+            "smallcnn",
+            "mnist",
+            preset,
+            train_subset=train_subset,
+            test_subset=test_subset,
+            overrides={"epochs": epochs},
+        )
+        typer.echo(f"== {spec.name}", err=True)
+        names.append(spec.name)
+        train_job(engine, spec, device=device, data_root=data_root, progress=progress)
+        eval_job(engine, spec.name, device=device, data_root=data_root, progress=progress)
+    typer.echo(render_paper(engine, 2, runs=names))

@@ -1,0 +1,97 @@
+"""``bench zoo ls|eval``: RobustBench model-zoo entries, evaluated like our own runs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from bench.cli.common import (
+    DEFAULT_ATTACK_LIST,
+    AttackParamOpt,
+    AttacksOpt,
+    DbOpt,
+    DeviceOpt,
+    RootOpt,
+    app,
+    check_attacks,
+    clean_errors,
+    print_evals,
+    split_list,
+)
+from bench.core.constants import EVAL_BATCH
+from bench.core.provenance import check_device
+from bench.core.reference import ROBUSTBENCH, ROBUSTBENCH_SOURCE
+from bench.jobs.zoo import ZOO_TEST_SUBSET, zoo_eval
+from bench.models.zoo import expected_file, zoo_registry
+from bench.spec.evaluation import parse_attack_params
+from bench.store import db as bdb
+
+zoo_app = typer.Typer(no_args_is_help=True, help="RobustBench model-zoo entries (CIFAR-10 Linf)")
+app.add_typer(zoo_app, name="zoo")
+
+
+@zoo_app.command("ls")
+@clean_errors
+def zoo_ls(
+    pattern: Annotated[str, typer.Argument(help="substring of the name")] = "",
+    root: Annotated[str | None, typer.Option("--model-dir", help="[env BENCH_ZOO_DIR]")] = None,
+) -> None:
+    """CIFAR-10 Linf entries, whether a checkpoint is on disk, and published numbers."""
+    for name in zoo_registry().names():
+        if pattern.lower() not in name.lower():
+            continue
+        pub = ROBUSTBENCH.get(name)
+        known = f"clean {pub['clean']:.2f}, AutoAttack {pub['autoattack']:.2f}" if pub else ""
+        here = "on disk" if expected_file(name, root).is_file() else "-"
+        typer.echo(f"  {name:<45} {here:<8} {known}")
+
+
+@zoo_app.command("eval")
+@clean_errors
+def zoo_eval_cmd(
+    name: Annotated[str, typer.Argument(help="RobustBench name, e.g. Wang2020Improving")],
+    checkpoint_file: Annotated[
+        str | None, typer.Option(help="a local checkpoint (no download)")
+    ] = None,
+    root: Annotated[str | None, typer.Option("--model-dir", help="[env BENCH_ZOO_DIR]")] = None,
+    attack_list: AttacksOpt = DEFAULT_ATTACK_LIST,
+    attack_param: AttackParamOpt = None,
+    test_subset: Annotated[int, typer.Option(min=1, help="first N test images")] = ZOO_TEST_SUBSET,
+    dataset: Annotated[
+        str | None, typer.Option(help="cifar10, else the offline cifar10-jpeg stand-in")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="test points per batch")] = EVAL_BATCH,
+    device: DeviceOpt = None,
+    db: DbOpt = None,
+    data_root: RootOpt = None,
+    progress: bool = True,
+) -> None:
+    """Evaluate a zoo entry with our attack presets; stored as an external run."""
+    names = check_attacks(split_list(attack_list))
+    options = parse_attack_params(attack_param or [], names)
+    device = check_device(device)
+    run, evs = zoo_eval(
+        bdb.connect(db),
+        name,
+        attack_names=names,
+        checkpoint_file=checkpoint_file,
+        root=root,
+        dataset=dataset,
+        test_subset=test_subset,
+        device=device,
+        data_root=data_root,
+        batch_size=batch_size,
+        progress=progress,
+        attack_options=options,
+    )
+    typer.echo(run)
+    print_evals(evs)
+    pub = ROBUSTBENCH.get(name)
+    if pub:
+        typer.echo(
+            f"published ({ROBUSTBENCH_SOURCE}, full test set): clean {pub['clean']:.2f}, "
+            f"AutoAttack {pub['autoattack']:.2f}"
+        )
+    else:
+        typer.echo("published numbers: not in bench/core/reference.py ROBUSTBENCH")

@@ -1,0 +1,50 @@
+"""Facts the whole harness shares, each written once.
+
+A number that two modules both need lives here; a module that needs it imports it. If one
+of these changes, every table, key and default changes with it, which is the point.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+# L-inf budgets (docs/reference.md §3): the paper's CIFAR-10 8/255, the official MART
+# code's 0.031 (they differ by 0.0004 and both count as the paper's setting), MNIST 0.3.
+EPS_CIFAR = 8 / 255
+EPS_CIFAR_CODE = 0.031
+EPS_MNIST = 0.3
+
+# The Table 2 attacks: what `bench run`, `bench eval`, the demo and zoo evaluations use
+# unless told otherwise.
+DEFAULT_ATTACKS: tuple[str, ...] = ("clean", "fgsm", "pgd20", "cw20")
+# The per-epoch check that picks the "best" checkpoint (as the papers do).
+MONITOR_ATTACK = "pgd20"
+# Test points per attack batch. It is part of an evaluation's identity (EvalSpec), since
+# a batch shares one random start draw.
+EVAL_BATCH = 256
+
+
+class Tag(str, Enum):
+    """A run's two checkpoints: the epoch with the best monitor accuracy, and the last."""
+
+    BEST = "best"
+    LAST = "last"
+
+
+CHECKPOINTS: tuple[str, ...] = (Tag.BEST.value, Tag.LAST.value)
+
+
+class RunStatus(str, Enum):
+    CREATED = "created"
+    RUNNING = "running"
+    INTERRUPTED = "interrupted"
+    FAILED = "failed"
+    DONE = "done"
+
+
+def seed_mix(seed: int, step: int) -> int:
+    """One 63-bit seed from (seed, epoch) or (seed, anything): every reseeding uses it.
+
+    Not plain ``seed + step``: that would make (seed=0, epoch=1) replay (seed=1, epoch=0).
+    """
+    return (seed * 1_000_003 + step) % (1 << 63)

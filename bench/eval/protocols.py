@@ -1,0 +1,67 @@
+"""Evaluation protocols: how an attack preset becomes per-point results on one checkpoint.
+
+Each attack preset names its protocol (``AttackPreset.protocol``):
+
+- ``clean``: predictions on the unperturbed points;
+- ``single``: one attack loop over the test points (FGSM, PGD, CW, SPSA, ...);
+- ``autoattack``: the standard AutoAttack parts chained over the points still robust
+  (bench/eval/autoattack.py);
+- ``transfer``: adversarial examples crafted on a surrogate run (bench/eval/transfer.py).
+
+A protocol takes an ``EvalContext`` and returns the stored ``Evaluation``: the row already
+in the database when these exact settings ran on these weights, else a new one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import attacks
+from bench.core.registry import Registry
+from bench.eval.context import EvalContext
+from bench.eval.loop import robust_points
+from bench.store.db import Evaluation
+
+Protocol = Callable[[EvalContext], Evaluation]
+PROTOCOLS: Registry[Protocol] = Registry("evaluation protocol")
+
+
+def protocol(name: str) -> Callable[[Protocol], Protocol]:
+    return PROTOCOLS.register(name)
+
+
+def evaluate(ctx: EvalContext) -> Evaluation:
+    """Run (or find) the evaluation ``ctx.evspec`` describes."""
+    return PROTOCOLS.get(attacks.PRESETS.get(ctx.evspec.attack).protocol)(ctx)
+
+
+@protocol("clean")
+def evaluate_clean(ctx: EvalContext) -> Evaluation:
+    params = {"preset": "clean", "eps": ctx.eps, "batch_size": ctx.evspec.batch_size}
+    return _loop(ctx, None, params)
+
+
+@protocol("single")
+def evaluate_single(ctx: EvalContext) -> Evaluation:
+    name = ctx.evspec.attack
+    atk = attacks.build(name, eps=ctx.eps, **ctx.evspec.opts())
+    return _loop(ctx, atk, {**atk.params(), "batch_size": ctx.evspec.batch_size})
+
+
+def _loop(ctx: EvalContext, atk: attacks.Attack | None, params: dict) -> Evaluation:
+    name = ctx.evspec.attack
+    done = ctx.find(name, params)
+    if done is not None:
+        return done
+    res = robust_points(
+        ctx.load_model(),
+        ctx.x,
+        ctx.y,
+        atk,
+        batch_size=ctx.evspec.batch_size,
+        device=ctx.device,
+        seed=ctx.evspec.seed,
+        desc=ctx.desc(name),
+        progress=ctx.progress,
+    )
+    return ctx.store(name, params, res.robust, res.seconds)

@@ -1,0 +1,12 @@
+"""Jobs: specs become trained runs and evaluation rows in the database (controllers).
+
+``train_job`` and ``eval_job`` are the only ways work is done; experiments, the model zoo
+and auxiliary runs (pseudo-labellers, transfer surrogates) all go through them.
+"""
+
+from __future__ import annotations
+
+from bench.jobs.evaluate import eval_job
+from bench.jobs.train import DEFAULT_RUNS_DIR, train_job
+
+__all__ = ["DEFAULT_RUNS_DIR", "eval_job", "train_job"]

@@ -1,0 +1,113 @@
+"""Evaluation jobs: the one path from "attack this run" to evaluation rows.
+
+``eval_job`` resolves a run's checkpoints and test points, builds an ``EvalSpec`` per
+(attack, checkpoint), and hands each to its protocol (bench/eval/protocols.py), which finds
+the stored row or computes and stores a new one. Our runs and model-zoo entries both come
+through here; afterwards the gradient-masking audit is refreshed from what is stored.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+from torch import nn
+
+import bench.eval  # noqa: F401  (registers every protocol)
+from bench import data as bdata
+from bench.core import provenance
+from bench.core.constants import CHECKPOINTS, DEFAULT_ATTACKS, EVAL_BATCH
+from bench.eval.audit import audit_runs
+from bench.eval.context import EvalContext
+from bench.eval.protocols import evaluate
+from bench.jobs.train import train_job
+from bench.spec.evaluation import EvalSpec
+from bench.spec.run import RunSpec
+from bench.store.db import Checkpoint, Evaluation, Run, find_run
+from bench.store.loading import EXTERNAL, checkpoint_model
+
+
+def eval_job(
+    engine: Engine,
+    run_name: str,
+    *,
+    attack_names: Iterable[str] = DEFAULT_ATTACKS,
+    checkpoints: Iterable[str] = CHECKPOINTS,
+    test_subset: int | None = None,
+    eps: float | None = None,
+    device: str = "cpu",
+    data_root: str | None = None,
+    batch_size: int = EVAL_BATCH,
+    seed: int = 0,
+    progress: bool = True,
+    attack_options: dict[str, dict[str, Any]] | None = None,
+) -> list[Evaluation]:
+    """Evaluate a run's checkpoints; evaluations already in the database are not redone.
+
+    ``attack_options`` maps an attack preset to its options (``EvalSpec.options``), e.g.
+    ``{"autoattack": {"n_iter": 10}, "transfer-pgd20": {"surrogate_model": "resnet18"}}``.
+    """
+    names, tags = list(attack_names), list(checkpoints)
+    options = attack_options or {}
+    out: list[Evaluation] = []
+    with Session(engine, expire_on_commit=False) as s:
+        run = find_run(s, run_name)
+        if run is None:
+            raise LookupError(f"no run named {run_name!r} in the database (see `bench ls runs`)")
+        external = run.spec.get("kind") == EXTERNAL
+        spec = None if external else RunSpec.from_dict(run.spec)
+        n_req = test_subset if test_subset is not None or spec is None else spec.test_subset
+        run_eps = float(run.spec["eps"]) if eps is None else eps
+        specs = [
+            EvalSpec(
+                a, run_eps, tuple(sorted(options.get(a, {}).items())), n_req, t, batch_size, seed
+            )
+            for t in tags
+            for a in names
+        ]
+        x, y = bdata.subset(*bdata.load_split(run.dataset, False, data_root), n_req)
+        ckpts = {c.tag: c for c in run.checkpoints}
+        missing = [t for t in tags if t not in ckpts]
+        if missing:
+            raise LookupError(f"run {run.name} has no {missing[0]!r} checkpoint (is it trained?)")
+        loaders = {t: _loader(run, ckpts[t], device) for t in tags}
+        label, here = bdata.describe(run.dataset, data_root), provenance.collect(device)
+
+        def ensure(sur: RunSpec) -> Run:
+            runs_dir = Path(run.run_dir).parent
+            return train_job(
+                engine, sur, runs_dir=runs_dir, device=device, data_root=data_root,
+                progress=progress,
+            )[0]  # fmt: skip
+
+        for evspec in specs:
+            ctx = EvalContext(
+                session=s,
+                run=run,
+                ckpt=ckpts[evspec.checkpoint],
+                spec=spec,
+                evspec=evspec,
+                x=x,
+                y=y,
+                load_model=loaders[evspec.checkpoint],
+                device=device,
+                data_root=data_root,
+                data_label=label,
+                dataset=run.dataset,
+                progress=progress,
+                provenance=here,
+                ensure_run=ensure,
+            )
+            out.append(evaluate(ctx))
+        run_name = run.name
+    audit_runs(engine, [run_name], data_root=data_root, device=device)
+    return out
+
+
+def _loader(run: Run, ckpt: Checkpoint, device: str) -> Callable[[], nn.Module]:
+    """Loads the checkpoint (hash checked) at most once per job, and only if needed."""
+    return functools.cache(lambda: checkpoint_model(run, ckpt).to(device))

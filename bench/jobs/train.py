@@ -1,0 +1,144 @@
+"""Training jobs: a spec becomes a trained run in the database, once.
+
+``train_job`` trains a spec unless the database says it is done, resuming an interrupted
+run after its last completed epoch; every epoch is recorded as it finishes.
+"""
+
+from __future__ import annotations
+
+import sys
+from functools import partial
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from bench import data as bdata
+from bench.core import provenance
+from bench.core.constants import CHECKPOINTS, RunStatus
+from bench.jobs.pseudo import prepare_pseudo_labels
+from bench.spec.run import RunSpec
+from bench.store.checkpoints import read_metadata, sha256
+from bench.store.db import Checkpoint, EpochMetric, Run, now
+from bench.train.loop import EpochReport, completed_epochs, train
+
+DEFAULT_RUNS_DIR = "results/runs"
+
+
+def get_or_create_run(
+    session: Session, spec: RunSpec, runs_dir: Path, data_root: str | None
+) -> Run:
+    run = session.scalars(select(Run).where(Run.key == spec.key)).first()
+    if run is None:
+        run = Run(
+            key=spec.key,
+            name=spec.name,
+            defense=spec.defense,
+            model=spec.model,
+            dataset=spec.dataset,
+            preset=spec.preset,
+            spec=spec.to_dict(),
+            seed=spec.seed,
+            run_dir=str((runs_dir / spec.name).resolve()),
+            data_label=bdata.describe(spec.dataset, data_root),
+            status=RunStatus.CREATED.value,
+        )
+        session.add(run)
+        session.commit()
+    return run
+
+
+def _record_epoch(engine: Engine, run_id: int, run_dir: Path, rep: EpochReport) -> None:
+    with Session(engine) as s:
+        row = s.scalars(
+            select(EpochMetric).where(EpochMetric.run_id == run_id, EpochMetric.epoch == rep.epoch)
+        ).first() or EpochMetric(run_id=run_id, epoch=rep.epoch)
+        row.lr, row.train_loss, row.seconds = rep.lr, rep.train_loss, rep.seconds
+        row.clean_acc, row.robust_acc, row.n_monitor = rep.clean_acc, rep.robust_acc, rep.n_monitor
+        row.monitor_attack = rep.monitor_attack
+        s.add(row)
+        run = s.get_one(Run, run_id)
+        run.epochs_done = max(run.epochs_done, rep.epoch)
+        _sync_checkpoints(s, run, run_dir)
+        s.commit()
+
+
+def _sync_checkpoints(session: Session, run: Run, run_dir: Path) -> None:
+    """Checkpoint rows mirror the files (their metadata names epoch and PGD-20 accuracy)."""
+    for tag in CHECKPOINTS:
+        path = run_dir / f"{tag}.safetensors"
+        if not path.exists():
+            continue
+        meta = read_metadata(path)
+        row = session.scalars(
+            select(Checkpoint).where(Checkpoint.run_id == run.id, Checkpoint.tag == tag)
+        ).first() or Checkpoint(run_id=run.id, tag=tag)
+        row.epoch, row.path, row.sha256 = int(meta["epoch"]), str(path.resolve()), sha256(path)
+        row.robust_acc = float(meta["robust_acc"])
+        session.add(row)
+
+
+def _start(run: Run, device: str) -> None:
+    """Mark the run as running; its first provenance stays, a resume's is appended."""
+    here = provenance.collect(device)
+    if not run.provenance or "git_commit" not in run.provenance:
+        run.provenance = {**(run.provenance or {}), **here}
+    else:
+        resumed = [*run.provenance.get("resumed", []), {**here, "at": now().isoformat()}]
+        run.provenance = {**run.provenance, "resumed": resumed}
+    run.status = RunStatus.RUNNING.value
+
+
+def train_job(
+    engine: Engine,
+    spec: RunSpec,
+    *,
+    runs_dir: Path = Path(DEFAULT_RUNS_DIR),
+    device: str = "cpu",
+    data_root: str | None = None,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> tuple[Run, bool]:
+    """Train ``spec`` unless done; returns the run and whether any training happened."""
+    with Session(engine, expire_on_commit=False) as s:
+        run = get_or_create_run(s, spec, runs_dir, data_root)
+        if run.status == RunStatus.DONE:
+            return run, False
+        done = completed_epochs(Path(run.run_dir))
+        if done:
+            print(f"resuming {run.name} after epoch {done}/{spec.epochs}", file=sys.stderr)
+        _start(run, device)
+        x_tr, _ = bdata.load_split(spec.dataset, True, data_root)
+        run.n_train = len(bdata.subset(x_tr, x_tr, spec.train_subset)[1])
+        s.commit()
+        run_id, run_dir = run.id, Path(run.run_dir)
+    try:
+        if spec.unlabelled is not None:  # train the labeller if missing; write pseudo-labels
+            labeller = partial(
+                train_job, engine, runs_dir=runs_dir, device=device, data_root=data_root
+            )
+            prepare_pseudo_labels(
+                engine, spec, run_id, train=labeller, device=device, data_root=data_root
+            )
+        train(
+            spec,
+            run_dir,
+            device=device,
+            data_root=data_root,
+            on_epoch=lambda rep: _record_epoch(engine, run_id, run_dir, rep),
+            progress=progress,
+            stop_after=stop_after,
+        )
+    except BaseException:
+        with Session(engine) as s:
+            s.get_one(Run, run_id).status = RunStatus.INTERRUPTED.value
+            s.commit()
+        raise
+    with Session(engine, expire_on_commit=False) as s:
+        run = s.get_one(Run, run_id)
+        run.status = RunStatus.DONE.value
+        run.finished_at = now()
+        run.train_seconds = sum(e.seconds for e in run.epochs)
+        s.commit()
+        return run, True

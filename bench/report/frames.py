@@ -1,0 +1,264 @@
+"""Database -> pandas DataFrames of numbers: every frame the reports use, in one place.
+
+A cell keeps its number apart from its display string: frames hold floats and counts, and
+the renderers (bench/report/render.py) turn them into text at the very end.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from bench.core.constants import DEFAULT_ATTACKS
+from bench.core.reference import FAMILY, ROBUSTBENCH, paper_number, table5_value
+from bench.eval.audit import FLAG, audit_records
+from bench.eval.perpoint import wilson_interval, worst_case
+from bench.store.db import Checkpoint, EpochMetric, Evaluation, Run
+
+# The paper's row order; defenses it does not have come after, alphabetically.
+DEFENSE_ORDER = ("natural", "standard", "mma", "dynamic", "trades", "mart")
+LAYOUTS: dict[int, tuple[str, ...]] = {
+    2: DEFAULT_ATTACKS,
+    3: ("transfer-fgsm", "transfer-pgd10", "transfer-pgd20", "transfer-cw20"),
+    4: ("clean", "fgsm", "pgd20", "pgd100", "cw20"),
+}
+TITLES = {2: "white-box", 3: "black-box transfer", 4: "white-box, best and last checkpoints"}
+COLUMNS = [
+    "table",
+    "dataset",
+    "data_label",
+    "run",
+    "defense",
+    "model",
+    "checkpoint",
+    "checkpoint_epoch",
+    "attack",
+    "eps",
+    "n",
+    "correct",
+    "accuracy",
+    "ci_low",
+    "ci_high",
+    "paper",
+    "diff",
+    "audit_flags",
+]
+
+
+TABLE5_ATTACKS = ("clean", "pgd20")
+TABLE5_ORDER = ("uat++", "rst", "mart-semi")  # the paper's order
+
+
+def evaluations_frame(engine: Engine, runs: list[str] | None = None) -> pd.DataFrame:
+    """One row per stored evaluation of a run's current best/last checkpoint.
+
+    Evaluations of a checkpoint file that has since been replaced (a resumed run moves
+    "last") stay in the database but are not shown; where the same attack was run more
+    than once on a checkpoint, the one on the most test points is shown (the newest among
+    those), so a quick check on a smaller subset does not replace a fuller evaluation.
+    """
+    query = (
+        select(Evaluation, Run)
+        .join(Run, Evaluation.run_id == Run.id)
+        .join(
+            Checkpoint,
+            (Checkpoint.run_id == Evaluation.run_id)
+            & (Checkpoint.tag == Evaluation.checkpoint)
+            & (Checkpoint.sha256 == Evaluation.checkpoint_sha256),
+        )
+        .order_by(Evaluation.created_at, Evaluation.id)
+    )
+    if runs is not None:
+        query = query.where(Run.name.in_(runs))
+    with Session(engine) as s:
+        rows = s.execute(query).all()
+        records = [
+            {
+                "run": r.name,
+                "defense": r.defense,
+                "model": r.model,
+                "dataset": r.dataset,
+                "data_label": e.data_label or r.data_label,
+                "preset": r.preset,
+                "epochs": r.spec["epochs"],
+                "train_subset": r.n_train,
+                "checkpoint": e.checkpoint,
+                "checkpoint_epoch": e.checkpoint_epoch,
+                "checkpoint_sha256": e.checkpoint_sha256,
+                "attack": e.attack,
+                "attack_params": json.dumps(e.attack_params, sort_keys=True),
+                "eps": e.attack_params.get("eps"),
+                "n": e.n,
+                "correct": e.correct,
+                "accuracy": 100.0 * e.accuracy,
+                "seconds": e.seconds,
+            }
+            for e, r in rows
+        ]
+    df = pd.DataFrame.from_records(records)
+    if df.empty:
+        return df
+    # Rows arrive oldest first; a stable sort by n keeps that order within each n.
+    df = df.sort_values("n", kind="stable")
+    keep = df.drop_duplicates(["run", "checkpoint", "attack"], keep="last")
+    return keep.reset_index(drop=True)
+
+
+def defense_rank(defense: str) -> int:
+    return DEFENSE_ORDER.index(defense) if defense in DEFENSE_ORDER else len(DEFENSE_ORDER)
+
+
+def with_autoattack(engine: Engine, df: pd.DataFrame) -> pd.DataFrame:
+    """Add an ``autoattack`` row per checkpoint where only its four parts are stored."""
+    extra = []
+    for (run, tag), sub in df.groupby(["run", "checkpoint"], sort=False):
+        if (sub["attack"] == "autoattack").any():
+            continue
+        mask, n, missing = worst_case(engine, str(run), str(tag), ["autoattack"])
+        if mask is None or missing:
+            continue
+        row = sub.iloc[0].to_dict()
+        row.update(
+            attack="autoattack",
+            n=n,
+            correct=int(mask.sum()),
+            accuracy=100.0 * mask.mean(),
+            attack_params="worst case of the 4 parts",
+        )
+        extra.append(row)
+    return pd.concat([df, pd.DataFrame(extra)], ignore_index=True) if extra else df
+
+
+def audit_flags(engine: Engine, runs: list[str] | None) -> dict[tuple[str, str], list[dict]]:
+    out: dict[tuple[str, str], list[dict]] = {}
+    for r in audit_records(engine, runs):
+        out.setdefault((str(r["run"]), str(r["checkpoint"])), []).append(r)
+    return out
+
+
+def paper_frame(
+    engine: Engine, table: int = 2, runs: list[str] | None = None, autoattack: bool = False
+) -> pd.DataFrame:
+    """Numbers of one paper table: a row per (run, checkpoint, attack in the layout).
+
+    Every run with at least one evaluation in the layout gets every layout cell; missing
+    ones have NaN accuracy. Table 4 keeps only CIFAR-10 runs.
+    """
+    if table not in LAYOUTS:
+        raise ValueError(f"unknown paper table {table}; valid: 2, 3, 4")
+    layout = LAYOUTS[table] + (("autoattack",) if autoattack else ())
+    df = evaluations_frame(engine, runs)
+    if df.empty:
+        return pd.DataFrame(columns=COLUMNS)
+    if autoattack:
+        df = with_autoattack(engine, df)
+    if table == 4:
+        df = df[df["dataset"].map(lambda d: FAMILY.get(d) == "CIFAR-10")]
+    have = df[df["attack"].isin(layout)]
+    flags = audit_flags(engine, runs)
+    records = []
+    for (run, tag), sub in have.groupby(["run", "checkpoint"], sort=False):
+        first = sub.iloc[0]
+        eps = sub["eps"].dropna().max()
+        by_attack = sub.set_index("attack")
+        flagged = [f["check"] for f in flags.get((str(run), str(tag)), []) if f["status"] == FLAG]
+        for atk in layout:
+            rec = {
+                "table": table,
+                "dataset": first["dataset"],
+                "data_label": first["data_label"],
+                "run": run,
+                "defense": first["defense"],
+                "model": first["model"],
+                "checkpoint": tag,
+                "checkpoint_epoch": int(first["checkpoint_epoch"]),
+                "attack": atk,
+                "eps": eps,
+                "n": None,
+                "correct": None,
+                "accuracy": float("nan"),
+                "ci_low": float("nan"),
+                "ci_high": float("nan"),
+                "audit_flags": ",".join(flagged),
+            }
+            if atk in by_attack.index:
+                e = by_attack.loc[atk]
+                lo, hi = wilson_interval(int(e["correct"]), int(e["n"]))
+                rec.update(
+                    n=int(e["n"]),
+                    correct=int(e["correct"]),
+                    accuracy=float(e["accuracy"]),
+                    ci_low=100 * lo,
+                    ci_high=100 * hi,
+                )
+            paper = paper_number(
+                table,
+                str(first["dataset"]),
+                str(first["defense"]),
+                atk,
+                str(tag),
+                eps,
+                str(first["model"]),
+            )
+            if paper is None and first["defense"] == "zoo" and tag == "best":
+                paper = ROBUSTBENCH.get(str(first["model"]), {}).get(atk)
+            rec["paper"] = float("nan") if paper is None else paper
+            rec["diff"] = rec["accuracy"] - rec["paper"]
+            records.append(rec)
+    out = pd.DataFrame.from_records(records, columns=COLUMNS)
+    rank = out["defense"].map(defense_rank)
+    return (
+        out.assign(_r=rank)
+        .sort_values(["dataset", "_r", "run"], kind="stable")
+        .drop(columns="_r")
+        .reset_index(drop=True)
+    )
+
+
+def semi_runs(engine: Engine) -> dict[str, Run]:
+    """Runs trained with unlabelled data, by name."""
+    with Session(engine) as s:
+        return {r.name: r for r in s.scalars(select(Run)) if r.spec.get("unlabelled")}
+
+
+def table5_frame(engine: Engine, runs: list[str] | None = None) -> pd.DataFrame:
+    """One row per (run, checkpoint, attack) of the semi-supervised runs, as numbers."""
+    names = list(semi_runs(engine))
+    if runs is not None:
+        names = [n for n in names if n in runs]
+    df = evaluations_frame(engine, runs=names)
+    if df.empty:
+        return df
+    df = df[df["attack"].isin(TABLE5_ATTACKS)].reset_index(drop=True)
+    df["paper"] = [
+        table5_value(str(r.dataset), str(r.model), str(r.defense), str(r.attack), r.eps)
+        for r in df.itertuples()
+    ]
+    return df
+
+
+def epoch_frame(engine: Engine, names: list[str]) -> pd.DataFrame:
+    """Per-epoch monitor metrics of the named runs (accuracies in %)."""
+    with Session(engine) as s:
+        rows = s.execute(
+            select(Run.name, EpochMetric)
+            .join(EpochMetric, EpochMetric.run_id == Run.id)
+            .where(Run.name.in_(names))
+        ).all()
+        records = [
+            {
+                "run": name,
+                "epoch": m.epoch,
+                "robust_acc": 100 * m.robust_acc,
+                "clean_acc": 100 * m.clean_acc,
+                "n_monitor": m.n_monitor,
+                "monitor": m.monitor_attack,
+            }
+            for name, m in rows
+        ]
+    cols = ["run", "epoch", "robust_acc", "clean_acc", "n_monitor", "monitor"]
+    return pd.DataFrame.from_records(records, columns=cols).sort_values(["run", "epoch"])

@@ -1,0 +1,167 @@
+"""Figure 2 of the MART paper as PNG files, rendered from the database (matplotlib, Agg).
+
+- ``fig2-ablation``: PGD-20 robust accuracy (the per-epoch monitor in ``EpochMetric``)
+  against epoch, one panel per group of arms: (a) components removed, (b) components
+  replaced, (c) the regulariser on a fraction of the data. MART is the dashed blue
+  line in every panel, as in the paper.
+- ``fig2-lambda``: robust accuracy against lambda for MART and TRADES (d), at the best
+  epoch (solid) and the last epoch (dotted); the x ticks are evenly spaced, as the
+  paper's footnote says.
+
+Every figure carries a caption with the data set (and whether it is an offline
+stand-in), training subset, test points, preset, epochs and the monitor attack. Runs
+that are missing or unfinished are named in the caption instead of silently dropped.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import pandas as pd
+from matplotlib.ticker import MaxNLocator
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from bench.report.frames import epoch_frame
+from bench.spec.experiments import EXPERIMENTS, Job
+from bench.store.db import Run
+
+PANEL_TITLES = {
+    "a": "(a) removing components",
+    "b": "(b) replacing components",
+    "c": "(c) regulariser on a fraction of the data",
+    "d": "(d) sensitivity to lambda",
+}
+
+
+def caption(engine: Engine, job_list: list[Job], curves: pd.DataFrame) -> str:
+    """Data set, subsets, preset, epochs and monitor attack: what the figure shows."""
+    specs = [j.spec for j in job_list if j.role == "run"]
+    names = [s.name for s in specs]
+    with Session(engine) as s:
+        runs = {r.name: r for r in s.scalars(select(Run).where(Run.name.in_(names)))}
+    spec = specs[0]
+    labels = sorted({r.data_label for r in runs.values()}) or [spec.dataset]
+    n_train = sorted({r.n_train for r in runs.values() if r.n_train is not None})
+    parts = [
+        f"Data: {'; '.join(labels)}",
+        f"model {spec.model}, preset {spec.preset}, {spec.epochs} epochs, eps {spec.eps:.4g}",
+        f"training images: {', '.join(map(str, n_train)) or spec.train_subset or 'all'}",
+    ]
+    if not curves.empty:
+        mon = curves.iloc[0]["monitor"]
+        parts.append(
+            f"robust accuracy: {mon.get('preset', 'pgd20')} monitor "
+            f"(eps {mon.get('eps', spec.eps):.4g}, step {mon.get('step_size', 0):.4g}) "
+            f"on the first {int(curves['n_monitor'].max())} test points"
+        )
+    missing = [n for n in names if n not in runs or runs[n].status != "done"]
+    if missing:
+        parts.append(f"{len(missing)} run(s) missing or unfinished: {', '.join(missing)}")
+    return "; ".join(parts)
+
+
+def _wrap(text: str, fig_width_in: float) -> str:
+    """Wrap the caption to the figure (about 15 characters per inch at 7 pt)."""
+    return "\n".join(textwrap.wrap(text, int(15 * fig_width_in)))
+
+
+def _style(arm_defense: str, params: tuple) -> dict:
+    if arm_defense == "mart" and not params:
+        return {"color": "tab:blue", "linestyle": "--", "linewidth": 2.0}
+    return {"linewidth": 1.5}
+
+
+def plot_ablation(engine: Engine, job_list: list[Job], out: Path) -> Path:
+    """Fig. 2(a-c): robust accuracy against epoch, one panel per arm group."""
+    runs = [j for j in job_list if j.role == "run"]
+    curves = epoch_frame(engine, [j.spec.name for j in runs])
+    panels = sorted({a.panel for j in runs for a in j.arms})
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.6), squeeze=False)
+    for ax, panel in zip(axes[0], panels, strict=True):
+        for job in runs:
+            for arm in (a for a in job.arms if a.panel == panel):
+                c = curves[curves["run"] == job.spec.name]
+                label = arm.title if not c.empty else f"{arm.title} (no data)"
+                ax.plot(c["epoch"], c["robust_acc"], marker="o", markersize=3, label=label,
+                        **_style(arm.defense, arm.params))  # fmt: skip
+        ax.set_title(PANEL_TITLES.get(panel, panel))
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel("robust accuracy (%)")
+        top = curves["robust_acc"].max() if not curves.empty else 0.0
+        ax.set_ylim(0, min(100.0, max(5.0, 1.1 * top)))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return _save(fig, out, engine, job_list, curves, "Figure 2 (a-c): MART ablations")
+
+
+def plot_lambda(engine: Engine, job_list: list[Job], out: Path) -> Path:
+    """Fig. 2(d): robust accuracy (best and last epoch) against lambda, evenly spaced."""
+    runs = [j for j in job_list if j.role == "run"]
+    curves = epoch_frame(engine, [j.spec.name for j in runs])
+    rows = []
+    for job in runs:
+        arm = job.arms[0]
+        c = curves[curves["run"] == job.spec.name]
+        value = dict(arm.params).get("lam", dict(arm.params).get("beta"))
+        rows.append(
+            {
+                "method": "MART" if arm.defense == "mart" else arm.defense.upper(),
+                "lam": value,
+                "best": c["robust_acc"].max() if not c.empty else float("nan"),
+                "last": c["robust_acc"].iloc[-1] if not c.empty else float("nan"),
+            }
+        )
+    df = pd.DataFrame(rows)
+    lams = sorted(df["lam"].unique())
+    pos = {v: i for i, v in enumerate(lams)}
+    fig, ax = plt.subplots(figsize=(7, 4.6))
+    for method, sub in df.groupby("method", sort=False):
+        color = "tab:blue" if method == "MART" else "tab:orange"
+        x = [pos[v] for v in sub["lam"]]
+        ax.plot(x, sub["best"], marker="o", color=color, label=f"{method} (best epoch)")
+        ax.plot(x, sub["last"], marker="x", linestyle=":", color=color, label=f"{method} (last)")
+    ax.set_xticks(range(len(lams)), [f"{v:g}" for v in lams])
+    ax.set_xlabel("lambda (MART lam, TRADES beta); evenly spaced ticks")
+    ax.set_ylabel("robust accuracy (%)")
+    top = df["best"].max() if df["best"].notna().any() else 0.0
+    ax.set_ylim(0, min(100.0, max(5.0, 1.1 * top)))
+    ax.set_title(PANEL_TITLES["d"])
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, out, engine, job_list, curves, "Figure 2 (d): lambda")
+
+
+def _save(
+    fig: plt.Figure, out: Path, engine: Engine, job_list: list[Job], curves: pd.DataFrame, title
+) -> Path:
+    text = caption(engine, job_list, curves)
+    fig.suptitle(title)
+    wrapped = _wrap(text, fig.get_figwidth())
+    fig.text(0.01, 0.01, wrapped, fontsize=7, va="bottom", ha="left")
+    n_lines = wrapped.count("\n") + 1
+    fig.tight_layout(rect=(0, 0.04 + 0.025 * n_lines, 1, 0.95))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    out.with_suffix(".txt").write_text(f"{title}\n\n{text}\n")
+    return out
+
+
+PLOTTERS = {"figure-epochs": plot_ablation, "figure-lambda": plot_lambda}
+
+
+def plot_experiment(engine: Engine, name: str, job_list: list[Job], out_dir: Path) -> Path:
+    """Render an experiment's figure to ``out_dir/<name>.png`` (caption in ``.txt``)."""
+    exp = EXPERIMENTS.get(name)
+    if exp.kind not in PLOTTERS:
+        figures = ", ".join(n for n, e in EXPERIMENTS.items() if e.kind in PLOTTERS)
+        raise ValueError(f"{name} is a table, not a figure; figures: {figures}")
+    return PLOTTERS[exp.kind](engine, job_list, Path(out_dir) / f"{name}.png")

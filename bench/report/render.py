@@ -1,0 +1,330 @@
+"""Frames -> text: Markdown tables with their provenance notes, and CSV/JSON exports.
+
+One layout per paper table. ``--ci`` adds intervals inside the cells and ``--autoattack``
+adds a column; neither changes the layout. Row names come from each defense's
+``display_name``. Every number shown was computed in bench/report/frames.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from sqlalchemy.engine import Engine
+
+import attacks
+import defenses
+from bench.core.reference import (
+    FAMILY,
+    ROBUSTBENCH_SOURCE,
+    SOURCE,
+    TABLE3_SOURCE,
+    TABLE4_SOURCE,
+    TABLE5_SETTING,
+    TABLE5_SOURCE,
+)
+from bench.eval.audit import FLAG, NOT_EVALUATED
+from bench.report.frames import (
+    TABLE5_ATTACKS,
+    TABLE5_ORDER,
+    TITLES,
+    audit_flags,
+    evaluations_frame,
+    paper_frame,
+    semi_runs,
+    table5_frame,
+)
+from bench.store.db import Run
+
+FORMATS = ("markdown", "csv", "json")
+SOURCES = {2: SOURCE, 3: TABLE3_SOURCE, 4: TABLE4_SOURCE}
+EMPTY_HINT = {
+    2: " Fill it with `bench experiment table2-mnist` (or `bench run` / `bench eval`).",
+    3: " Fill it with `bench eval RUN --attacks transfer-fgsm,transfer-pgd10,transfer-pgd20,"
+    "transfer-cw20` on trained runs (the surrogate is trained on demand).",
+    4: " Fill it with `bench experiment table4-wrn` (CIFAR-10 WRN-34-10 runs).",
+}
+
+
+def check_format(fmt: str) -> str:
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; valid: {', '.join(FORMATS)}")
+    return fmt
+
+
+def export(frame: pd.DataFrame, fmt: str) -> str:
+    """A frame as CSV or JSON records, full precision."""
+    return frame.to_csv(index=False) if fmt == "csv" else frame.to_json(orient="records", indent=2)
+
+
+def display_name(defense: str, model: str = "") -> str:
+    """How a table names a row: the defense's own ``display_name``."""
+    if defense == "zoo":
+        return f"{model} (RobustBench)"
+    return defenses.DEFENSES.get(defense).title() if defense in defenses.DEFENSES else defense
+
+
+def _label(attack: str) -> str:
+    return attacks.PRESETS.get(attack).label if attack in attacks.PRESETS else attack
+
+
+def fmt_num(v: float, nd: int = 2) -> str:
+    return "—" if v is None or pd.isna(v) else f"{v:.{nd}f}"
+
+
+def _cell(r: pd.Series | None, ci: bool) -> str:
+    if r is None or pd.isna(r["accuracy"]):
+        return "—"
+    text = fmt_num(r["accuracy"])
+    return text + (f" [{fmt_num(r['ci_low'], 1)}, {fmt_num(r['ci_high'], 1)}]" if ci else "")
+
+
+def _paper(r: pd.Series | None) -> str:
+    if r is None or pd.isna(r["paper"]):
+        return ""
+    diff = "" if pd.isna(r["diff"]) else f", {r['diff']:+.2f}"
+    return f" ({fmt_num(r['paper'])}{diff})"
+
+
+def _row_name(defense: str, model: str, run: str, dup: bool) -> str:
+    name = display_name(defense, model)
+    return f"{name} ({run})" if dup and defense != "zoo" else name
+
+
+def _audit_text(sub: pd.DataFrame, flags: dict[tuple[str, str], list[dict]], run: str) -> str:
+    parts = []
+    for tag in sorted(sub["checkpoint"].unique()):
+        rows = flags.get((run, str(tag)), [])
+        bad = [r["check"] for r in rows if r["status"] == FLAG]
+        unk = sum(r["status"] == NOT_EVALUATED for r in rows)
+        if not rows:
+            text = "not audited"
+        elif bad:
+            text = ", ".join(bad)
+        else:
+            text = f"no flag in {len(rows) - unk} checks"
+        parts.append(f"{tag}: {text}" + (f" ({unk} not evaluated)" if unk else ""))
+    return "; ".join(parts)
+
+
+def points(evs: pd.DataFrame) -> str:
+    """How many test points a run's evaluations used, naming the attacks that used fewer."""
+    most = int(evs["n"].max())
+    fewer = evs[evs["n"] < most].groupby("n")["attack"].unique()
+    extra = "; ".join(f"{n} for {', '.join(sorted(a))}" for n, a in fewer.items())
+    return f"{most} test points" + (f" ({extra})" if extra else "")
+
+
+def run_notes(sub: pd.DataFrame) -> list[str]:
+    notes = []
+    for label in sorted(sub["data_label"].unique()):
+        notes.append(f"- Data: {label}")
+    for run, r in sub.groupby("run", sort=True):
+        first = r.iloc[0]
+        epochs = ", ".join(
+            f"{c} = epoch {e}"
+            for c, e in r.groupby("checkpoint")["checkpoint_epoch"].first().items()
+        )
+        notes.append(
+            f"- `{run}`: {first['model']}, eps {first['eps']:.4g}, preset {first['preset']}, "
+            f"{first['epochs']} epochs, "
+            f"{first['train_subset']} training images, {points(r)} "
+            f"(the first of the test set); checkpoints {epochs}"
+        )
+    for atk, r in sub.groupby("attack", sort=False):
+        notes.append(f"- {atk}: {r.iloc[0]['attack_params']}")
+    return notes
+
+
+def _notes(evs: pd.DataFrame) -> list[str]:
+    """Provenance under the table: data, runs (or zoo sources), attack settings."""
+    if evs.empty:
+        return []
+    external = evs[evs["defense"] == "zoo"]
+    notes = run_notes(evs[evs["defense"] != "zoo"]) if len(external) < len(evs) else []
+    for run, r in external.groupby("run", sort=True):
+        first = r.iloc[0]
+        notes.append(
+            f"- `{run}`: RobustBench model-zoo entry {first['model']} (published checkpoint, "
+            f"sha256 {str(first['checkpoint_sha256'])[:12]}), eps {first['eps']:.4g}, "
+            f"{points(r)} (the first of the test set); "
+            f"data {first['data_label']}"
+        )
+    return notes
+
+
+def _audit_notes(flags: dict[tuple[str, str], list[dict]], runs: list[str]) -> list[str]:
+    out = []
+    for run in runs:
+        for (r, tag), rows in sorted(flags.items()):
+            if r != run:
+                continue
+            for f in rows:
+                if f["status"] == FLAG:
+                    out.append(
+                        f"- Audit flag `{f['check']}` on `{run}` ({tag}): {f['detail']} "
+                        "(see docs/audit.md)"
+                    )
+    return out
+
+
+def _markdown(frame: pd.DataFrame, engine: Engine, table: int, ci: bool = False) -> str:
+    if frame.empty:
+        return f"No evaluations for Table {table} in the database yet." + EMPTY_HINT.get(table, "")
+    flags = audit_flags(engine, None)
+    attack_order = list(dict.fromkeys(frame["attack"]))
+    blocks = []
+    for dataset, sub in frame.groupby("dataset", sort=False):
+        runs = list(dict.fromkeys(sub["run"]))
+        rows = _table_rows(sub, table, ci, flags, attack_order)
+        family = FAMILY.get(str(dataset), str(dataset))
+        title = f"### Table {table}, {family}: `{dataset}` ({TITLES[table]}, accuracy %)"
+        evs = evaluations_frame(engine, runs)
+        evs = evs[evs["attack"].isin(attack_order)]
+        lines = [title, "", pd.DataFrame(rows).to_markdown(index=False), "", *_notes(evs)]
+        blocks.append("\n".join(lines + _audit_notes(flags, runs)))
+    cells = "best / last checkpoint" if table != 4 else "best / last (Table 4 splits PGD and CW)"
+    blocks.append(
+        f"Cells: ours, {cells}"
+        + (", with 95% Wilson intervals [low, high]" if ci else "")
+        + f"; in parentheses the paper's number ({SOURCES[table]}, for the best checkpoint"
+        " unless the column says last) and ours - paper. The paper's numbers are shown only"
+        " where our eps is the paper's (0.3 MNIST, 8/255 or 0.031 CIFAR-10)"
+        + (" and the model is WRN-34-10" if table == 4 else "")
+        + f"; RobustBench entries are compared with {ROBUSTBENCH_SOURCE}. '—': not evaluated."
+    )
+    return "\n\n".join(blocks)
+
+
+def _table_rows(
+    sub: pd.DataFrame, table: int, ci: bool, flags: dict, attack_order: list[str]
+) -> list[dict[str, str]]:
+    """One Markdown row per run: best / last per attack, the paper's number, the audit."""
+    runs = list(dict.fromkeys(sub["run"]))
+    dups = sub.drop_duplicates("run")["defense"].duplicated(keep=False).tolist()
+    rows = []
+    for run, dup in zip(runs, dups, strict=True):
+        r = sub[sub["run"] == run]
+        first = r.iloc[0]
+        row = {"Defense": _row_name(first["defense"], first["model"], run, dup)}
+        for atk in attack_order:
+            cells = {t: g.iloc[0] for t, g in r[r["attack"] == atk].groupby("checkpoint")}
+            best, last = cells.get("best"), cells.get("last")
+            if table == 4 and atk in ("pgd20", "pgd100", "cw20"):
+                row[f"{_label(atk)} best"] = _cell(best, ci) + _paper(best)
+                row[f"{_label(atk)} last"] = _cell(last, ci) + _paper(last)
+            else:
+                paper = _paper(best) or _paper(last)
+                row[_label(atk)] = f"{_cell(best, ci)} / {_cell(last, ci)}{paper}"
+        row["Audit"] = _audit_text(r, flags, run)
+        rows.append(row)
+    return rows
+
+
+def render_paper(
+    engine: Engine,
+    table: int = 2,
+    fmt: str = "markdown",
+    *,
+    ci: bool = False,
+    autoattack: bool = False,
+    runs: list[str] | None = None,
+) -> str:
+    """Table 2, 3 or 4 as Markdown (with provenance and audit notes), CSV or JSON (numbers)."""
+    frame = paper_frame(engine, table, runs, autoattack)
+    if check_format(fmt) != "markdown":
+        return export(frame, fmt)
+    return _markdown(frame, engine, table, ci)
+
+
+def render_long(df: pd.DataFrame, fmt: str = "markdown") -> str:
+    """Every evaluation, one per line, for export (csv/json keep full precision)."""
+    if fmt == "csv":
+        return df.to_csv(index=False)
+    if fmt == "json":
+        return df.to_json(orient="records", indent=2)
+    if df.empty:
+        return "No evaluations in the database yet."
+    cols = ["run", "checkpoint", "checkpoint_epoch", "attack", "n", "accuracy", "seconds"]
+    return df[cols].to_markdown(index=False, floatfmt=".2f")
+
+
+def render_table5(engine: Engine, runs: list[str] | None = None, fmt: str = "markdown") -> str:
+    """Table 5 as Markdown with its notes, or its numbers as CSV/JSON."""
+    df = table5_frame(engine, runs)
+    if check_format(fmt) != "markdown":
+        return export(df, fmt)
+    if df.empty:
+        return "No semi-supervised evaluations yet: run `bench experiment table5-semi`."
+    info = semi_runs(engine)
+    labels = {a: attacks.PRESETS.get(a).label for a in TABLE5_ATTACKS}
+    blocks = []
+    for dataset, sub in df.groupby("dataset", sort=True):
+        rows = []
+        order = sorted(
+            sub["run"].unique(),
+            key=lambda r: (
+                TABLE5_ORDER.index(info[r].defense) if info[r].defense in TABLE5_ORDER else 9,
+                r,
+            ),
+        )
+        for run in order:
+            r = sub[sub["run"] == run]
+            first = r.iloc[0]
+            row = {
+                "Defense": display_name(first["defense"]),
+                "Model": first["model"],
+                "Unlabelled": f"{info[run].spec.get('n_unlabelled'):,}",
+            }
+            for atk in TABLE5_ATTACKS:
+                cells = r[r["attack"] == atk].set_index("checkpoint")
+                cell = cells["accuracy"]
+                paper = cells["paper"].dropna().iloc[0] if cells["paper"].notna().any() else None
+                row[labels[atk]] = (
+                    f"{fmt_num(cell.get('best'))} / {fmt_num(cell.get('last'))} ({fmt_num(paper)})"
+                )
+            rows.append(row)
+        title = (
+            f"### Table 5 (with unlabelled data): {FAMILY.get(str(dataset), dataset)}, "
+            f"`{dataset}` (white-box, accuracy %)"
+        )
+        table = pd.DataFrame(rows).to_markdown(index=False)
+        blocks.append("\n".join([title, "", table, "", *_t5_notes(sub, info)]))
+    settings = "; ".join(f"{m}: {s}" for m, s in TABLE5_SETTING.items())
+    blocks.append(
+        f"Cells: ours best / last checkpoint (paper's number: {TABLE5_SOURCE}; {settings}; "
+        "shown only for those models on CIFAR-10 at eps 8/255 or 0.031)."
+    )
+    return "\n\n".join(blocks)
+
+
+def _t5_notes(sub: pd.DataFrame, info: dict[str, Run]) -> list[str]:
+    notes = [f"- Data: {label}" for label in sorted(sub["data_label"].unique())]
+    for run, r in sub.groupby("run", sort=True):
+        first = r.iloc[0]
+        notes.append(
+            f"- `{run}`: {first['model']}, eps {first['eps']:.4g}, preset {first['preset']}, "
+            f"{first['epochs']} epochs, {first['train_subset']} labelled training images + "
+            f"{describe_semi_run(info[run].spec, info[run].provenance)}; "
+            f"{int(r['n'].max())} test points (the first of the test set)"
+        )
+    for atk, r in sub.groupby("attack", sort=False):
+        notes.append(f"- {atk}: {r.iloc[0]['attack_params']}")
+    return notes
+
+
+def describe_semi_run(spec: dict[str, Any], provenance: dict[str, Any] | None) -> str | None:
+    """One line for listings and table notes, or None for a supervised run."""
+    if not spec.get("unlabelled"):
+        return None
+    rec = (provenance or {}).get("pseudo_labels") or {}
+    text = (
+        f"{spec.get('n_unlabelled')} unlabelled images ({spec['unlabelled']}) "
+        f"pseudo-labelled by {spec.get('pseudo_labeller')}"
+    )
+    if rec:
+        text += f" ({rec['labeller_checkpoint']} checkpoint, sha256 {rec['labeller_sha256'][:12]}"
+        if rec.get("agreement_with_true_labels") is not None:
+            text += f", {100 * rec['agreement_with_true_labels']:.1f}% agree with true labels"
+        text += ")"
+    return text

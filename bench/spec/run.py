@@ -1,0 +1,196 @@
+"""Run specs: what the user asked for, fully resolved, frozen and serialisable.
+
+A spec is resolved once (defense defaults < preset < CLI overrides) and then only read.
+Its JSON is the run's identity: the same spec is never trained twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+import defenses
+from bench.data import DATASETS
+from bench.models import MODELS, build_model
+from bench.spec.presets import TRAIN_PRESETS, TrainPreset, default_preset
+from defenses.base import PGDDefense
+
+ATTACK_OVERRIDES = ("steps", "step_size", "start")  # the inner attack: --train-steps ...
+SEMI_FIELDS = ("unlabelled", "n_unlabelled", "pseudo_labeller")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    defense: str
+    model: str
+    dataset: str
+    preset: str
+    epochs: int
+    batch_size: int
+    lr: float
+    momentum: float
+    weight_decay: float
+    milestones: tuple[int, ...]
+    lr_gamma: float
+    eps: float
+    defense_params: tuple[tuple[str, Any], ...]
+    seed: int = 0
+    train_subset: int | None = None
+    test_subset: int | None = None
+    # Semi-supervised runs only (bench/data/unlabelled.py): where the extra unlabelled images come
+    # from, how many, and the name of the natural run whose predictions label them.
+    unlabelled: str | None = None
+    n_unlabelled: int | None = None
+    pseudo_labeller: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["milestones"] = list(self.milestones)
+        d["defense_params"] = dict(self.defense_params)
+        for k in SEMI_FIELDS:  # unset: omitted, so older specs keep their keys and names
+            if d[k] is None:
+                del d[k]
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunSpec:
+        d = dict(d)
+        d["milestones"] = tuple(d["milestones"])
+        d["defense_params"] = tuple(sorted(d["defense_params"].items()))
+        return cls(**d)
+
+    @property
+    def key(self) -> str:
+        return hashlib.sha256(self.to_json().encode()).hexdigest()
+
+    @property
+    def name(self) -> str:
+        """Readable and unique: the main choices in words, the rest in a short hash."""
+        parts = [self.dataset, self.model, self.defense, self.preset]
+        if self.train_subset:
+            parts.append(f"n{self.train_subset}")
+        if self.n_unlabelled:
+            parts.append(f"u{self.n_unlabelled}")
+        parts.append(f"e{self.epochs}")
+        parts.append(f"s{self.seed}")
+        return "-".join(parts) + "-" + self.key[:6]
+
+    def params(self) -> dict[str, Any]:
+        return dict(self.defense_params)
+
+
+def resolve(
+    defense: str,
+    model: str,
+    dataset: str,
+    preset: str | None = None,
+    *,
+    seed: int = 0,
+    train_subset: int | None = None,
+    test_subset: int | None = None,
+    overrides: dict[str, Any] | None = None,
+    defense_overrides: dict[str, Any] | None = None,
+) -> RunSpec:
+    """Build a spec: defense defaults < preset < overrides.
+
+    ``overrides`` may set epochs, batch_size, lr, momentum, weight_decay, milestones,
+    lr_gamma, eps and the inner attack (steps, step_size, start); ``defense_overrides``
+    sets the defense's own parameters (e.g. ``lam`` for MART, ``beta`` for TRADES).
+    """
+    MODELS.get(model)  # unknown names fail here, with the valid choices
+    DATASETS.get(dataset)
+    preset = preset or default_preset(dataset)
+    p = TRAIN_PRESETS.get(preset)
+    cls = defenses.DEFENSES.get(defense)
+    over = {k: v for k, v in (overrides or {}).items() if v is not None}
+    eps = check_eps(float(over.pop("eps", p.eps)))
+    attack_over = {k: over.pop(k) for k in ATTACK_OVERRIDES if k in over}
+    train = {
+        "epochs": p.epochs,
+        "batch_size": p.batch_size,
+        "lr": p.lr,
+        "momentum": p.momentum,
+        "weight_decay": p.weight_decay,
+        "milestones": tuple(p.milestones),
+        "lr_gamma": p.lr_gamma,
+    }
+    unknown = set(over) - set(train)
+    if unknown:
+        raise ValueError(f"unknown training setting(s): {', '.join(sorted(unknown))}")
+    train.update(over)
+    train["milestones"] = tuple(int(m) for m in train["milestones"])
+    params = _defense_params(cls, defense, p, eps, attack_over, dict(defense_overrides or {}))
+    return RunSpec(
+        defense=defense,
+        model=model,
+        dataset=dataset,
+        preset=preset,
+        eps=eps,
+        defense_params=tuple(sorted(params.items())),
+        seed=seed,
+        train_subset=train_subset,
+        test_subset=test_subset,
+        **train,
+    )
+
+
+def check_eps(eps: float) -> float:
+    if not math.isfinite(eps) or not 0.0 <= eps <= 1.0:
+        raise ValueError(f"eps must be a finite number in [0, 1] (images are in [0, 1]), got {eps}")
+    return eps
+
+
+def _defense_params(
+    cls: type[defenses.Defense],
+    defense: str,
+    p: TrainPreset,
+    eps: float,
+    attack_over: dict[str, Any],
+    user: dict[str, Any],
+) -> dict[str, Any]:
+    """Defense defaults < the preset's inner attack < the preset's values < overrides.
+
+    An override the defense has no field for is an error naming the fields it has, so a
+    setting is never dropped silently (e.g. ``--start`` on a defense without PGD).
+    """
+    fields = {f.name for f in dataclasses.fields(cls)}
+    if "eps" in user:
+        raise ValueError("set the budget with --eps (it is used for training and evaluation)")
+    params: dict[str, Any] = {}
+    if issubclass(cls, PGDDefense):
+        params.update(p.attack_params(eps))
+    # A variant (e.g. mart-no-kl, a subclass of Mart) takes its parent's preset values.
+    for klass in cls.__mro__:
+        preset_params = p.defense_params.get(getattr(klass, "name", ""))
+        if preset_params is not None:
+            params.update({k: v for k, v in preset_params.items() if k in fields})
+            break
+    for k, v in attack_over.items():
+        if k in user and user[k] != v:
+            raise ValueError(f"{k} is given twice with different values ({v} and {user[k]})")
+        user[k] = v
+    for k, v in user.items():
+        if k not in fields:
+            raise ValueError(
+                f"defense {defense!r} has no parameter {k!r}; it takes: {', '.join(sorted(fields))}"
+            )
+        params[k] = v
+    # Fill the defense's own defaults (and check types and ranges) so the spec is complete.
+    return cls(**params).params()
+
+
+def build_for_spec(spec: RunSpec) -> nn.Module:
+    """The spec's architecture, freshly initialised from its seed."""
+    info = DATASETS.get(spec.dataset)
+    torch.manual_seed(spec.seed)
+    return build_model(spec.model, num_classes=info.num_classes, in_channels=info.shape[0])

@@ -1,0 +1,80 @@
+"""Stored checkpoints as plain PyTorch modules: the one "check the hash, then build" path.
+
+A checkpoint is a safetensors file (weights only, cannot run code); the architecture comes
+from the run's spec in the database. Loading checks the file's sha256 against the one
+recorded with the run, so a module never silently differs from the evaluated one. Every
+caller (evaluation, audit, transfer surrogates, pseudo-labellers, ``bench.load_model``)
+goes through :func:`checkpoint_model`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from torch import nn
+
+from bench.models.zoo import load_zoo_weights
+from bench.spec.run import RunSpec, build_for_spec
+from bench.store import db as bdb
+from bench.store.checkpoints import load_weights, read_metadata, verified
+from bench.store.db import Checkpoint, Run
+
+EXTERNAL = "external"  # Run.spec["kind"] of a model we did not train (bench/jobs/zoo.py)
+
+
+def checkpoint_model(run: Run, ckpt: Checkpoint) -> nn.Module:
+    """The module of a stored checkpoint, in eval mode, on the CPU (file hash checked)."""
+    path = verified(Path(ckpt.path), ckpt.sha256, f"checkpoint of run {run.name}")
+    if run.spec.get("kind") == EXTERNAL:
+        return load_zoo_weights(run.model, path)
+    return load_weights(build_for_spec(RunSpec.from_dict(run.spec)), path).eval()
+
+
+def _run_for_path(s: Session, path: Path) -> tuple[Run | None, str]:
+    """A checkpoint file names its run in its metadata (bench/train/loop.py); else its folder."""
+    name = path.parent.name
+    if path.suffix == ".safetensors":
+        name = read_metadata(path).get("run", name)
+    return bdb.find_run(s, name), name
+
+
+def load_model(
+    run_name_or_path: str | os.PathLike[str],
+    checkpoint: str = "best",
+    db: str | os.PathLike[str] | None = None,
+) -> nn.Module:
+    """Load a run's checkpoint as an ``nn.Module`` (eval mode, CPU).
+
+    ``run_name_or_path`` is a run name or key (``bench ls runs``), a run folder
+    (``results/runs/<run>``) or a ``best``/``last`` ``.safetensors`` file; ``checkpoint`` is
+    ``best`` or ``last`` (ignored for a file). The database (``db``, else ``BENCH_DB``, else
+    ``results/bench.sqlite``) supplies the architecture. Models take images in [0, 1].
+    """
+    target = Path(run_name_or_path)
+    with Session(bdb.connect(db)) as s:
+        if target.exists():
+            file = target if target.is_file() else target / f"{checkpoint}.safetensors"
+            run, name = _run_for_path(s, file)
+            if run is None:
+                raise LookupError(f"run {name!r} of {file} is not in {bdb.db_path(db)}")
+            ckpt = next(
+                (c for c in run.checkpoints if Path(c.path).resolve() == file.resolve()), None
+            )
+            if ckpt is None:  # a copied file: trust its bytes, build the run's architecture
+                return load_weights(build_for_spec(RunSpec.from_dict(run.spec)), file).eval()
+            return checkpoint_model(run, ckpt)
+        run = bdb.find_run(s, str(run_name_or_path))
+        if run is None:
+            raise LookupError(
+                f"no run or file {str(run_name_or_path)!r} (runs: `bench ls runs`; db "
+                f"{bdb.db_path(db)})"
+            )
+        ckpt = s.scalars(
+            select(Checkpoint).where(Checkpoint.run_id == run.id, Checkpoint.tag == checkpoint)
+        ).first()
+        if ckpt is None:
+            raise LookupError(f"run {run.name} has no {checkpoint!r} checkpoint")
+        return checkpoint_model(run, ckpt)

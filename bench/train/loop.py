@@ -1,0 +1,238 @@
+"""The one training loop, shared by every defense.
+
+Per epoch: the defense makes adversarial examples and computes its loss; SGD steps;
+then clean and PGD-20 accuracy on the monitor set. The best (by PGD-20) and last
+weights are kept. The resume state is written atomically after each epoch, and a run
+started again continues after its last completed epoch. Each epoch reseeds from
+(seed, epoch), so a resumed run sees the same data order and attack noise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+import attacks
+import defenses
+from bench import data as bdata
+from bench.core.constants import EVAL_BATCH, MONITOR_ATTACK, seed_mix
+from bench.data.unlabelled import with_pseudo_labelled
+from bench.eval.loop import EvalResult, robust_points
+from bench.spec.run import RunSpec, build_for_spec
+from bench.store.checkpoints import load_state, save_state, save_weights
+from defenses.base import StepContext
+
+STATE_FILE = "state.pt"
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    epoch: int  # 1-based count of completed epochs
+    lr: float
+    train_loss: float
+    clean_acc: float
+    robust_acc: float
+    n_monitor: int
+    monitor_attack: dict
+    train_seconds: float  # the optimisation loop alone
+    seconds: float  # including the monitor evaluation and checkpointing
+    best_epoch: int
+    best_robust: float
+
+
+class Interrupted(RuntimeError):
+    """Raised by ``stop_after`` in tests to simulate a killed run."""
+
+
+def completed_epochs(run_dir: Path) -> int:
+    """Epochs a run directory has finished (0 when it has no usable resume state)."""
+    path = run_dir / STATE_FILE
+    return int(load_state(path).get("epoch", 0)) if path.exists() else 0
+
+
+@dataclass
+class _State:
+    """Everything an epoch changes, and what the resume state file holds."""
+
+    model: nn.Module
+    defense: defenses.Defense
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.MultiStepLR
+    done: int = 0
+    best_robust: float = -1.0
+    best_epoch: int = 0
+    history: list[dict] = field(default_factory=list)
+
+    def to_file(self) -> dict:
+        return {
+            "epoch": self.done,
+            "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(),
+            "best_robust": self.best_robust,
+            "best_epoch": self.best_epoch,
+            "history": self.history,
+            "defense": self.defense.state_dict(),
+        }
+
+    def load(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        self.done, self.best_robust = state["epoch"], state["best_robust"]
+        self.best_epoch, self.history = state["best_epoch"], state["history"]
+        self.defense.load_state_dict(state.get("defense", {}))
+
+
+def _setup(spec: RunSpec, device: str) -> _State:
+    model = build_for_spec(spec).to(device)
+    defense = defenses.build(spec.defense, **spec.params())
+    opt = torch.optim.SGD(
+        model.parameters(), lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay
+    )
+    sched = torch.optim.lr_scheduler.MultiStepLR(
+        opt, milestones=list(spec.milestones), gamma=spec.lr_gamma
+    )
+    return _State(model, defense, opt, sched)
+
+
+def _training_data(
+    spec: RunSpec, run_dir: Path, data_root: str | None
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Training images and labels; pseudo-labelled ones (if any) after the labelled ones."""
+    x_tr, y_tr = bdata.subset(*bdata.load_split(spec.dataset, True, data_root), spec.train_subset)
+    n_labelled = len(y_tr)
+    if spec.unlabelled is not None:
+        x_tr, y_tr = with_pseudo_labelled(
+            spec.unlabelled, spec.n_unlabelled, spec.dataset, run_dir, x_tr, y_tr, data_root
+        )
+    return x_tr, y_tr, n_labelled
+
+
+def train(
+    spec: RunSpec,
+    run_dir: Path,
+    *,
+    device: str = "cpu",
+    data_root: str | None = None,
+    on_epoch: Callable[[EpochReport], None] | None = None,
+    progress: bool = True,
+    stop_after: int | None = None,
+    monitor_batch: int = EVAL_BATCH,
+) -> nn.Module:
+    """Train ``spec`` in ``run_dir``, resuming if a state file is there. Returns the last model."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    info = bdata.DATASETS.get(spec.dataset)
+    x_tr, y_tr, n_labelled = _training_data(spec, run_dir, data_root)
+    test = bdata.subset(*bdata.load_split(spec.dataset, False, data_root), spec.test_subset)
+    st = _setup(spec, device)
+    monitor = attacks.build(MONITOR_ATTACK, eps=spec.eps)
+    state_path = run_dir / STATE_FILE
+    state = load_state(state_path) if state_path.exists() else {}
+    if state:
+        st.load(state)
+        # Replay what was recorded before the interruption: recording is idempotent.
+        for h in st.history:
+            if on_epoch is not None:
+                on_epoch(EpochReport(**h))
+    batches = bdata.Batches(
+        x_tr, y_tr, spec.batch_size, shuffle=True, seed=spec.seed, augment=info.augment,
+        device=device,
+    )  # fmt: skip
+    for epoch in range(st.done, spec.epochs):
+        if stop_after is not None and epoch >= stop_after:
+            raise Interrupted(f"stopped after {stop_after} epoch(s)")
+        t0 = time.perf_counter()
+        torch.manual_seed(seed_mix(spec.seed, epoch))
+        batches.set_epoch(epoch)
+        lr = st.opt.param_groups[0]["lr"]
+        loss = _epoch(spec, st, batches, epoch, n_labelled, progress)
+        train_seconds = time.perf_counter() - t0
+        clean, robust = _monitor(st.model, test, monitor, monitor_batch, device, spec.seed)
+        _keep(spec, st, run_dir, epoch, robust.accuracy)
+        report = EpochReport(
+            epoch=epoch + 1,
+            lr=lr,
+            train_loss=loss,
+            clean_acc=clean.accuracy,
+            robust_acc=robust.accuracy,
+            n_monitor=robust.n,
+            monitor_attack={"preset": MONITOR_ATTACK, **monitor.params()},
+            train_seconds=train_seconds,
+            seconds=time.perf_counter() - t0,
+            best_epoch=st.best_epoch,
+            best_robust=st.best_robust,
+        )
+        st.history.append(dataclasses.asdict(report))
+        st.done = epoch + 1
+        save_state(st.to_file(), state_path)
+        if on_epoch is not None:
+            on_epoch(report)
+    return st.model
+
+
+def _epoch(
+    spec: RunSpec, st: _State, batches: bdata.Batches, epoch: int, n_labelled: int, progress: bool
+) -> float:
+    """One pass over the training data; returns the mean training loss."""
+    st.model.train()
+    total, count = 0.0, 0
+    bar = tqdm(
+        batches,
+        desc=f"{spec.defense} epoch {epoch + 1}/{spec.epochs}",
+        unit="batch",
+        disable=not progress,
+        leave=False,
+    )
+    for x, y, idx in bar:
+        unlab = (idx >= n_labelled).to(y.device) if spec.unlabelled is not None else None
+        ctx = StepContext(epoch=epoch, epochs=spec.epochs, indices=idx, unlabelled=unlab)
+        x_adv = st.defense.perturb(st.model, x, y, ctx)
+        st.model.train()
+        loss = st.defense.loss(st.model, x, y, x_adv, ctx)
+        if not math.isfinite(loss.item()):
+            raise FloatingPointError(
+                f"non-finite training loss at epoch {epoch + 1}: lower the learning rate or "
+                "check the defense's parameters"
+            )
+        st.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        st.opt.step()
+        total += loss.item() * len(y)
+        count += len(y)
+        bar.set_postfix(loss=f"{total / count:.4f}")
+    st.sched.step()
+    return total / max(count, 1)
+
+
+def _monitor(
+    model: nn.Module,
+    test: tuple[torch.Tensor, torch.Tensor],
+    monitor: attacks.Attack,
+    batch: int,
+    device: str,
+    seed: int,
+) -> tuple[EvalResult, EvalResult]:
+    """Clean and monitor-attack accuracy on the monitored test subset."""
+    clean = robust_points(model, *test, None, batch_size=batch, device=device)
+    robust = robust_points(model, *test, monitor, batch_size=batch, device=device, seed=seed)
+    return clean, robust
+
+
+def _keep(spec: RunSpec, st: _State, run_dir: Path, epoch: int, robust_acc: float) -> None:
+    """Write ``last`` every epoch and ``best`` when the monitor accuracy improves."""
+    targets = [run_dir / "last.safetensors"]
+    if robust_acc > st.best_robust:
+        st.best_robust, st.best_epoch = robust_acc, epoch + 1
+        targets.append(run_dir / "best.safetensors")
+    meta = {"run": spec.name, "epoch": str(epoch + 1), "robust_acc": repr(robust_acc)}
+    for path in targets:
+        save_weights(st.model, path, meta)
