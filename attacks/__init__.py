@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from typing import Any
 
 from attacks.base import (
     ATTACKS,
@@ -21,28 +20,13 @@ from attacks.base import (
     AttackPreset,
     BoundViolation,
     add_preset,
+    build,
     check_bounds,
     register,
 )
 
 for _mod in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_mod.name}")
-
-
-def build(name: str, **params: Any) -> Attack:
-    """Build an attack by class or preset name; ``eps`` is required."""
-    if "eps" not in params:
-        raise TypeError("attacks.build needs eps=")
-    if name in PRESETS:
-        preset = PRESETS.get(name)
-        if preset.attack == "none":
-            raise ValueError("'clean' is not an attack; evaluate without one")
-        params = preset.resolve(**params)
-        return ATTACKS.get(preset.attack)(**params)
-    if name not in ATTACKS:
-        choices = sorted(set(ATTACKS.names()) | set(PRESETS.names()) - {"clean"})
-        raise ValueError(f"unknown attack {name!r}; valid: {', '.join(choices)}")
-    return ATTACKS.get(name)(**params)
 
 
 __all__ = [

@@ -125,3 +125,19 @@ def add_preset(name: str, preset: AttackPreset) -> None:
 
 
 add_preset("clean", AttackPreset("none", label="Natural", source="no attack", protocol="clean"))
+
+
+def build(name: str, **params: Any) -> Attack:
+    """Build an attack by class or preset name; ``eps`` is required."""
+    if "eps" not in params:
+        raise TypeError("attacks.build needs eps=")
+    if name in PRESETS:
+        preset = PRESETS.get(name)
+        if preset.attack == "none":
+            raise ValueError("'clean' is not an attack; evaluate without one")
+        params = preset.resolve(**params)
+        return ATTACKS.get(preset.attack)(**params)
+    if name not in ATTACKS:
+        choices = sorted(set(ATTACKS.names()) | set(PRESETS.names()) - {"clean"})
+        raise ValueError(f"unknown attack {name!r}; valid: {', '.join(choices)}")
+    return ATTACKS.get(name)(**params)

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
-from attacks.base import PRESETS, Attack, AttackPreset, add_preset, register
+from attacks.base import PRESETS, Attack, AttackPreset, add_preset, build, register
 from attacks.pgd import FGSM  # noqa: F401  (the white-box presets must exist first)
 
 TRANSFER_BASES = ("fgsm", "pgd10", "pgd20", "cw20")
@@ -44,14 +44,10 @@ class Transfer(Attack):
             raise ValueError("a transfer attack needs a surrogate model (with_surrogate)")
         if self.surrogate is model:
             raise ValueError("the surrogate is the target model: that is a white-box attack")
-        import attacks  # the registry imports this module
-
-        return attacks.build(self.base, eps=self.eps)(self.surrogate, x, y)
+        return build(self.base, eps=self.eps)(self.surrogate, x, y)
 
     def params(self) -> dict[str, Any]:
-        import attacks
-
-        crafted = attacks.build(self.base, eps=self.eps).params()
+        crafted = build(self.base, eps=self.eps).params()
         return {**super().params(), "crafted_with": crafted}
 
 

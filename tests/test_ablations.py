@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import defenses
-from bench.cli import parse_params
+from bench.cli.common import parse_params
 from bench.spec.run import resolve
 from defenses.base import StepContext
 from defenses.mart import mart_loss

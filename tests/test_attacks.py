@@ -12,6 +12,8 @@ from torch import nn
 import attacks
 from attacks.base import BoundViolation, check_bounds
 from attacks.losses import cw_margin
+from attacks.pgd import PGD
+from attacks.transfer import Transfer
 from bench.eval.loop import robust_points
 
 EVAL_ATTACKS = [n for n in attacks.PRESETS.names() if n != "clean"]

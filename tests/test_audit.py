@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 from torch import nn
 
 import attacks
-from bench import audit, jobs
+from bench import jobs
+from bench.eval import audit
 from bench.eval.perpoint import wilson_interval, worst_case
 from bench.models import MODELS
 from bench.spec.run import resolve

@@ -10,9 +10,9 @@ from conftest import requires_mnist
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from bench import plots
 from bench.cli import app
 from bench.core.reference import table5_value
+from bench.report import plots
 from bench.spec import experiments as bexp
 from bench.spec.run import resolve
 from bench.store import db as bdb

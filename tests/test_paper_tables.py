@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from bench.report.paper import paper_frame, render_paper
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from bench.cli import app
 from bench.core.reference import paper_number
+from bench.report.frames import paper_frame
+from bench.report.render import render_paper
 from bench.store import db as bdb
 
 EPS_C, EPS_M = 8 / 255, 0.3

@@ -15,11 +15,15 @@ from sqlalchemy.orm import Session
 
 import defenses
 from bench import data as bdata
-from bench import jobs, semi
-from bench.spec.run import RunSpec, resolve
+from bench import jobs
+from bench.cli import app
+from bench.data import unlabelled
+from bench.jobs.pseudo import pseudo_label
+from bench.report.render import describe_semi_run
+from bench.spec.auxiliary import attach_unlabelled, labeller_spec
+from bench.spec.run import RunSpec, build_for_spec, resolve
 from bench.store import db as bdb
 from bench.store.checkpoints import load_weights, sha256
-from bench.train.loop import build_for_spec
 from defenses.base import StepContext
 from defenses.mart import mart_loss
 from defenses.semi import rst_loss, semi_mart_loss, uat_pp_loss
@@ -122,15 +126,15 @@ def test_supervised_specs_keep_their_keys() -> None:
 @requires_mnist
 def test_attach_unlabelled_records_source_and_refuses_overlap() -> None:
     base = resolve("rst", "tiny-cnn", "mnist", "paper-4.2-mnist", train_subset=256)
-    spec = semi.attach_unlabelled(base, "heldout:mnist:10000:10300")
+    spec = attach_unlabelled(base, "heldout:mnist:10000:10300")
     assert spec.n_unlabelled == 300 and "-u300-" in spec.name
-    assert spec.pseudo_labeller == semi.labeller_spec(base).name
+    assert spec.pseudo_labeller == labeller_spec(base).name
     assert spec.pseudo_labeller.startswith("mnist-tiny-cnn-natural-paper-4.2-mnist-n256-")
     assert RunSpec.from_dict(spec.to_dict()) == spec and spec.key != base.key
     with pytest.raises(ValueError, match="overlap the labelled"):
-        semi.attach_unlabelled(base, "heldout:mnist:100:400")
+        attach_unlabelled(base, "heldout:mnist:100:400")
     with pytest.raises(ValueError, match="neither"):
-        semi.attach_unlabelled(base, "/no/such/file.npy")
+        attach_unlabelled(base, "/no/such/file.npy")
 
 
 def test_array_and_folder_sources(tmp_path: Path) -> None:
@@ -138,7 +142,7 @@ def test_array_and_folder_sources(tmp_path: Path) -> None:
 
     arr = np.random.default_rng(0).integers(0, 256, (5, 1, 28, 28), dtype=np.uint8)
     np.save(tmp_path / "u.npy", arr)
-    src = semi.parse_source(str(tmp_path / "u.npy"))
+    src = unlabelled.parse_source(str(tmp_path / "u.npy"))
     assert src.count() == 5
     assert torch.equal(src.load((1, 28, 28)), torch.from_numpy(arr))
     with pytest.raises(ValueError, match="expected uint8"):
@@ -146,7 +150,7 @@ def test_array_and_folder_sources(tmp_path: Path) -> None:
     (tmp_path / "imgs").mkdir()
     for i in range(3):
         Image.fromarray(arr[i, 0]).save(tmp_path / "imgs" / f"{i:03d}.png")
-    folder = semi.parse_source(str(tmp_path / "imgs"))
+    folder = unlabelled.parse_source(str(tmp_path / "imgs"))
     assert folder.count() == 3
     assert torch.equal(folder.load((1, 28, 28)), torch.from_numpy(arr[:3]))
 
@@ -175,7 +179,7 @@ def test_pseudo_labelling_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyP
         overrides={"epochs": 1, "batch_size": 64, "steps": 2, "lr": 0.05},
         defense_overrides={"gamma": 0.5},
     )
-    spec = semi.attach_unlabelled(base, "heldout:mnist:10000:10256")
+    spec = attach_unlabelled(base, "heldout:mnist:10000:10256")
     runs_dir = tmp_path / "runs"
     run, trained = jobs.train_job(engine, spec, runs_dir=runs_dir, progress=False)
     assert trained and run.status == "done"
@@ -195,24 +199,26 @@ def test_pseudo_labelling_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert stored_spec["pseudo_labeller"] == spec.pseudo_labeller
     assert record["labeller_run"] == spec.pseudo_labeller
     assert record["labeller_sha256"] == ckpt.sha256 == sha256(Path(ckpt.path))
-    assert record == json.loads((runs_dir / spec.name / semi.PSEUDO_JSON).read_text())
+    assert record == json.loads((runs_dir / spec.name / unlabelled.PSEUDO_JSON).read_text())
 
     # The stored labels are the labeller's predictions on exactly those images.
-    labels = torch.load(runs_dir / spec.name / semi.PSEUDO_FILE, weights_only=True)["labels"]
-    model = load_weights(build_for_spec(semi.labeller_spec(base)), Path(ckpt.path))
+    labels = torch.load(runs_dir / spec.name / unlabelled.PSEUDO_FILE, weights_only=True)["labels"]
+    model = load_weights(build_for_spec(labeller_spec(base)), Path(ckpt.path))
     x_u = bdata.load_split("mnist", True)[0][10000:10256]
-    assert torch.equal(labels, semi.pseudo_label(model, x_u))
+    assert torch.equal(labels, pseudo_label(model, x_u))
     assert sum(record["class_counts"]) == 256 == len(labels)
     truth = bdata.load_split("mnist", True)[1][10000:10256]
     assert record["agreement_with_true_labels"] == pytest.approx(
         (labels == truth).float().mean().item()
     )
-    line = semi.describe_run(stored_spec, {"pseudo_labels": record})
+    line = describe_semi_run(stored_spec, {"pseudo_labels": record})
     assert line is not None and spec.pseudo_labeller in line and ckpt.sha256[:12] in line
 
     # Training saw labelled images first, then the pseudo-labelled ones.
     x_lab, y_lab = bdata.subset(*bdata.load_split("mnist", True), 256)
-    x_all, y_all = semi.with_pseudo_labelled(spec, runs_dir / spec.name, x_lab, y_lab)
+    x_all, y_all = unlabelled.with_pseudo_labelled(
+        spec.unlabelled, spec.n_unlabelled, spec.dataset, runs_dir / spec.name, x_lab, y_lab
+    )
     assert len(y_all) == 512 and torch.equal(y_all[256:], labels)
     assert torch.equal(x_all[:256], x_lab) and torch.equal(x_all[256:], x_u)
 
@@ -222,8 +228,6 @@ def test_pseudo_labelling_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
     # The listing and Table 5 say which images were pseudo-labelled by which model.
     from typer.testing import CliRunner
-
-    from bench.cli import app
 
     cli, db = CliRunner(), str(tmp_path / "semi.sqlite")
     listing = cli.invoke(app, ["ls", "runs", "--db", db]).output

@@ -8,7 +8,7 @@ import numpy as np
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from bench import tables
+from bench.report import frames, render
 from bench.spec.run import resolve
 from bench.store import db as bdb
 
@@ -54,7 +54,7 @@ def fill(path: Path) -> Engine:
 
 
 def test_only_current_checkpoint_and_newest_evaluation_are_shown(tmp_path: Path) -> None:
-    df = tables.evaluations_frame(fill(tmp_path / "t.sqlite"))
+    df = frames.evaluations_frame(fill(tmp_path / "t.sqlite"))
     assert len(df) == 1
     assert df.loc[0, "checkpoint_sha256"] == "new" and df.loc[0, "accuracy"] == 50.0
 
@@ -67,8 +67,8 @@ def test_robust_mask_round_trip(tmp_path: Path) -> None:
 
 
 def test_table2_shows_paper_number_only_at_paper_eps(tmp_path: Path) -> None:
-    text = tables.render_table2(tables.evaluations_frame(fill(tmp_path / "t.sqlite")))
-    assert "(96.48)" in text and "— / 50.00" in text
+    text = render.render_paper(fill(tmp_path / "t.sqlite"), 2)
+    assert "— / 50.00 (96.48, -46.48)" in text  # ours - paper where eps is the paper's
 
 
 def test_a_smaller_later_evaluation_does_not_replace_a_fuller_one(tmp_path: Path) -> None:
@@ -80,7 +80,7 @@ def test_a_smaller_later_evaluation_does_not_replace_a_fuller_one(tmp_path: Path
         row["robust_mask"] = bdb.pack_mask(np.zeros(2, dtype=bool))
         s.add(bdb.Evaluation(**{k: v for k, v in row.items() if v is not None}))
         s.commit()
-    df = tables.evaluations_frame(engine)
+    df = frames.evaluations_frame(engine)
     assert len(df) == 1 and df.loc[0, "n"] == 4 and df.loc[0, "accuracy"] == 50.0
 
 
@@ -88,5 +88,5 @@ def test_points_names_attacks_run_on_fewer_test_points() -> None:
     import pandas as pd
 
     evs = pd.DataFrame({"n": [500, 500, 100, 100], "attack": ["clean", "pgd20", "square", "fab-t"]})
-    assert tables.points(evs) == "500 test points (100 for fab-t, square)"
-    assert tables.points(evs[evs["n"] == 500]) == "500 test points"
+    assert render.points(evs) == "500 test points (100 for fab-t, square)"
+    assert render.points(evs[evs["n"] == 500]) == "500 test points"

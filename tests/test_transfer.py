@@ -20,10 +20,9 @@ from bench import data as bdata
 from bench import jobs
 from bench.eval.loop import robust_points
 from bench.eval.transfer import surrogate_spec
-from bench.spec.run import RunSpec, resolve
+from bench.spec.run import RunSpec, build_for_spec, resolve
 from bench.store import db as bdb
 from bench.store.checkpoints import load_weights
-from bench.train.loop import build_for_spec
 
 
 def test_surrogate_defaults_follow_the_paper() -> None:

@@ -8,15 +8,17 @@ from pathlib import Path
 
 import pytest
 import torch
-from bench.report.paper import paper_frame
 from conftest import requires_mnist
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 import bench
 from bench import data as bdata
-from bench import jobs, zoo
+from bench import jobs
 from bench.cli import app
+from bench.jobs import zoo
+from bench.models import zoo as zoo_models
+from bench.report.frames import paper_frame
 from bench.spec.run import resolve
 from bench.store import db as bdb
 from bench.store.checkpoints import save_weights
@@ -35,7 +37,7 @@ def _cifar_jpeg_available() -> bool:
 @pytest.mark.skipif(not _cifar_jpeg_available(), reason="cifar10-jpeg not found")
 def test_zoo_entry_from_local_file_is_an_external_run(tmp_path: Path, monkeypatch) -> None:
     torch.manual_seed(0)
-    arch = zoo._robustbench()[1][ZOO_NAME]["model"]()  # RobustBench's own class, fresh
+    arch = zoo_models._robustbench()[1][ZOO_NAME]["model"]()  # RobustBench's own class, fresh
     file = tmp_path / "mma.pt"
     torch.save(arch.state_dict(), file)
     engine = bdb.connect(tmp_path / "z.sqlite")
@@ -66,8 +68,8 @@ def test_zoo_entry_from_local_file_is_an_external_run(tmp_path: Path, monkeypatc
 
 def test_missing_checkpoint_offline_names_the_place(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("BENCH_OFFLINE", "1")
-    with pytest.raises(zoo.ZooCheckpointMissing) as err:
-        zoo.load_zoo_model("Wang2020Improving", root=tmp_path)
+    with pytest.raises(zoo_models.ZooCheckpointMissing) as err:
+        zoo_models.download("Wang2020Improving", root=tmp_path)
     assert str(tmp_path / "cifar10" / "Linf" / "Wang2020Improving.pt") in str(err.value)
     res = CliRunner().invoke(app, ["zoo", "eval", "Wang2020Improvin", "--db",
                                    str(tmp_path / "x.sqlite")])  # fmt: skip

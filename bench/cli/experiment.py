@@ -126,8 +126,6 @@ def experiment(
 
 
 def _render(engine, name: str, job_list: list[bexp.Job], plot_dir: Path) -> None:
-    from bench import plots
-
     exp = bexp.EXPERIMENTS.get(name)
     names = [j.spec.name for j in job_list if j.role == "run"]
     if exp.kind in plots.PLOTTERS:

@@ -14,9 +14,7 @@ are numbers of test points (``tolerance``) so that small subsets do not flag noi
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -26,158 +24,19 @@ from sqlalchemy.orm import Session
 from torch import nn
 
 from bench import data as bdata
+from bench.eval.checks import (
+    FLAG,
+    NOT_EVALUATED,
+    OK,
+    ZERO_GRAD,
+    CheckResult,
+    consistency_checks,
+    tolerance,
+)
 from bench.eval.loop import to_float
 from bench.eval.perpoint import current_evaluations, masks_by_n
 from bench.store.db import AuditFlag, Checkpoint, Run, find_run, now
 from bench.store.loading import checkpoint_model
-
-OK, FLAG, NOT_EVALUATED = "ok", "flag", "not-evaluated"
-TOL_MIN_POINTS = 2
-TOL_FRACTION = 0.005  # 0.5% of the points: 2 of 200, 50 of 10,000
-ZERO_GRAD = 1e-12  # L1 norm of the input gradient at or below this counts as vanished
-TRANSFER_PAIRS = (
-    ("fgsm", "transfer-fgsm"),
-    ("pgd10", "transfer-pgd10"),
-    ("pgd20", "transfer-pgd20"),
-    ("cw20", "transfer-cw20"),
-)
-CHECKS = (
-    "robust-le-clean",
-    "fgsm-ge-pgd",
-    "pgd-finds-fgsm",
-    "whitebox-le-blackbox",
-    "spsa-not-below-pgd",
-    "autoattack-le-pgd20",
-    "zero-gradients",
-)
-
-
-def tolerance(n: int) -> int:
-    """Points by which two attacks may disagree before it counts: max(2, ceil(0.5% of n))."""
-    return max(TOL_MIN_POINTS, math.ceil(TOL_FRACTION * n))
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    check: str
-    status: str  # ok | flag | not-evaluated
-    n: int
-    value: float | None  # the check's key number (points, or a fraction for zero-gradients)
-    detail: str
-
-
-def _missing(check: str, n: int, needs: Iterable[str]) -> CheckResult:
-    return CheckResult(check, NOT_EVALUATED, n, None, "needs " + ", ".join(needs))
-
-
-def _only(a: np.ndarray, b: np.ndarray) -> int:
-    """Points robust under ``a`` but broken by ``b``."""
-    return int((a & ~b).sum())
-
-
-def consistency_checks(masks: dict[str, np.ndarray], n: int) -> list[CheckResult]:
-    """Every check that needs only stored masks (attack -> robust per point, same n points)."""
-    tol, c = tolerance(n), {a: int(m.sum()) for a, m in masks.items()}
-    out: list[CheckResult] = []
-
-    attacked = [a for a in masks if a != "clean"]
-    if "clean" not in masks or not attacked:
-        out.append(_missing("robust-le-clean", n, ["clean", "an attack"]))
-    else:
-        worst = {a: _only(masks[a], masks["clean"]) for a in attacked}
-        top = max(worst, key=lambda a: worst[a])
-        out.append(
-            CheckResult(
-                "robust-le-clean",
-                FLAG if worst[top] > tol else OK,
-                n,
-                float(worst[top]),
-                f"most points robust under an attack yet misclassified clean: {worst[top]} "
-                f"({top}); tolerance {tol}",
-            )
-        )
-
-    if "fgsm" not in masks or "pgd20" not in masks:
-        out.append(_missing("fgsm-ge-pgd", n, ["fgsm", "pgd20"]))
-        out.append(_missing("pgd-finds-fgsm", n, ["fgsm", "pgd20"]))
-    else:
-        excess = c["pgd20"] - c["fgsm"]
-        text = f"correct: FGSM {c['fgsm']}, PGD-20 {c['pgd20']}"
-        if "pgd100" in masks:
-            excess = max(excess, c["pgd100"] - c["pgd20"])
-            text += f", PGD-100 {c['pgd100']}"
-        else:
-            text += ", PGD-100 not evaluated"
-        out.append(
-            CheckResult(
-                "fgsm-ge-pgd",
-                FLAG if excess > tol else OK,
-                n,
-                float(excess),
-                f"{text}; largest excess of a stronger attack {excess}, tolerance {tol}",
-            )
-        )
-        only = _only(masks["pgd20"], masks["fgsm"])
-        out.append(
-            CheckResult(
-                "pgd-finds-fgsm",
-                FLAG if only > tol else OK,
-                n,
-                float(only),
-                f"{only} points broken by FGSM but robust to PGD-20; tolerance {tol}",
-            )
-        )
-
-    pairs = [(w, b) for w, b in TRANSFER_PAIRS if w in masks and b in masks]
-    if not pairs:
-        out.append(_missing("whitebox-le-blackbox", n, ["a white-box attack and its transfer-*"]))
-    else:
-        gaps = {w: c[w] - c[b] for w, b in pairs}
-        top = max(gaps, key=lambda w: gaps[w])
-        parts = [
-            f"{w} {c[w]} vs {b} {c[b]} ({_only(masks[w], masks[b])} points broken only by transfer)"
-            for w, b in pairs
-        ]
-        out.append(
-            CheckResult(
-                "whitebox-le-blackbox",
-                FLAG if gaps[top] > tol else OK,
-                n,
-                float(gaps[top]),
-                "correct: " + "; ".join(parts) + f"; tolerance {tol}",
-            )
-        )
-
-    if "spsa" not in masks or "pgd20" not in masks:
-        out.append(_missing("spsa-not-below-pgd", n, ["spsa", "pgd20"]))
-    else:
-        gap = c["pgd20"] - c["spsa"]
-        out.append(
-            CheckResult(
-                "spsa-not-below-pgd",
-                FLAG if gap > tol else OK,
-                n,
-                float(gap),
-                f"correct: PGD-20 {c['pgd20']}, SPSA {c['spsa']} "
-                f"({_only(masks['pgd20'], masks['spsa'])} points broken only by "
-                f"SPSA); tolerance {tol}",
-            )
-        )
-
-    if "autoattack" not in masks or "pgd20" not in masks:
-        out.append(_missing("autoattack-le-pgd20", n, ["autoattack (or its 4 parts)", "pgd20"]))
-    else:
-        gap = c["autoattack"] - c["pgd20"]
-        out.append(
-            CheckResult(
-                "autoattack-le-pgd20",
-                FLAG if gap > tol else OK,
-                n,
-                float(gap),
-                f"correct: AutoAttack {c['autoattack']}, PGD-20 {c['pgd20']}; tolerance {tol}",
-            )
-        )
-    return out
 
 
 def input_gradient_norms(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -52,60 +53,53 @@ def eval_job(
     ``{"autoattack": {"n_iter": 10}, "transfer-pgd20": {"surrogate_model": "resnet18"}}``.
     """
     names, tags = list(attack_names), list(checkpoints)
-    options = attack_options or {}
     out: list[Evaluation] = []
     with Session(engine, expire_on_commit=False) as s:
         run = find_run(s, run_name)
         if run is None:
             raise LookupError(f"no run named {run_name!r} in the database (see `bench ls runs`)")
-        external = run.spec.get("kind") == EXTERNAL
-        spec = None if external else RunSpec.from_dict(run.spec)
+        spec = None if run.spec.get("kind") == EXTERNAL else RunSpec.from_dict(run.spec)
         n_req = test_subset if test_subset is not None or spec is None else spec.test_subset
         run_eps = float(run.spec["eps"]) if eps is None else eps
+        opts = attack_options or {}
         specs = [
-            EvalSpec(
-                a, run_eps, tuple(sorted(options.get(a, {}).items())), n_req, t, batch_size, seed
-            )
+            EvalSpec(a, run_eps, tuple(sorted(opts.get(a, {}).items())), n_req, t, batch_size, seed)
             for t in tags
             for a in names
-        ]
+        ]  # built (and so checked) before any work
         x, y = bdata.subset(*bdata.load_split(run.dataset, False, data_root), n_req)
         ckpts = {c.tag: c for c in run.checkpoints}
         missing = [t for t in tags if t not in ckpts]
         if missing:
             raise LookupError(f"run {run.name} has no {missing[0]!r} checkpoint (is it trained?)")
+        base = EvalContext(
+            session=s, run=run, ckpt=ckpts[tags[0]], spec=spec, evspec=specs[0], x=x, y=y,
+            load_model=lambda: None, device=device, data_root=data_root,
+            data_label=bdata.describe(run.dataset, data_root), dataset=run.dataset,
+            progress=progress, provenance=provenance.collect(device),
+            ensure_run=_trainer(engine, Path(run.run_dir).parent, device, data_root, progress),
+        )  # fmt: skip
         loaders = {t: _loader(run, ckpts[t], device) for t in tags}
-        label, here = bdata.describe(run.dataset, data_root), provenance.collect(device)
-
-        def ensure(sur: RunSpec) -> Run:
-            runs_dir = Path(run.run_dir).parent
-            return train_job(
-                engine, sur, runs_dir=runs_dir, device=device, data_root=data_root,
-                progress=progress,
-            )[0]  # fmt: skip
-
         for evspec in specs:
-            ctx = EvalContext(
-                session=s,
-                run=run,
-                ckpt=ckpts[evspec.checkpoint],
-                spec=spec,
-                evspec=evspec,
-                x=x,
-                y=y,
-                load_model=loaders[evspec.checkpoint],
-                device=device,
-                data_root=data_root,
-                data_label=label,
-                dataset=run.dataset,
-                progress=progress,
-                provenance=here,
-                ensure_run=ensure,
-            )
+            t = evspec.checkpoint
+            ctx = replace(base, ckpt=ckpts[t], evspec=evspec, load_model=loaders[t])
             out.append(evaluate(ctx))
         run_name = run.name
     audit_runs(engine, [run_name], data_root=data_root, device=device)
     return out
+
+
+def _trainer(
+    engine: Engine, runs_dir: Path, device: str, data_root: str | None, progress: bool
+) -> Callable[[RunSpec], Run]:
+    """How a protocol gets an auxiliary run (a transfer surrogate): trained once, here."""
+
+    def ensure(spec: RunSpec) -> Run:
+        return train_job(
+            engine, spec, runs_dir=runs_dir, device=device, data_root=data_root, progress=progress
+        )[0]
+
+    return ensure
 
 
 def _loader(run: Run, ckpt: Checkpoint, device: str) -> Callable[[], nn.Module]:

@@ -162,53 +162,8 @@ def paper_frame(
     flags = audit_flags(engine, runs)
     records = []
     for (run, tag), sub in have.groupby(["run", "checkpoint"], sort=False):
-        first = sub.iloc[0]
-        eps = sub["eps"].dropna().max()
-        by_attack = sub.set_index("attack")
         flagged = [f["check"] for f in flags.get((str(run), str(tag)), []) if f["status"] == FLAG]
-        for atk in layout:
-            rec = {
-                "table": table,
-                "dataset": first["dataset"],
-                "data_label": first["data_label"],
-                "run": run,
-                "defense": first["defense"],
-                "model": first["model"],
-                "checkpoint": tag,
-                "checkpoint_epoch": int(first["checkpoint_epoch"]),
-                "attack": atk,
-                "eps": eps,
-                "n": None,
-                "correct": None,
-                "accuracy": float("nan"),
-                "ci_low": float("nan"),
-                "ci_high": float("nan"),
-                "audit_flags": ",".join(flagged),
-            }
-            if atk in by_attack.index:
-                e = by_attack.loc[atk]
-                lo, hi = wilson_interval(int(e["correct"]), int(e["n"]))
-                rec.update(
-                    n=int(e["n"]),
-                    correct=int(e["correct"]),
-                    accuracy=float(e["accuracy"]),
-                    ci_low=100 * lo,
-                    ci_high=100 * hi,
-                )
-            paper = paper_number(
-                table,
-                str(first["dataset"]),
-                str(first["defense"]),
-                atk,
-                str(tag),
-                eps,
-                str(first["model"]),
-            )
-            if paper is None and first["defense"] == "zoo" and tag == "best":
-                paper = ROBUSTBENCH.get(str(first["model"]), {}).get(atk)
-            rec["paper"] = float("nan") if paper is None else paper
-            rec["diff"] = rec["accuracy"] - rec["paper"]
-            records.append(rec)
+        records += [_paper_cell(table, sub, atk, ",".join(flagged)) for atk in layout]
     out = pd.DataFrame.from_records(records, columns=COLUMNS)
     rank = out["defense"].map(defense_rank)
     return (
@@ -217,6 +172,49 @@ def paper_frame(
         .drop(columns="_r")
         .reset_index(drop=True)
     )
+
+
+def _paper_cell(table: int, sub: pd.DataFrame, atk: str, flagged: str) -> dict:
+    """One cell's numbers: ours (with its Wilson interval), the paper's, and the difference."""
+    first = sub.iloc[0]
+    run, tag = first["run"], first["checkpoint"]
+    eps = sub["eps"].dropna().max()
+    by_attack = sub.set_index("attack")
+    rec = {
+        "table": table,
+        "dataset": first["dataset"],
+        "data_label": first["data_label"],
+        "run": run,
+        "defense": first["defense"],
+        "model": first["model"],
+        "checkpoint": tag,
+        "checkpoint_epoch": int(first["checkpoint_epoch"]),
+        "attack": atk,
+        "eps": eps,
+        "n": None,
+        "correct": None,
+        "accuracy": float("nan"),
+        "ci_low": float("nan"),
+        "ci_high": float("nan"),
+        "audit_flags": flagged,
+    }
+    if atk in by_attack.index:
+        e = by_attack.loc[atk]
+        lo, hi = wilson_interval(int(e["correct"]), int(e["n"]))
+        rec.update(
+            n=int(e["n"]),
+            correct=int(e["correct"]),
+            accuracy=float(e["accuracy"]),
+            ci_low=100 * lo,
+            ci_high=100 * hi,
+        )
+    model, dataset, defense = str(first["model"]), str(first["dataset"]), str(first["defense"])
+    paper = paper_number(table, dataset, defense, atk, str(tag), eps, model)
+    if paper is None and defense == "zoo" and tag == "best":
+        paper = ROBUSTBENCH.get(model, {}).get(atk)
+    rec["paper"] = float("nan") if paper is None else paper
+    rec["diff"] = rec["accuracy"] - rec["paper"]
+    return rec
 
 
 def semi_runs(engine: Engine) -> dict[str, Run]:

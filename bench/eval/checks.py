@@ -1,0 +1,145 @@
+"""The audit's consistency checks: pure functions of stored per-point masks (docs/audit.md).
+
+Each check compares masks of one checkpoint on the same test points; a check whose attacks
+were not evaluated is ``not-evaluated``, never ``ok``. Tolerances are numbers of test
+points (``tolerance``) so that small subsets do not flag noise.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+OK, FLAG, NOT_EVALUATED = "ok", "flag", "not-evaluated"
+TOL_MIN_POINTS = 2
+TOL_FRACTION = 0.005  # 0.5% of the points: 2 of 200, 50 of 10,000
+ZERO_GRAD = 1e-12  # L1 norm of the input gradient at or below this counts as vanished
+TRANSFER_PAIRS = (
+    ("fgsm", "transfer-fgsm"),
+    ("pgd10", "transfer-pgd10"),
+    ("pgd20", "transfer-pgd20"),
+    ("cw20", "transfer-cw20"),
+)
+CHECKS = (
+    "robust-le-clean",
+    "fgsm-ge-pgd",
+    "pgd-finds-fgsm",
+    "whitebox-le-blackbox",
+    "spsa-not-below-pgd",
+    "autoattack-le-pgd20",
+    "zero-gradients",
+)
+
+
+def tolerance(n: int) -> int:
+    """Points by which two attacks may disagree before it counts: max(2, ceil(0.5% of n))."""
+    return max(TOL_MIN_POINTS, math.ceil(TOL_FRACTION * n))
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    check: str
+    status: str  # ok | flag | not-evaluated
+    n: int
+    value: float | None  # the check's key number (points, or a fraction for zero-gradients)
+    detail: str
+
+
+def _missing(check: str, n: int, needs: Iterable[str]) -> CheckResult:
+    return CheckResult(check, NOT_EVALUATED, n, None, "needs " + ", ".join(needs))
+
+
+def _only(a: np.ndarray, b: np.ndarray) -> int:
+    """Points robust under ``a`` but broken by ``b``."""
+    return int((a & ~b).sum())
+
+
+def _verdict(check: str, value: int, tol: int, n: int, detail: str) -> CheckResult:
+    return CheckResult(check, FLAG if value > tol else OK, n, float(value), detail)
+
+
+def _robust_le_clean(masks: dict[str, np.ndarray], c: dict, n: int, tol: int) -> CheckResult:
+    attacked = [a for a in masks if a != "clean"]
+    if "clean" not in masks or not attacked:
+        return _missing("robust-le-clean", n, ["clean", "an attack"])
+    worst = {a: _only(masks[a], masks["clean"]) for a in attacked}
+    top = max(worst, key=lambda a: worst[a])
+    return _verdict(
+        "robust-le-clean", worst[top], tol, n,
+        f"most points robust under an attack yet misclassified clean: {worst[top]} "
+        f"({top}); tolerance {tol}",
+    )  # fmt: skip
+
+
+def _fgsm_pgd(masks: dict[str, np.ndarray], c: dict, n: int, tol: int) -> list[CheckResult]:
+    if "fgsm" not in masks or "pgd20" not in masks:
+        return [
+            _missing("fgsm-ge-pgd", n, ["fgsm", "pgd20"]),
+            _missing("pgd-finds-fgsm", n, ["fgsm", "pgd20"]),
+        ]
+    excess = c["pgd20"] - c["fgsm"]
+    text = f"correct: FGSM {c['fgsm']}, PGD-20 {c['pgd20']}"
+    if "pgd100" in masks:
+        excess = max(excess, c["pgd100"] - c["pgd20"])
+        text += f", PGD-100 {c['pgd100']}"
+    else:
+        text += ", PGD-100 not evaluated"
+    only = _only(masks["pgd20"], masks["fgsm"])
+    return [
+        _verdict(
+            "fgsm-ge-pgd", excess, tol, n,
+            f"{text}; largest excess of a stronger attack {excess}, tolerance {tol}",
+        ),
+        _verdict(
+            "pgd-finds-fgsm", only, tol, n,
+            f"{only} points broken by FGSM but robust to PGD-20; tolerance {tol}",
+        ),
+    ]  # fmt: skip
+
+
+def _whitebox_blackbox(masks: dict[str, np.ndarray], c: dict, n: int, tol: int) -> CheckResult:
+    pairs = [(w, b) for w, b in TRANSFER_PAIRS if w in masks and b in masks]
+    if not pairs:
+        return _missing("whitebox-le-blackbox", n, ["a white-box attack and its transfer-*"])
+    gaps = {w: c[w] - c[b] for w, b in pairs}
+    top = max(gaps, key=lambda w: gaps[w])
+    parts = [
+        f"{w} {c[w]} vs {b} {c[b]} ({_only(masks[w], masks[b])} points broken only by transfer)"
+        for w, b in pairs
+    ]
+    detail = "correct: " + "; ".join(parts) + f"; tolerance {tol}"
+    return _verdict("whitebox-le-blackbox", gaps[top], tol, n, detail)
+
+
+def _spsa(masks: dict[str, np.ndarray], c: dict, n: int, tol: int) -> CheckResult:
+    if "spsa" not in masks or "pgd20" not in masks:
+        return _missing("spsa-not-below-pgd", n, ["spsa", "pgd20"])
+    return _verdict(
+        "spsa-not-below-pgd", c["pgd20"] - c["spsa"], tol, n,
+        f"correct: PGD-20 {c['pgd20']}, SPSA {c['spsa']} "
+        f"({_only(masks['pgd20'], masks['spsa'])} points broken only by SPSA); tolerance {tol}",
+    )  # fmt: skip
+
+
+def _autoattack(masks: dict[str, np.ndarray], c: dict, n: int, tol: int) -> CheckResult:
+    if "autoattack" not in masks or "pgd20" not in masks:
+        return _missing("autoattack-le-pgd20", n, ["autoattack (or its 4 parts)", "pgd20"])
+    return _verdict(
+        "autoattack-le-pgd20", c["autoattack"] - c["pgd20"], tol, n,
+        f"correct: AutoAttack {c['autoattack']}, PGD-20 {c['pgd20']}; tolerance {tol}",
+    )  # fmt: skip
+
+
+def consistency_checks(masks: dict[str, np.ndarray], n: int) -> list[CheckResult]:
+    """Every check that needs only stored masks (attack -> robust per point, same n points)."""
+    tol, c = tolerance(n), {a: int(m.sum()) for a, m in masks.items()}
+    return [
+        _robust_le_clean(masks, c, n, tol),
+        *_fgsm_pgd(masks, c, n, tol),
+        _whitebox_blackbox(masks, c, n, tol),
+        _spsa(masks, c, n, tol),
+        _autoattack(masks, c, n, tol),
+    ]
