@@ -5,7 +5,7 @@ Computing and rendering are separate: ``paper_frame`` returns one row per (run,
 checkpoint, attack) with numbers only (accuracy, n, interval, paper, ours - paper, audit);
 ``render_paper`` turns it into Markdown or exports it as CSV/JSON. A cell whose attack was
 not evaluated is "—" (NaN in exports), never a number. Table 3 is black-box transfer;
-Table 4 is CIFAR-10 WRN-34-10 with best and last checkpoints (REFERENCE.md §5).
+Table 4 is CIFAR-10 WRN-34-10 with best and last checkpoints (docs/reference.md §6.3).
 """
 
 from __future__ import annotations
