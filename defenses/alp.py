@@ -3,8 +3,8 @@
 ``CE_mean over the clean+adversarial batch + lam * pairing(z(x'), z(x))`` with PGD on CE.
 The official code trains on one mixed minibatch, so the clean and adversarial examples go
 through the model in one forward pass (BatchNorm sees both). ``pair_reduction`` says how
-the squared logit difference is averaged: ``"example"`` (default) is REFERENCE.md's
-``||z(x') - z(x)||^2`` averaged over examples; ``"element"`` averages over examples and
+the squared logit difference is averaged (docs/reference.md §2.4): ``"example"`` (default)
+is ``||z(x') - z(x)||^2`` averaged over examples; ``"element"`` averages over examples and
 classes too (``F.mse_loss``, TensorFlow's ``mean_squared_error``), i.e. K times smaller.
 """
 

@@ -3,7 +3,7 @@
 ``CE_mean(f(x), y) + lam * pairing(z(x_a), z(x_b))`` where the pairs are the two halves of
 the (already shuffled) batch: example ``i`` of the first half with example ``i`` of the
 second; an odd batch leaves its last example unpaired. CLP is the textbook case of
-gradient masking (REFERENCE.md §6), which is why it is here.
+gradient masking (docs/reference.md §7.7), which is why it is here.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ is above ``c_t``. Two choices the sources leave open are parameters:
 * ``fosc_origin``: ``"start"`` (default, the official code: ``x^0`` is the random start) or
   ``"natural"`` (the paper's definition: the centre of the eps-ball);
 * ``weight_by_loss``: the official code weights each example's CE by its own (constant) CE
-  from the second epoch on; off by default, as the paper and REFERENCE.md §1 say plain CE.
+  from the second epoch on; off by default, as the paper says plain CE (docs/reference.md §2.6).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""MART and TRADES objectives against values computed by hand from REFERENCE.md §1."""
+"""MART and TRADES objectives against values computed by hand (docs/reference.md §2.2, §2.3)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def softmax(z: list[float]) -> list[float]:
 
 
 def hand_mart(lam: float) -> float:
-    """Per REFERENCE.md: BCE(x') + lam * sum_i KL_i * (1.0000001 - p_y(x_i)) / B."""
+    """Per docs/reference.md §2.2: BCE(x') + lam * sum_i KL_i * (1.0000001 - p_y(x_i)) / B."""
     bce, reg = 0.0, 0.0
     for zn, za, y in zip(LOGITS_NAT, LOGITS_ADV, LABELS, strict=True):
         pn, pa = softmax(zn), softmax(za)

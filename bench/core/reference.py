@@ -1,4 +1,4 @@
-"""The MART paper's reference numbers (accuracy %, REFERENCE.md §5), as data.
+"""The MART paper's reference numbers (accuracy %, docs/reference.md §6), as data.
 
 Keyed by (table, dataset family, defense) -> {attack preset: accuracy}. The dataset
 family maps our dataset names onto the paper's columns (cifar10-jpeg is compared
@@ -41,7 +41,7 @@ def paper_value(dataset: str, defense: str, attack: str, eps: float | None = Non
 
 
 # Table 5 (with unlabelled data; Natural and PGD-20), per model: WRN-34-8 used 100K
-# unlabelled Tiny Images, WRN-28-10 500K (REFERENCE.md §5). Our semi defenses' names.
+# unlabelled Tiny Images, WRN-28-10 500K (docs/reference.md §6.4). Our semi defenses' names.
 TABLE5_SOURCE = "Wang et al., ICLR 2020 (MART), Table 5"
 TABLE5_SETTING = {"wrn-34-8": "WRN-34-8 + 100K unlabelled", "wrn-28-10": "WRN-28-10 + 500K"}
 TABLE5: dict[tuple[str, str], dict[str, float]] = {
@@ -66,8 +66,9 @@ def table5_value(
 
 
 # Table 3 (black-box transfer, the same models as Table 2) and Table 4 (WRN-34-10 on
-# CIFAR-10, best / last checkpoint), REFERENCE.md §5. Keyed like TABLE2, by our attack
-# presets; Table 4 keys (attack, checkpoint), its Natural and FGSM columns being single.
+# CIFAR-10, best / last checkpoint), docs/reference.md §6.2 and §6.3. Keyed like TABLE2,
+# by our attack presets; Table 4 keys (attack, checkpoint), its Natural and FGSM columns
+# being single.
 TABLE3_SOURCE = "Wang et al., ICLR 2020 (MART), Table 3 (black-box)"
 TABLE4_SOURCE = "Wang et al., ICLR 2020 (MART), Table 4 (WRN-34-10, best / last)"
 _T3_COLS = ("transfer-fgsm", "transfer-pgd10", "transfer-pgd20", "transfer-cw20")

@@ -58,7 +58,7 @@ class DatasetInfo:
     name: str
     num_classes: int
     shape: tuple[int, int, int]
-    eps: float  # default L-inf budget (REFERENCE.md): 0.3 on MNIST, 8/255 on CIFAR-10
+    eps: float  # default L-inf budget (docs/reference.md §1.3): 0.3 on MNIST, 8/255 on CIFAR-10
     label: str  # human label for tables
     offline_standin: bool  # True when the pixels differ from the official release
     augment: str  # "none" or "crop-flip"

@@ -33,7 +33,7 @@ class EvalResult:
 
 
 def to_float(x: Tensor) -> Tensor:
-    """uint8 images -> float in [0, 1] (no mean/std normalisation, REFERENCE.md)."""
+    """uint8 images -> float in [0, 1] (no mean/std normalisation, docs/reference.md §1.3)."""
     return x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
 
 

@@ -6,7 +6,7 @@ state dict moves between this harness and RobustBench unchanged. RobustBench is 
 lazily (it takes seconds and needs an ``autoattack`` alias), so MNIST work never pays for
 it. SmallCNN and a tiny test model are defined here.
 
-All models take images in [0, 1] with no mean/std normalisation (REFERENCE.md).
+All models take images in [0, 1] with no mean/std normalisation (docs/reference.md §1.3).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def robustbench_architectures() -> tuple[ModuleType, ModuleType]:
 
 
 class SmallCNN(nn.Module):
-    """The MNIST "4-layer CNN" of TRADES/MART (REFERENCE.md §3).
+    """The MNIST "4-layer CNN" of TRADES/MART (docs/reference.md §4).
 
     conv 1-32, conv 32-32, max-pool, conv 32-64, conv 64-64, max-pool (3x3, no padding),
     then FC 1024-200, dropout 0.5, FC 200-200, FC 200-10; ReLU; no BatchNorm. Layer names

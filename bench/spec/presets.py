@@ -1,4 +1,4 @@
-"""Named training presets, each with its source (REFERENCE.md §4), instead of loose numbers.
+"""Named training presets, each with its source (docs/reference.md §5), instead of loose numbers.
 
 Every field can be overridden from the CLI; the resolved values are what the database
 stores, so a number always says which preset (and which overrides) produced it.
