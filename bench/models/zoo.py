@@ -73,8 +73,8 @@ def load_zoo_weights(name: str, file: Path) -> nn.Module:
     try:
         ckpt = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as e:  # an unpickling refusal or a corrupt file: one line either way
-        msg = " ".join(str(e).split())[:160]
-        raise ValueError(f"{file} is not a plain weights file (weights_only load: {msg})") from None
+        msg = " ".join(str(e).split(".")[0].split())[:120]
+        raise ValueError(f"{file} is not a plain weights file ({msg}); nothing was run") from None
     if name in _LAST_OF_TWO and isinstance(ckpt, dict) and "last" in ckpt:
         ckpt = ckpt["last"]
     state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None

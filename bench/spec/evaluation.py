@@ -103,6 +103,8 @@ def parse_attack_params(items: list[str], names: list[str]) -> dict[str, dict[st
         if name not in names:
             raise ValueError(f"--attack-param {item!r}: {name!r} is not among the attacks run")
         out.setdefault(name, {})[key] = parse_value(value)
+    for name, opts in out.items():  # checked now, before any training or attack
+        check_options(name, attacks.PRESETS.get(name), opts)
     return out
 
 
