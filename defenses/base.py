@@ -18,6 +18,7 @@ from typing import Any, ClassVar, TypeVar
 from torch import Tensor, nn
 
 from attacks.pgd import PGD
+from bench.core.constants import EPS_CIFAR_CODE
 from bench.core.registry import Registry
 
 D = TypeVar("D", bound="Defense")
@@ -91,7 +92,7 @@ class PGDDefense(Defense):
     the paper's variant (uniform random start, step eps/4) comes from the presets.
     """
 
-    eps: float = 0.031
+    eps: float = EPS_CIFAR_CODE
     steps: int = 10
     step_size: float = 0.007
     start: str = "normal"

@@ -17,6 +17,8 @@ EPS_MNIST = 0.3
 # The Table 2 attacks: what `bench run`, `bench eval`, the demo and zoo evaluations use
 # unless told otherwise.
 DEFAULT_ATTACKS: tuple[str, ...] = ("clean", "fgsm", "pgd20", "cw20")
+# The paper's Table 4 adds PGD-100 (CIFAR-10 WRN-34-10, best and last checkpoints).
+TABLE4_ATTACKS: tuple[str, ...] = ("clean", "fgsm", "pgd20", "pgd100", "cw20")
 # The per-epoch check that picks the "best" checkpoint (as the papers do).
 MONITOR_ATTACK = "pgd20"
 # Test points per attack batch. It is part of an evaluation's identity (EvalSpec), since

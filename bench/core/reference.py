@@ -7,9 +7,11 @@ with CIFAR-10 numbers, and labelled as a stand-in wherever it is shown).
 
 from __future__ import annotations
 
+from bench.core.constants import DEFAULT_ATTACKS, EPS_CIFAR, EPS_MNIST
+
 FAMILY = {"mnist": "MNIST", "cifar10": "CIFAR-10", "cifar10-jpeg": "CIFAR-10"}
 
-_T2_COLS = ("clean", "fgsm", "pgd20", "cw20")
+_T2_COLS = DEFAULT_ATTACKS
 _T2 = {
     "standard": ((99.11, 97.17, 94.62, 94.25), (84.44, 61.89, 47.55, 45.98)),
     "mma": ((98.92, 97.25, 95.25, 94.77), (84.76, 62.08, 48.33, 45.77)),
@@ -28,7 +30,7 @@ SOURCE = "Wang et al., ICLR 2020 (MART), Table 2"
 
 # The paper's budgets. 0.031 (the official code) and 8/255 differ by 0.0004: both count as
 # the paper's setting, and the tables print which one was used.
-PAPER_EPS = {"MNIST": 0.3, "CIFAR-10": 8 / 255}
+PAPER_EPS = {"MNIST": EPS_MNIST, "CIFAR-10": EPS_CIFAR}
 EPS_TOLERANCE = 1e-3
 
 

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from torch import nn
 
 from bench import data as bdata
+from bench.core.constants import EVAL_BATCH
 from bench.eval.checks import (
     FLAG,
     NOT_EVALUATED,
@@ -40,7 +41,11 @@ from bench.store.loading import checkpoint_model
 
 
 def input_gradient_norms(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256, device: str = "cpu"
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch_size: int = EVAL_BATCH,
+    device: str = "cpu",
 ) -> np.ndarray:
     """L1 norm of d CE(f(x_i), y_i) / d x_i per point, in eval mode (mode restored).
 

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from attacks.base import AttackFn
+from bench.core.constants import EVAL_BATCH
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ def robust_points(
     y: Tensor,
     attack: AttackFn | None,
     *,
-    batch_size: int = 256,
+    batch_size: int = EVAL_BATCH,
     device: str | torch.device = "cpu",
     seed: int = 0,
     desc: str = "eval",

@@ -130,9 +130,11 @@ def train_job(
             progress=progress,
             stop_after=stop_after,
         )
-    except BaseException:
+    except BaseException as e:  # the run resumes from its last epoch when started again
+        failed = not isinstance(e, KeyboardInterrupt | SystemExit)
         with Session(engine) as s:
-            s.get_one(Run, run_id).status = RunStatus.INTERRUPTED.value
+            row = s.get_one(Run, run_id)
+            row.status = (RunStatus.FAILED if failed else RunStatus.INTERRUPTED).value
             s.commit()
         raise
     with Session(engine, expire_on_commit=False) as s:

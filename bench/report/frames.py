@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from bench.core.constants import DEFAULT_ATTACKS
+from bench.core.constants import DEFAULT_ATTACKS, TABLE4_ATTACKS
 from bench.core.reference import FAMILY, ROBUSTBENCH, paper_number, table5_value
 from bench.eval.audit import FLAG, audit_records
 from bench.eval.perpoint import wilson_interval, worst_case
@@ -24,7 +24,7 @@ DEFENSE_ORDER = ("natural", "standard", "mma", "dynamic", "trades", "mart")
 LAYOUTS: dict[int, tuple[str, ...]] = {
     2: DEFAULT_ATTACKS,
     3: ("transfer-fgsm", "transfer-pgd10", "transfer-pgd20", "transfer-cw20"),
-    4: ("clean", "fgsm", "pgd20", "pgd100", "cw20"),
+    4: TABLE4_ATTACKS,
 }
 TITLES = {2: "white-box", 3: "black-box transfer", 4: "white-box, best and last checkpoints"}
 COLUMNS = [

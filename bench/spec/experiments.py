@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.core.constants import DEFAULT_ATTACKS
+from bench.core.constants import DEFAULT_ATTACKS, TABLE4_ATTACKS
 from bench.core.reference import FAMILY
 from bench.core.registry import Registry
 from bench.spec.auxiliary import attach_unlabelled, labeller_spec
@@ -128,7 +128,7 @@ for _e in (
         "cifar10",
         "mart-code-wrn",
         _arms("standard", "dynamic", "trades", "mart"),
-        ("clean", "fgsm", "pgd20", "pgd100", "cw20"),
+        TABLE4_ATTACKS,
         kind="table4",
     ),
     Experiment(

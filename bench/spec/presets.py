@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.core.constants import EPS_CIFAR, EPS_CIFAR_CODE, EPS_MNIST
 from bench.core.registry import Registry
 
-EPS_CIFAR = 8 / 255
 # Baselines of the MART paper §4.2 (d_max, c_max); MMA's min eps and AN-PGD iterations
 # follow the official MMA config (BorealisAI/mma_training config.py) for each data set.
 MMA_CIFAR: dict[str, Any] = {"d_max": 12 / 255, "min_eps": 0.005, "steps": 10}
@@ -90,7 +90,7 @@ TRAIN_PRESETS.add(
         lr=0.01,
         milestones=(20, 40),
         weight_decay=0.0,
-        eps=0.3,
+        eps=EPS_MNIST,
         defense_params={
             "mart": {"lam": 5.0},
             "trades": {"beta": 4.0},
@@ -108,7 +108,7 @@ TRAIN_PRESETS.add(
         lr=0.1,
         milestones=(75, 90),
         weight_decay=7e-4,
-        eps=0.031,
+        eps=EPS_CIFAR_CODE,
         step_fraction=None,
         step_size=0.007,
         start="normal",
