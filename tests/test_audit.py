@@ -18,6 +18,7 @@ import attacks
 from bench import jobs
 from bench.eval import audit
 from bench.eval.perpoint import wilson_interval, worst_case
+from bench.jobs import train as jobs_train
 from bench.models import MODELS
 from bench.spec.run import resolve
 from bench.store import db as bdb
@@ -59,7 +60,7 @@ def store_run(engine, model_name: str, linear: nn.Module, runs: Path) -> str:
     """A 'trained' run whose best checkpoint holds ``linear``'s weights."""
     spec = resolve("natural", model_name, "mnist", "demo-mnist", test_subset=100)
     with Session(engine) as s:
-        run = jobs.get_or_create_run(s, spec, runs, None)
+        run = jobs_train.get_or_create_run(s, spec, runs, None)
         wrapper = Saturated()
         wrapper.body[1].load_state_dict(linear[1].state_dict())
         save_weights(
@@ -67,7 +68,7 @@ def store_run(engine, model_name: str, linear: nn.Module, runs: Path) -> str:
             Path(run.run_dir) / "best.safetensors",
             {"run": run.name, "epoch": "1", "robust_acc": "0.0"},
         )
-        jobs._sync_checkpoints(s, run, Path(run.run_dir))
+        jobs_train._sync_checkpoints(s, run, Path(run.run_dir))
         run.status = "done"
         s.commit()
         return run.name

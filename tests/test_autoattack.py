@@ -98,9 +98,11 @@ def rows(engine, attack: str | None = None) -> list[bdb.Evaluation]:
 
 
 def evaluate(engine, run: str, names: list[str]) -> list[bdb.Evaluation]:
+    # Options are per attack preset: the cheap settings for AutoAttack and its parts.
+    cheap = {n: CHEAP for n in names if attacks.PRESETS.get(n).protocol == "autoattack"}
     return jobs.eval_job(
         engine, run, attack_names=names, checkpoints=["last"], progress=False,
-        attack_options=CHEAP,
+        attack_options=cheap,
     )  # fmt: skip
 
 

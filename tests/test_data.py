@@ -13,6 +13,7 @@ from PIL import Image
 
 from bench import data as bdata
 from bench.core.registry import UnknownNameError
+from bench.data import datasets as bdatasets
 
 SHARED = bdata.resolve_root(None)
 has_cifar_jpeg = (SHARED / "cifar10-jpeg" / "test.tar.gz").is_file()
@@ -168,8 +169,8 @@ def test_cifar10_jpeg_interleaves_and_caches(
     text = bdata.describe("cifar10-jpeg", tmp_path / "data")
     assert text.startswith("cifar10-jpeg: 10 train / 30 test images") and "not official" in text
     assert len(list((tmp_path / "cache").glob("cifar10-jpeg-test-*.pt"))) == 1
-    monkeypatch.setattr(bdata, "_MEMO", {})
-    monkeypatch.setitem(bdata._LOADERS, "cifar10-jpeg", None)  # must come from the cache now
+    monkeypatch.setattr(bdatasets, "_MEMO", {})
+    monkeypatch.setitem(bdatasets._LOADERS, "cifar10-jpeg", None)  # must come from the cache now
     x2, y2 = bdata.load_split("cifar10-jpeg", False, tmp_path / "data")
     assert torch.equal(x, x2) and torch.equal(y, y2)
 

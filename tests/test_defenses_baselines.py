@@ -188,8 +188,8 @@ def test_presets_carry_the_papers_baseline_settings() -> None:
     mn = resolve("mma", "smallcnn", "mnist", "paper-4.2-mnist").params()
     assert mn["d_max"] == 0.45 and mn["min_eps"] == 0.1
     for preset in ("paper-4.1", "paper-4.2-cifar", "mart-code-wrn"):
-        assert resolve("mma", "resnet-18", "cifar10", preset).params()["d_max"] == 12 / 255
-        assert resolve("dynamic", "resnet-18", "cifar10", preset).params()["c_max"] == 0.5
+        assert resolve("mma", "resnet18", "cifar10", preset).params()["d_max"] == 12 / 255
+        assert resolve("dynamic", "resnet18", "cifar10", preset).params()["c_max"] == 0.5
     assert resolve("alp", "smallcnn", "mnist", defense_overrides={"lam": 1.0}).params()["lam"] == 1
 
 

@@ -18,8 +18,11 @@ from typer.testing import CliRunner
 
 import attacks
 from attacks.base import Attack, AttackPreset, add_preset
+from bench import jobs
 from bench.cli import app
 from bench.jobs.train import _start
+from bench.report.frames import evaluations_frame
+from bench.spec.run import resolve
 from bench.store import db as bdb
 from defenses.base import DEFENSES, PGDDefense, register
 
@@ -96,3 +99,19 @@ def test_a_resume_appends_provenance_and_keeps_the_first() -> None:
     _start(run, "cpu")
     assert {k: run.provenance[k] for k in first} == first
     assert len(run.provenance["resumed"]) == 1 and "at" in run.provenance["resumed"][0]
+
+
+@requires_mnist
+def test_best_and_last_of_the_same_weights_are_attacked_once(tmp_path: Path) -> None:
+    engine = bdb.connect(tmp_path / "once.sqlite")
+    spec = resolve(
+        "natural", "tiny-cnn", "mnist", "demo-mnist", train_subset=64, test_subset=16,
+        overrides={"epochs": 1},
+    )  # fmt: skip
+    jobs.train_job(engine, spec, runs_dir=tmp_path / "runs", progress=False)
+    evs = jobs.eval_job(engine, spec.name, attack_names=["clean", "fgsm"], progress=False)
+    assert len(evs) == 4 and len({e.id for e in evs}) == 2  # best == last: one row each
+    df = evaluations_frame(engine)
+    assert sorted(zip(df["checkpoint"], df["attack"], strict=True)) == [
+        ("best", "clean"), ("best", "fgsm"), ("last", "clean"), ("last", "fgsm"),
+    ]  # fmt: skip

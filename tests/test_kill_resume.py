@@ -25,7 +25,9 @@ ARGS = [
 
 def bench(tmp: Path, *extra: str) -> subprocess.Popen[str]:
     env = {**os.environ, "BENCH_DB": str(tmp / "db.sqlite"), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "bench.cli", *ARGS, "--runs-dir", str(tmp / "runs"), *extra]
+    # The `bench` console script's entry point (bench.cli is a package with no __main__).
+    main = "from bench.cli import main; main()"
+    cmd = [sys.executable, "-c", main, *ARGS, "--runs-dir", str(tmp / "runs"), *extra]
     return subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
 

@@ -133,9 +133,11 @@ def test_cli_paper_tables(engine, tmp_path: Path) -> None:
     res = runner.invoke(app, ["table", "--paper", "--table", "3", "--format", "csv", "--db", db])
     assert res.exit_code == 0, res.output
     assert pd.read_csv(io.StringIO(res.output))["attack"].str.startswith("transfer-").all()
-    res = runner.invoke(app, ["table", "--paper", "--db", db])  # Table 2, as before
-    assert res.exit_code == 0 and "Gradient-masking audit" in res.output
-    assert "90.00 / — (96.48)" in res.output  # MART PGD-20: best 180/200, last missing
+    res = runner.invoke(app, ["table", "--paper", "--db", db])  # Table 2, the one layout
+    assert res.exit_code == 0 and "| Audit" in res.output  # the audit column and its notes
+    assert "best: zero-gradients (1 not evaluated)" in res.output
+    assert "Audit flag `zero-gradients` on `mnist-mart` (best)" in res.output
+    assert "90.00 / — (96.48, -6.48)" in res.output  # MART PGD-20: best 180/200, last missing
     res = runner.invoke(app, ["table", "--paper", "--table", "4", "--ci", "--db", db])
     assert res.exit_code == 0 and "[42.2, 55.9]" in res.output
     res = runner.invoke(app, ["table", "--paper", "--table", "7", "--db", db])

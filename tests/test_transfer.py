@@ -32,8 +32,8 @@ def test_surrogate_defaults_follow_the_paper() -> None:
     assert (sur.train_subset, sur.epochs, sur.seed, sur.lr) == (500, 3, 0, cifar.lr)
     mnist = resolve("trades", "smallcnn", "mnist", overrides={"epochs": 2})
     assert surrogate_spec(mnist).model == "smallcnn"  # a copy of the defense's architecture
-    over = surrogate_spec(mnist, {"surrogate_model": "tiny-cnn", "surrogate_overrides": {"lr": 1}})
-    assert (over.model, over.lr, over.epochs) == ("tiny-cnn", 1, 2)
+    over = surrogate_spec(mnist, {"surrogate_model": "tiny-cnn", "surrogate_epochs": 1})
+    assert (over.model, over.lr, over.epochs) == ("tiny-cnn", mnist.lr, 1)
 
 
 class Counting(nn.Module):

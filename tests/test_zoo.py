@@ -14,12 +14,12 @@ from typer.testing import CliRunner
 
 import bench
 from bench import data as bdata
-from bench import jobs
 from bench.cli import app
+from bench.jobs import train as jobs_train
 from bench.jobs import zoo
 from bench.models import zoo as zoo_models
 from bench.report.frames import paper_frame
-from bench.spec.run import resolve
+from bench.spec.run import build_for_spec, resolve
 from bench.store import db as bdb
 from bench.store.checkpoints import save_weights
 
@@ -88,14 +88,12 @@ def test_load_model_round_trip(tmp_path: Path, monkeypatch) -> None:
     spec = resolve("natural", "tiny-cnn", "mnist", "demo-mnist", test_subset=8)
     model = torch.nn.Module()
     with Session(engine) as s:
-        run = jobs.get_or_create_run(s, spec, tmp_path / "runs", None)
-        from bench.train.loop import build_for_spec
-
+        run = jobs_train.get_or_create_run(s, spec, tmp_path / "runs", None)
         model = build_for_spec(spec)
         torch.nn.init.normal_(model.net[0].weight)
         path = Path(run.run_dir) / "best.safetensors"
         save_weights(model, path, {"run": run.name, "epoch": "1", "robust_acc": "0.0"})
-        jobs._sync_checkpoints(s, run, Path(run.run_dir))
+        jobs_train._sync_checkpoints(s, run, Path(run.run_dir))
         s.commit()
         name = run.name
     x = torch.rand(4, 1, 28, 28)

@@ -65,7 +65,6 @@ def current_evaluations(
         select(Evaluation)
         .where(
             Evaluation.run_id == row.id,
-            Evaluation.checkpoint == checkpoint,
             Evaluation.checkpoint_sha256 == ckpt.sha256,
         )
         .order_by(Evaluation.created_at.desc(), Evaluation.id.desc())

@@ -51,7 +51,8 @@ def ensure_surrogate(ctx: EvalContext) -> tuple[Run, Checkpoint]:
         raise ValueError("the surrogate spec is the target run itself; a transfer needs another")
     run = ctx.ensure_run(sur)
     tag = ctx.evspec.opts().get("surrogate_checkpoint", "last")
-    ctx.session.refresh(run)  # the rows the training job wrote in its own sessions
+    run = ctx.session.get(Run, run.id, populate_existing=True)  # rows written elsewhere
+    assert run is not None
     ckpt = next((c for c in run.checkpoints if c.tag == tag), None)
     if ckpt is None:
         raise LookupError(f"surrogate run {run.name} has no {tag!r} checkpoint")

@@ -41,11 +41,15 @@ def job_status(engine: Engine, job: Job) -> JobStatus:
         run = s.scalars(select(Run).where(Run.key == job.spec.key)).first()
         if run is None:
             return JobStatus("missing", 0, 0, needed)
-        shas = {c.tag: c.sha256 for c in run.checkpoints}
-        done = {
-            (e.checkpoint, e.attack)
+        evaluated = {
+            (e.checkpoint_sha256, e.attack)
             for e in s.scalars(select(Evaluation).where(Evaluation.run_id == run.id))
-            if e.attack in job.attacks and shas.get(e.checkpoint) == e.checkpoint_sha256
+        }  # an evaluation belongs to the weights it ran on, whichever tag reaches them
+        done = {
+            (c.tag, a)
+            for c in run.checkpoints
+            for a in job.attacks
+            if (c.sha256, a) in evaluated
         }
         return JobStatus(run.status, run.epochs_done, len(done), needed)
 

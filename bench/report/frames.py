@@ -56,18 +56,18 @@ TABLE5_ORDER = ("uat++", "rst", "mart-semi")  # the paper's order
 def evaluations_frame(engine: Engine, runs: list[str] | None = None) -> pd.DataFrame:
     """One row per stored evaluation of a run's current best/last checkpoint.
 
-    Evaluations of a checkpoint file that has since been replaced (a resumed run moves
+    An evaluation belongs to the weights it ran on (their sha256), not to a tag: when
+    "best" and "last" are the same weights, one evaluation fills both. Evaluations of a checkpoint file that has since been replaced (a resumed run moves
     "last") stay in the database but are not shown; where the same attack was run more
     than once on a checkpoint, the one on the most test points is shown (the newest among
     those), so a quick check on a smaller subset does not replace a fuller evaluation.
     """
     query = (
-        select(Evaluation, Run)
+        select(Evaluation, Run, Checkpoint)
         .join(Run, Evaluation.run_id == Run.id)
         .join(
             Checkpoint,
             (Checkpoint.run_id == Evaluation.run_id)
-            & (Checkpoint.tag == Evaluation.checkpoint)
             & (Checkpoint.sha256 == Evaluation.checkpoint_sha256),
         )
         .order_by(Evaluation.created_at, Evaluation.id)
@@ -86,8 +86,8 @@ def evaluations_frame(engine: Engine, runs: list[str] | None = None) -> pd.DataF
                 "preset": r.preset,
                 "epochs": r.spec["epochs"],
                 "train_subset": r.n_train,
-                "checkpoint": e.checkpoint,
-                "checkpoint_epoch": e.checkpoint_epoch,
+                "checkpoint": c.tag,
+                "checkpoint_epoch": c.epoch,
                 "checkpoint_sha256": e.checkpoint_sha256,
                 "attack": e.attack,
                 "attack_params": json.dumps(e.attack_params, sort_keys=True),
@@ -97,7 +97,7 @@ def evaluations_frame(engine: Engine, runs: list[str] | None = None) -> pd.DataF
                 "accuracy": 100.0 * e.accuracy,
                 "seconds": e.seconds,
             }
-            for e, r in rows
+            for e, r, c in rows
         ]
     df = pd.DataFrame.from_records(records)
     if df.empty:
