@@ -32,6 +32,7 @@ requires_mnist = pytest.mark.skipif(not _mnist_available(), reason="MNIST data n
 @pytest.fixture(autouse=True)
 def _isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Never write into the user's results/ from tests."""
+    monkeypatch.setenv("BENCH_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("BENCH_DB", str(tmp_path / "bench.sqlite"))
     torch.manual_seed(0)
 

@@ -69,7 +69,7 @@ def test_a_new_defense_and_attack_need_no_edit_elsewhere(walkthrough, tmp_path: 
     args = ["run", "--defense", "walkthrough", "--model", "tiny-cnn", "--dataset", "mnist"]
     args += ["--preset", "demo-mnist", "--epochs", "1", "--train-subset", "128"]
     args += ["--test-subset", "32", "--attacks", "clean,noise,fgsm", "--param", "lam=0.25"]
-    res = cli.invoke(app, [*args, "--db", db, "--no-progress"])
+    res = cli.invoke(app, [*args, "--db", db, "--runs-dir", str(tmp_path), "--no-progress"])
     assert res.exit_code == 0, res.output
     table = cli.invoke(app, ["table", "--paper", "--db", db])
     assert "Walkthrough" in table.output

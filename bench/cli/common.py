@@ -35,7 +35,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 DbOpt = Annotated[
     Path | None,
-    typer.Option("--db", help="SQLite file [env BENCH_DB; default results/bench.sqlite]"),
+    typer.Option("--db", help="SQLite file [env BENCH_DB; default $BENCH_HOME/bench.sqlite]"),
+]
+RunsDirOpt = Annotated[
+    Path | None,
+    typer.Option(help="where checkpoints go [default $BENCH_HOME/runs; BENCH_HOME: results]"),
 ]
 RootOpt = Annotated[
     str | None, typer.Option("--data-root", help="data folder [env BENCH_DATA_ROOT]")

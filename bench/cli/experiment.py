@@ -11,9 +11,17 @@ from typing import Annotated
 
 import typer
 
-from bench.cli.common import DbOpt, DeviceOpt, RootOpt, app, clean_errors, existing_db, split_list
+from bench.cli.common import (
+    DbOpt,
+    DeviceOpt,
+    RootOpt,
+    RunsDirOpt,
+    app,
+    clean_errors,
+    existing_db,
+    split_list,
+)
 from bench.core.provenance import check_device
-from bench.jobs import DEFAULT_RUNS_DIR
 from bench.jobs.experiments import describe_jobs, run_experiment
 from bench.report import plots
 from bench.report.render import render_paper, render_table5
@@ -88,7 +96,7 @@ def experiment(
     plot_dir: Annotated[Path, typer.Option(help="where figures go")] = Path("results/plots"),
     device: DeviceOpt = None,
     db: DbOpt = None,
-    runs_dir: Annotated[Path, typer.Option(help="where checkpoints go")] = Path(DEFAULT_RUNS_DIR),
+    runs_dir: RunsDirOpt = None,
     data_root: RootOpt = None,
     progress: bool = True,
 ) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -16,6 +15,7 @@ from bench.cli.common import (
     DbOpt,
     DeviceOpt,
     RootOpt,
+    RunsDirOpt,
     app,
     check_attacks,
     check_checkpoints,
@@ -27,7 +27,7 @@ from bench.cli.common import (
 )
 from bench.core.constants import EVAL_BATCH, RunStatus
 from bench.core.provenance import check_device
-from bench.jobs import DEFAULT_RUNS_DIR, eval_job, train_job
+from bench.jobs import eval_job, train_job
 from bench.report.render import render_paper
 from bench.spec.auxiliary import attach_unlabelled
 from bench.spec.evaluation import parse_attack_params
@@ -84,7 +84,7 @@ def run(
     attack_param: AttackParamOpt = None,
     device: DeviceOpt = None,
     db: DbOpt = None,
-    runs_dir: Annotated[Path, typer.Option(help="where checkpoints go")] = Path(DEFAULT_RUNS_DIR),
+    runs_dir: RunsDirOpt = None,
     data_root: RootOpt = None,
     progress: bool = True,
 ) -> None:
@@ -192,7 +192,7 @@ def demo(
     test_subset: Annotated[int, typer.Option(min=1)] = 500,
     epochs: Annotated[int | None, typer.Option(min=1, help="default: the preset's")] = None,
     preset: Annotated[str, typer.Option(help="training preset")] = "demo-mnist",
-    db: Annotated[Path, typer.Option("--db")] = Path("results/demo.sqlite"),
+    db: DbOpt = None,
     device: DeviceOpt = None,
     data_root: RootOpt = None,
     progress: bool = True,

@@ -7,6 +7,6 @@ and auxiliary runs (pseudo-labellers, transfer surrogates) all go through them.
 from __future__ import annotations
 
 from bench.jobs.evaluate import eval_job
-from bench.jobs.train import DEFAULT_RUNS_DIR, train_job
+from bench.jobs.train import train_job
 
-__all__ = ["DEFAULT_RUNS_DIR", "eval_job", "train_job"]
+__all__ = ["eval_job", "train_job"]

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from bench.core.constants import CHECKPOINTS
 from bench.jobs.evaluate import eval_job
-from bench.jobs.train import DEFAULT_RUNS_DIR, train_job
+from bench.jobs.train import train_job
 from bench.spec.experiments import Job
 from bench.store.db import Evaluation, Run
 
@@ -46,10 +46,7 @@ def job_status(engine: Engine, job: Job) -> JobStatus:
             for e in s.scalars(select(Evaluation).where(Evaluation.run_id == run.id))
         }  # an evaluation belongs to the weights it ran on, whichever tag reaches them
         done = {
-            (c.tag, a)
-            for c in run.checkpoints
-            for a in job.attacks
-            if (c.sha256, a) in evaluated
+            (c.tag, a) for c in run.checkpoints for a in job.attacks if (c.sha256, a) in evaluated
         }
         return JobStatus(run.status, run.epochs_done, len(done), needed)
 
@@ -58,7 +55,7 @@ def run_experiment(
     engine: Engine,
     job_list: list[Job],
     *,
-    runs_dir: Path = Path(DEFAULT_RUNS_DIR),
+    runs_dir: Path | None = None,
     device: str = "cpu",
     data_root: str | None = None,
     progress: bool = True,

@@ -17,13 +17,12 @@ from sqlalchemy.orm import Session
 from bench import data as bdata
 from bench.core import provenance
 from bench.core.constants import CHECKPOINTS, RunStatus
+from bench.core.home import default_runs_dir
 from bench.jobs.pseudo import prepare_pseudo_labels
 from bench.spec.run import RunSpec
 from bench.store.checkpoints import read_metadata, sha256
 from bench.store.db import Checkpoint, EpochMetric, Run, now
 from bench.train.loop import EpochReport, completed_epochs, train
-
-DEFAULT_RUNS_DIR = "results/runs"
 
 
 def get_or_create_run(
@@ -94,13 +93,17 @@ def train_job(
     engine: Engine,
     spec: RunSpec,
     *,
-    runs_dir: Path = Path(DEFAULT_RUNS_DIR),
+    runs_dir: Path | None = None,
     device: str = "cpu",
     data_root: str | None = None,
     progress: bool = True,
     stop_after: int | None = None,
 ) -> tuple[Run, bool]:
-    """Train ``spec`` unless done; returns the run and whether any training happened."""
+    """Train ``spec`` unless done; returns the run and whether any training happened.
+
+    Checkpoints go to ``runs_dir/<run name>`` (default: ``$BENCH_HOME/runs``).
+    """
+    runs_dir = default_runs_dir() if runs_dir is None else runs_dir
     with Session(engine, expire_on_commit=False) as s:
         run = get_or_create_run(s, spec, runs_dir, data_root)
         if run.status == RunStatus.DONE:

@@ -57,10 +57,11 @@ def evaluations_frame(engine: Engine, runs: list[str] | None = None) -> pd.DataF
     """One row per stored evaluation of a run's current best/last checkpoint.
 
     An evaluation belongs to the weights it ran on (their sha256), not to a tag: when
-    "best" and "last" are the same weights, one evaluation fills both. Evaluations of a checkpoint file that has since been replaced (a resumed run moves
-    "last") stay in the database but are not shown; where the same attack was run more
-    than once on a checkpoint, the one on the most test points is shown (the newest among
-    those), so a quick check on a smaller subset does not replace a fuller evaluation.
+    "best" and "last" are the same weights, one evaluation fills both. Evaluations of a
+    file that has since been replaced (a resumed run moves "last") stay in the database but
+    are not shown; where the same attack ran more than once on a checkpoint, the one on the
+    most test points is shown (the newest among those), so a quick check on a smaller
+    subset does not replace a fuller evaluation.
     """
     query = (
         select(Evaluation, Run, Checkpoint)

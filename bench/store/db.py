@@ -34,8 +34,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
 from bench.core.constants import RunStatus
-
-DEFAULT_DB = "results/bench.sqlite"
+from bench.core.home import ENV_DB, default_db
 
 
 def now() -> dt.datetime:
@@ -202,7 +201,7 @@ class DatabaseError(RuntimeError):
 
 
 def db_path(path: str | os.PathLike[str] | None = None) -> Path:
-    return Path(path or os.environ.get("BENCH_DB") or DEFAULT_DB).expanduser().resolve()
+    return Path(path or os.environ.get(ENV_DB) or default_db()).expanduser().resolve()
 
 
 def connect(path: str | os.PathLike[str] | None = None) -> Engine:

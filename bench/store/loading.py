@@ -49,9 +49,9 @@ def load_model(
     """Load a run's checkpoint as an ``nn.Module`` (eval mode, CPU).
 
     ``run_name_or_path`` is a run name or key (``bench ls runs``), a run folder
-    (``results/runs/<run>``) or a ``best``/``last`` ``.safetensors`` file; ``checkpoint`` is
+    (``$BENCH_HOME/runs/<run>``) or a ``best``/``last`` ``.safetensors`` file; ``checkpoint`` is
     ``best`` or ``last`` (ignored for a file). The database (``db``, else ``BENCH_DB``, else
-    ``results/bench.sqlite``) supplies the architecture. Models take images in [0, 1].
+    ``$BENCH_HOME/bench.sqlite``) supplies the architecture. Models take images in [0, 1].
     """
     target = Path(run_name_or_path)
     with Session(bdb.connect(db)) as s:
