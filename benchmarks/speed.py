@@ -21,8 +21,8 @@ import torch
 import attacks
 from bench import data as bdata
 from bench.eval.loop import robust_points
-from bench.spec.run import resolve
-from bench.train.loop import EpochReport, build_for_spec, train
+from bench.spec.run import build_for_spec, resolve
+from bench.train.loop import EpochReport, train
 
 
 def epoch_seconds(defense: str, n: int, device: str, epochs: int) -> float:
