@@ -24,6 +24,7 @@ from defenses.base import PGDDefense
 
 ATTACK_OVERRIDES = ("steps", "step_size", "start")  # the inner attack: --train-steps ...
 SEMI_FIELDS = ("unlabelled", "n_unlabelled", "pseudo_labeller")
+PRECISIONS = ("fp32", "bf16", "fp16")  # training arithmetic (autocast); evaluation stays fp32
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,12 @@ class RunSpec:
     unlabelled: str | None = None
     n_unlabelled: int | None = None
     pseudo_labeller: str | None = None
+    # Training arithmetic: fp32, or autocast to bf16/fp16 (bench/train/precision.py).
+    precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -57,6 +64,8 @@ class RunSpec:
         for k in SEMI_FIELDS:  # unset: omitted, so older specs keep their keys and names
             if d[k] is None:
                 del d[k]
+        if d["precision"] == "fp32":  # the default: omitted for the same reason
+            del d["precision"]
         return d
 
     def to_json(self) -> str:
@@ -82,6 +91,8 @@ class RunSpec:
         if self.n_unlabelled:
             parts.append(f"u{self.n_unlabelled}")
         parts.append(f"e{self.epochs}")
+        if self.precision != "fp32":
+            parts.append(self.precision)
         parts.append(f"s{self.seed}")
         return "-".join(parts) + "-" + self.key[:6]
 
@@ -100,6 +111,7 @@ def resolve(
     test_subset: int | None = None,
     overrides: dict[str, Any] | None = None,
     defense_overrides: dict[str, Any] | None = None,
+    precision: str = "fp32",
 ) -> RunSpec:
     """Build a spec: defense defaults < preset < overrides.
 
@@ -140,6 +152,7 @@ def resolve(
         seed=seed,
         train_subset=train_subset,
         test_subset=test_subset,
+        precision=precision,
         **train,
     )
 

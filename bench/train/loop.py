@@ -28,6 +28,7 @@ from bench.data.unlabelled import with_pseudo_labelled
 from bench.eval.loop import EvalResult, robust_points
 from bench.spec.run import RunSpec, build_for_spec
 from bench.store.checkpoints import load_state, save_state, save_weights
+from bench.train import precision
 from defenses.base import StepContext
 
 STATE_FILE = "state.pt"
@@ -71,6 +72,8 @@ class _State:
     best_epoch: int = 0
     history: list[dict] = field(default_factory=list)
 
+    scaler: torch.amp.GradScaler | None = None
+
     def to_file(self) -> dict:
         return {
             "epoch": self.done,
@@ -81,6 +84,7 @@ class _State:
             "best_epoch": self.best_epoch,
             "history": self.history,
             "defense": self.defense.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else {},
         }
 
     def load(self, state: dict) -> None:
@@ -90,9 +94,12 @@ class _State:
         self.done, self.best_robust = state["epoch"], state["best_robust"]
         self.best_epoch, self.history = state["best_epoch"], state["history"]
         self.defense.load_state_dict(state.get("defense", {}))
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
 
 
 def _setup(spec: RunSpec, device: str) -> _State:
+    precision.check(spec.precision, device)
     model = build_for_spec(spec).to(device)
     defense = defenses.build(spec.defense, **spec.params())
     opt = torch.optim.SGD(
@@ -101,7 +108,7 @@ def _setup(spec: RunSpec, device: str) -> _State:
     sched = torch.optim.lr_scheduler.MultiStepLR(
         opt, milestones=list(spec.milestones), gamma=spec.lr_gamma
     )
-    return _State(model, defense, opt, sched)
+    return _State(model, defense, opt, sched, scaler=precision.scaler(spec.precision, device))
 
 
 def _training_data(
@@ -195,17 +202,20 @@ def _epoch(
     for x, y, idx in bar:
         unlab = (idx >= n_labelled).to(y.device) if spec.unlabelled is not None else None
         ctx = StepContext(epoch=epoch, epochs=spec.epochs, indices=idx, unlabelled=unlab)
-        x_adv = st.defense.perturb(st.model, x, y, ctx)
-        st.model.train()
-        loss = st.defense.loss(st.model, x, y, x_adv, ctx)
+        with precision.autocast(spec.precision, str(x.device)):
+            x_adv = st.defense.perturb(st.model, x, y, ctx)
+            st.model.train()
+            loss = st.defense.loss(st.model, x, y, x_adv, ctx)
         if not math.isfinite(loss.item()):
             raise FloatingPointError(
                 f"non-finite training loss at epoch {epoch + 1}: lower the learning rate or "
                 "check the defense's parameters"
             )
         st.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        st.opt.step()
+        assert st.scaler is not None
+        st.scaler.scale(loss).backward()
+        st.scaler.step(st.opt)
+        st.scaler.update()
         total += loss.item() * len(y)
         count += len(y)
         bar.set_postfix(loss=f"{total / count:.4f}")

@@ -1,0 +1,35 @@
+"""Training arithmetic: fp32, or autocast to bf16 / fp16 (fp16 with a gradient scaler).
+
+Only training uses it (the defense's inner attack and its loss). Evaluation attacks stay in
+fp32: a low-precision attack can hide gradients, and the audit must stay honest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def check(precision: str, device: str) -> None:
+    """fp16 autocast needs a GPU here; bf16 runs on CPUs (fast with AVX512-BF16/AMX)."""
+    if precision == "fp16" and torch.device(device).type != "cuda":
+        raise ValueError("fp16 training needs a CUDA device; on a CPU use --precision bf16")
+
+
+@contextlib.contextmanager
+def autocast(precision: str, device: str) -> Iterator[None]:
+    """Forward passes inside run in ``precision`` (a no-op for fp32)."""
+    if precision == "fp32":
+        yield
+        return
+    with torch.autocast(torch.device(device).type, dtype=DTYPES[precision]):
+        yield
+
+
+def scaler(precision: str, device: str) -> torch.amp.GradScaler:
+    """A gradient scaler, active only for fp16 (bf16 has fp32's range and needs none)."""
+    return torch.amp.GradScaler(torch.device(device).type, enabled=precision == "fp16")

@@ -1,0 +1,120 @@
+"""Every number unchanged: the committed fixture database renders the numbers it rendered
+before the package redesign (tests/fixtures/golden/, made by the earlier code with
+tests/fixtures/render_golden.py).
+
+Exports (CSV/JSON) are compared column by column, exactly. Markdown layouts changed on
+purpose (one Table 2 layout with the difference to the paper and an Audit column; names
+from each defense's ``display_name``), so Markdown tables are compared cell by cell on
+their numbers: ours best / last and the paper's number.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench.report.frames import evaluations_frame
+from bench.report.render import render_long, render_paper, render_table5
+from bench.store import db as bdb
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+GOLDEN = FIXTURES / "golden"
+NUMBER = re.compile(r"—|-?\d+\.\d+")
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory):
+    copy = tmp_path_factory.mktemp("golden") / "golden.sqlite"
+    shutil.copy(FIXTURES / "golden.sqlite", copy)  # connecting writes (WAL, new columns)
+    return bdb.connect(copy)
+
+
+def _same_frame(ours: pd.DataFrame, golden: pd.DataFrame) -> None:
+    assert list(ours.columns) == list(golden.columns)
+    assert len(ours) == len(golden)
+    for col in golden.columns:
+        if pd.api.types.is_numeric_dtype(golden[col]):
+            pd.testing.assert_series_equal(ours[col], golden[col], check_dtype=False, rtol=0)
+        else:
+            assert (
+                ours[col].fillna("").astype(str).tolist()
+                == golden[col].fillna("").astype(str).tolist()
+            ), col
+
+
+@pytest.mark.parametrize("table", [2, 3, 4])
+@pytest.mark.parametrize("autoattack", [False, True], ids=["plain", "aa"])
+def test_paper_exports_are_unchanged(engine, table: int, autoattack: bool) -> None:
+    name = f"paper{table}{'_aa' if autoattack else ''}.csv"
+    ours = pd.read_csv(io.StringIO(render_paper(engine, table, "csv", autoattack=autoattack)))
+    _same_frame(ours, pd.read_csv(GOLDEN / name))
+
+
+def test_long_export_is_unchanged(engine) -> None:
+    ours = pd.read_csv(io.StringIO(render_long(evaluations_frame(engine), "csv")))
+    _same_frame(ours, pd.read_csv(GOLDEN / "long.csv"))
+
+
+def _cells(markdown: str) -> list[list[tuple[str, ...]]]:
+    """Per table row, per attack cell: the numbers of ``best / last (paper ...)``.
+
+    The first column (the row's name) and the Audit column are left out; a cell's
+    difference to the paper and its interval (both new or optional) are dropped.
+    """
+    rows = []
+    for line in markdown.splitlines():
+        if not line.startswith("|") or set(line) <= set("|:- "):
+            continue
+        cells = [c.strip() for c in line.strip("|").split("|")][1:]
+        if not cells or not NUMBER.search(" ".join(cells)):
+            continue  # a header row
+        out = []
+        for cell in cells:
+            if "/" not in cell or "checks" in cell or "audited" in cell:
+                continue
+            cell = re.sub(r"\[[^\]]*\]", "", cell)  # Wilson intervals
+            cell = re.sub(r"\(([^,)]*),[^)]*\)", r"(\1)", cell)  # "(paper, diff)" -> "(paper)"
+            cell = cell.replace("(—)", "")  # no paper number: the old layout said "(—)"
+            out.append(tuple(NUMBER.findall(cell)))
+        rows.append(out)
+    return rows
+
+
+@pytest.mark.parametrize(
+    ("golden", "render"),
+    [
+        ("paper2.md", lambda e: render_paper(e, 2)),
+        ("paper2_ci_aa.md", lambda e: render_paper(e, 2, ci=True, autoattack=True)),
+        ("paper3.md", lambda e: render_paper(e, 3)),
+        ("paper4.md", lambda e: render_paper(e, 4)),
+        ("paper4_ci_aa.md", lambda e: render_paper(e, 4, ci=True, autoattack=True)),
+        ("table5.md", render_table5),
+    ],
+)
+def test_markdown_numbers_are_unchanged(engine, golden: str, render) -> None:
+    expected = _cells((GOLDEN / golden).read_text())
+    assert expected and all(expected)  # the fixture fills every table
+    _same_cells(_cells(render(engine)), expected)
+
+
+def _same_cells(ours: list, golden: list) -> None:
+    """Ours best / last equal; every reference number shown before is shown again (the
+    plain Table 2 now also shows RobustBench's number beside a zoo entry, as Tables 3-4 did)."""
+    assert [len(r) for r in ours] == [len(r) for r in golden]
+    for row_ours, row_golden in zip(ours, golden, strict=True):
+        for cell_ours, cell_golden in zip(row_ours, row_golden, strict=True):
+            assert cell_ours[:2] == cell_golden[:2]
+            if len(cell_golden) > 2:
+                assert cell_ours[2:] == cell_golden[2:]
+
+
+def test_demo_table_numbers_are_unchanged(engine) -> None:
+    demo = [r for r in evaluations_frame(engine)["run"].unique() if "demo-mnist" in r]
+    assert len(demo) == 3
+    ours = _cells(render_paper(engine, 2, runs=sorted(demo)))
+    _same_cells(ours, _cells((GOLDEN / "demo.md").read_text()))
