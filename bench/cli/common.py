@@ -20,7 +20,7 @@ import attacks
 from bench import data as bdata
 from bench.core.constants import CHECKPOINTS, DEFAULT_ATTACKS
 from bench.core.registry import UnknownNameError
-from bench.spec.evaluation import parse_value
+from bench.spec.evaluation import parse_attack_params, parse_value
 from bench.store import db as bdb
 from bench.store.checkpoints import CheckpointError
 
@@ -58,6 +58,7 @@ AttackParamOpt = Annotated[
         "transfer-pgd20.surrogate_model=resnet18 (repeatable)",
     ),
 ]
+BatchOpt = Annotated[int, typer.Option(min=1, help="test points per attack batch")]
 DEFAULT_ATTACK_LIST = ",".join(DEFAULT_ATTACKS)
 EXPECTED = (
     UnknownNameError,
@@ -109,6 +110,12 @@ def check_attacks(names: list[str]) -> list[str]:
     for n in names:
         attacks.PRESETS.get(n)
     return names
+
+
+def parse_attacks(attack_list: str, attack_param: list[str] | None) -> tuple[list[str], dict]:
+    """The attack presets to run and their options (``--attacks``, ``--attack-param``)."""
+    names = check_attacks(split_list(attack_list))
+    return names, parse_attack_params(attack_param or [], names)
 
 
 def check_checkpoints(text: str) -> list[str]:

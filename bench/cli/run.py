@@ -12,15 +12,16 @@ from bench.cli.common import (
     DEFAULT_ATTACK_LIST,
     AttackParamOpt,
     AttacksOpt,
+    BatchOpt,
     DbOpt,
     DeviceOpt,
     RootOpt,
     RunsDirOpt,
     app,
-    check_attacks,
     check_checkpoints,
     clean_errors,
     existing_db,
+    parse_attacks,
     parse_params,
     print_evals,
     split_list,
@@ -30,7 +31,6 @@ from bench.core.provenance import check_device
 from bench.jobs import eval_job, train_job
 from bench.report.render import render_paper
 from bench.spec.auxiliary import attach_unlabelled
-from bench.spec.evaluation import parse_attack_params
 from bench.spec.run import resolve
 from bench.store import db as bdb
 
@@ -90,8 +90,7 @@ def run(
 ) -> None:
     """Train a defense (resuming an interrupted run), then evaluate it."""
     dataset = dataset or default_dataset(model)
-    names = check_attacks(split_list(attack_list)) if evaluate else []
-    options = parse_attack_params(attack_param or [], names)
+    names, options = parse_attacks(attack_list, attack_param) if evaluate else ([], {})
     device = check_device(device)
     overrides = {
         "epochs": epochs,
@@ -148,7 +147,7 @@ def eval_cmd(
     checkpoint: Annotated[str, typer.Option(help="best,last")] = "best,last",
     test_subset: Annotated[int | None, typer.Option(min=1, help="first N test images")] = None,
     eps: Annotated[float | None, typer.Option(min=0.0, help="default: the run's eps")] = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="test points per batch")] = EVAL_BATCH,
+    batch_size: BatchOpt = EVAL_BATCH,
     seed: int = 0,
     device: DeviceOpt = None,
     db: DbOpt = None,
@@ -156,8 +155,7 @@ def eval_cmd(
     progress: bool = True,
 ) -> None:
     """Attack stored checkpoints; evaluations already in the database are skipped."""
-    names = check_attacks(split_list(attack_list))
-    options = parse_attack_params(attack_param or [], names)
+    names, options = parse_attacks(attack_list, attack_param)
     tags = check_checkpoints(checkpoint)
     device = check_device(device)
     engine = existing_db(db)

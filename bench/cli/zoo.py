@@ -10,21 +10,20 @@ from bench.cli.common import (
     DEFAULT_ATTACK_LIST,
     AttackParamOpt,
     AttacksOpt,
+    BatchOpt,
     DbOpt,
     DeviceOpt,
     RootOpt,
     app,
-    check_attacks,
     clean_errors,
+    parse_attacks,
     print_evals,
-    split_list,
 )
 from bench.core.constants import EVAL_BATCH
 from bench.core.provenance import check_device
 from bench.core.reference import ROBUSTBENCH, ROBUSTBENCH_SOURCE
 from bench.jobs.zoo import ZOO_TEST_SUBSET, zoo_eval
 from bench.models.zoo import expected_file, zoo_registry
-from bench.spec.evaluation import parse_attack_params
 from bench.store import db as bdb
 
 zoo_app = typer.Typer(no_args_is_help=True, help="RobustBench model-zoo entries (CIFAR-10 Linf)")
@@ -61,15 +60,14 @@ def zoo_eval_cmd(
     dataset: Annotated[
         str | None, typer.Option(help="cifar10, else the offline cifar10-jpeg stand-in")
     ] = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="test points per batch")] = EVAL_BATCH,
+    batch_size: BatchOpt = EVAL_BATCH,
     device: DeviceOpt = None,
     db: DbOpt = None,
     data_root: RootOpt = None,
     progress: bool = True,
 ) -> None:
     """Evaluate a zoo entry with our attack presets; stored as an external run."""
-    names = check_attacks(split_list(attack_list))
-    options = parse_attack_params(attack_param or [], names)
+    names, options = parse_attacks(attack_list, attack_param)
     device = check_device(device)
     run, evs = zoo_eval(
         bdb.connect(db),

@@ -49,10 +49,15 @@ def evaluate_single(ctx: EvalContext) -> Evaluation:
 
 
 def _loop(ctx: EvalContext, atk: attacks.Attack | None, params: dict) -> Evaluation:
+    done = ctx.find(ctx.evspec.attack, params)
+    return done if done is not None else attack_and_store(ctx, atk, params)
+
+
+def attack_and_store(
+    ctx: EvalContext, atk: attacks.Attack | None, params: dict, extra: dict | None = None
+) -> Evaluation:
+    """Attack every test point (or none: clean) and store the row of ``ctx.evspec.attack``."""
     name = ctx.evspec.attack
-    done = ctx.find(name, params)
-    if done is not None:
-        return done
     res = robust_points(
         ctx.load_model(),
         ctx.x,
@@ -64,4 +69,4 @@ def _loop(ctx: EvalContext, atk: attacks.Attack | None, params: dict) -> Evaluat
         desc=ctx.desc(name),
         progress=ctx.progress,
     )
-    return ctx.store(name, params, res.robust, res.seconds)
+    return ctx.store(name, params, res.robust, res.seconds, extra)

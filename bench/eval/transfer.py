@@ -20,8 +20,7 @@ from typing import Any
 import attacks
 from attacks.transfer import Transfer
 from bench.eval.context import EvalContext
-from bench.eval.loop import robust_points
-from bench.eval.protocols import protocol
+from bench.eval.protocols import attack_and_store, protocol
 from bench.spec.auxiliary import natural_twin
 from bench.spec.run import RunSpec
 from bench.store.db import Checkpoint, Evaluation, Run
@@ -73,17 +72,6 @@ def evaluate_transfer(ctx: EvalContext) -> Evaluation:
         return done
     surrogate = checkpoint_model(sur_run, sur_ckpt).to(ctx.device)
     atk.with_surrogate(surrogate, sur_run.name, sur_ckpt.sha256)
-    res = robust_points(
-        ctx.load_model(),
-        ctx.x,
-        ctx.y,
-        atk,
-        batch_size=ctx.evspec.batch_size,
-        device=ctx.device,
-        seed=ctx.evspec.seed,
-        desc=ctx.desc(name),
-        progress=ctx.progress,
-    )
     extra = {
         "surrogate_checkpoint": sur_ckpt.tag,
         "surrogate_epoch": sur_ckpt.epoch,
@@ -91,4 +79,4 @@ def evaluate_transfer(ctx: EvalContext) -> Evaluation:
         "surrogate_spec": sur_run.spec,
         "white_box_preset": base,
     }
-    return ctx.store(name, params, res.robust, res.seconds, extra)
+    return attack_and_store(ctx, atk, params, extra)
