@@ -59,11 +59,18 @@ class Attack(ABC):
     eps: float
     name: ClassVar[str] = "attack"
 
-    def __call__(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+    def __call__(
+        self, model: nn.Module, x: Tensor, y: Tensor, keep: Tensor | None = None
+    ) -> Tensor:
+        """Adversarial examples for ``x``; with ``keep`` (bool per point), only the kept points
+        are attacked and the others are returned unchanged (they are already decided)."""
         was_training = model.training
         model.eval()
         try:
-            x_adv = self.perturb(model, x.detach().clone(), y.detach())
+            x, y = x.detach().clone(), y.detach()
+            x_adv = (
+                self.perturb(model, x, y) if keep is None else self.perturb_kept(model, x, y, keep)
+            )
         finally:
             model.train(was_training)
         x_adv = x_adv.detach()
@@ -73,6 +80,15 @@ class Attack(ABC):
     @abstractmethod
     def perturb(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
         """Return adversarial examples for ``x`` (a private copy; the model is in eval mode)."""
+
+    def perturb_kept(self, model: nn.Module, x: Tensor, y: Tensor, keep: Tensor) -> Tensor:
+        """``perturb`` on the kept points only. An attack that draws random numbers for the
+        whole batch overrides this so that a kept point gets the same draw either way."""
+        out = x.clone()
+        idx = keep.nonzero().squeeze(1)
+        if idx.numel():
+            out[idx] = self.perturb(model, x[idx], y[idx])
+        return out
 
     def params(self) -> dict[str, Any]:
         """Every setting, for the results database: a number is useless without them."""

@@ -56,11 +56,24 @@ class PGD(Attack):
             raise ValueError(f"unknown PGD loss {self.loss!r}; valid: ce, cw, kl")
 
     def perturb(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+        return self._attack(model, x, y, random_start(x, self.eps, self.start, self.start_sigma))
+
+    def perturb_kept(self, model: nn.Module, x: Tensor, y: Tensor, keep: Tensor) -> Tensor:
+        """The start is drawn for the whole batch first, so each kept point starts where it
+        would have started had every point been attacked: its result is the same."""
+        start = random_start(x, self.eps, self.start, self.start_sigma)
+        out = x.clone()
+        idx = keep.nonzero().squeeze(1)
+        if idx.numel():
+            out[idx] = self._attack(model, x[idx], y[idx], start[idx])
+        return out
+
+    def _attack(self, model: nn.Module, x: Tensor, y: Tensor, start: Tensor) -> Tensor:
         p_nat = None
         if self.loss == "kl":
             with torch.no_grad():
                 p_nat = F.softmax(model(x), dim=1)
-        best = self.run_once(model, x, y, p_nat)
+        best = self.run_once(model, x, y, p_nat, start)
         for _ in range(self.restarts - 1):
             with torch.no_grad():
                 robust = model(best).argmax(1) == y
@@ -74,8 +87,15 @@ class PGD(Attack):
             best[idx[fooled]] = cand[fooled]
         return best
 
-    def run_once(self, model: nn.Module, x: Tensor, y: Tensor, p_nat: Tensor | None) -> Tensor:
-        x_adv = random_start(x, self.eps, self.start, self.start_sigma)
+    def run_once(
+        self,
+        model: nn.Module,
+        x: Tensor,
+        y: Tensor,
+        p_nat: Tensor | None,
+        start: Tensor | None = None,
+    ) -> Tensor:
+        x_adv = random_start(x, self.eps, self.start, self.start_sigma) if start is None else start
         if self.steps == 0:
             return project(x_adv, x, self.eps)
         for _ in range(self.steps):

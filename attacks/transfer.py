@@ -39,12 +39,18 @@ class Transfer(Attack):
         self.surrogate, self.surrogate_run, self.surrogate_sha256 = model, run, sha256
         return self
 
-    def perturb(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+    def _surrogate(self, model: nn.Module) -> nn.Module:
         if self.surrogate is None:
             raise ValueError("a transfer attack needs a surrogate model (with_surrogate)")
         if self.surrogate is model:
             raise ValueError("the surrogate is the target model: that is a white-box attack")
-        return build(self.base, eps=self.eps)(self.surrogate, x, y)
+        return self.surrogate
+
+    def perturb(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+        return build(self.base, eps=self.eps)(self._surrogate(model), x, y)
+
+    def perturb_kept(self, model: nn.Module, x: Tensor, y: Tensor, keep: Tensor) -> Tensor:
+        return build(self.base, eps=self.eps)(self._surrogate(model), x, y, keep=keep)
 
     def params(self) -> dict[str, Any]:
         crafted = build(self.base, eps=self.eps).params()

@@ -58,6 +58,18 @@ AttackParamOpt = Annotated[
         "transfer-pgd20.surrogate_model=resnet18 (repeatable)",
     ),
 ]
+PrecisionOpt = Annotated[
+    str,
+    typer.Option(help="training arithmetic: fp32, bf16 (autocast; CPU or GPU), fp16 (GPU)"),
+]
+SkipOpt = Annotated[
+    bool,
+    typer.Option(
+        "--skip-wrong/--attack-all",
+        help="count points wrong on clean inputs as not robust without attacking them "
+        "(AutoAttack's convention; the kept points get exactly the same attack)",
+    ),
+]
 BatchOpt = Annotated[int, typer.Option(min=1, help="test points per attack batch")]
 DEFAULT_ATTACK_LIST = ",".join(DEFAULT_ATTACKS)
 EXPECTED = (

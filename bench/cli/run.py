@@ -15,8 +15,10 @@ from bench.cli.common import (
     BatchOpt,
     DbOpt,
     DeviceOpt,
+    PrecisionOpt,
     RootOpt,
     RunsDirOpt,
+    SkipOpt,
     app,
     check_checkpoints,
     clean_errors,
@@ -71,6 +73,7 @@ def run(
         list[str] | None, typer.Option(help="defense parameter key=value, e.g. lam=6")
     ] = None,
     seed: int = 0,
+    precision: PrecisionOpt = "fp32",
     train_subset: Annotated[int | None, typer.Option(min=1, help="first N training images")] = None,
     test_subset: Annotated[int | None, typer.Option(min=1, help="first N test images")] = None,
     unlabelled: Annotated[
@@ -82,6 +85,7 @@ def run(
     ] = True,
     attack_list: AttacksOpt = DEFAULT_ATTACK_LIST,
     attack_param: AttackParamOpt = None,
+    skip_wrong: SkipOpt = True,
     device: DeviceOpt = None,
     db: DbOpt = None,
     runs_dir: RunsDirOpt = None,
@@ -114,6 +118,7 @@ def run(
         test_subset=test_subset,
         overrides=overrides,
         defense_overrides=parse_params(param or []),
+        precision=precision,
     )
     if unlabelled is not None:  # pseudo-labelled by a natural run, trained when missing
         spec = attach_unlabelled(spec, unlabelled, data_root)
@@ -133,6 +138,7 @@ def run(
             data_root=data_root,
             progress=progress,
             attack_options=options,
+            skip_wrong=skip_wrong,
         )
         print_evals(evs)
 
@@ -144,6 +150,7 @@ def eval_cmd(
     all_runs: Annotated[bool, typer.Option("--all", help="every finished run")] = False,
     attack_list: AttacksOpt = DEFAULT_ATTACK_LIST,
     attack_param: AttackParamOpt = None,
+    skip_wrong: SkipOpt = True,
     checkpoint: Annotated[str, typer.Option(help="best,last")] = "best,last",
     test_subset: Annotated[int | None, typer.Option(min=1, help="first N test images")] = None,
     eps: Annotated[float | None, typer.Option(min=0.0, help="default: the run's eps")] = None,
@@ -178,6 +185,7 @@ def eval_cmd(
             seed=seed,
             progress=progress,
             attack_options=options,
+            skip_wrong=skip_wrong,
         )
         typer.echo(name)
         print_evals(evs)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -98,9 +98,7 @@ class EvalContext:
 
 def _named(spec: EvalSpec, name: str) -> EvalSpec:
     """The spec of a part evaluated on the way (an AutoAttack part before ``autoattack``)."""
-    return EvalSpec(
-        name, spec.eps, spec.options, spec.test_subset, spec.checkpoint, spec.batch_size, spec.seed
-    )
+    return replace(spec, attack=name)
 
 
 def legacy_key(ctx: EvalContext, name: str, params: dict[str, Any]) -> str:

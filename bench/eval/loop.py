@@ -49,9 +49,13 @@ def robust_points(
     seed: int = 0,
     desc: str = "eval",
     progress: bool = False,
+    skip_wrong: bool = False,
 ) -> EvalResult:
     """Per-point correctness under ``attack`` (or on clean inputs when it is None).
 
+    With ``skip_wrong``, points the model gets wrong on clean inputs count as not robust
+    without being attacked (AutoAttack's and RobustBench's convention), which saves the
+    attack's cost on them; the kept points are attacked exactly as they would be without it.
     The model is put in eval mode for the predictions and its mode restored after.
     """
     was_training = model.training
@@ -64,11 +68,18 @@ def robust_points(
         for lo in range(0, len(y), batch_size):
             xb = to_float(x[lo : lo + batch_size]).to(device)
             yb = y[lo : lo + batch_size].to(device)
+            keep = None
+            if attack is not None and skip_wrong:
+                with torch.inference_mode():
+                    keep = model(xb).argmax(1) == yb
+                keep = keep.clone()  # a normal tensor: the attack indexes with it
             if attack is not None:
-                xb = attack(model, xb, yb)
-            with torch.no_grad():
-                pred = model(xb).argmax(1)
-            out[lo : lo + len(yb)] = (pred == yb).cpu().numpy()
+                xb = attack(model, xb, yb, keep=keep)
+            with torch.inference_mode():
+                correct = model(xb).argmax(1) == yb
+            if keep is not None:
+                correct = correct & keep
+            out[lo : lo + len(yb)] = correct.cpu().numpy()
             bar.update(len(yb))
     finally:
         bar.close()

@@ -45,7 +45,15 @@ def evaluate_clean(ctx: EvalContext) -> Evaluation:
 def evaluate_single(ctx: EvalContext) -> Evaluation:
     name = ctx.evspec.attack
     atk = attacks.build(name, eps=ctx.eps, **ctx.evspec.opts())
-    return _loop(ctx, atk, {**atk.params(), "batch_size": ctx.evspec.batch_size})
+    return _loop(ctx, atk, attack_params(ctx, atk))
+
+
+def attack_params(ctx: EvalContext, atk: attacks.Attack) -> dict:
+    """What a stored row says about the attack: its settings, the batch size, the skip."""
+    params = {**atk.params(), "batch_size": ctx.evspec.batch_size}
+    if ctx.evspec.skip_wrong:
+        params["skip_wrong"] = True
+    return params
 
 
 def _loop(ctx: EvalContext, atk: attacks.Attack | None, params: dict) -> Evaluation:
@@ -68,5 +76,6 @@ def attack_and_store(
         seed=ctx.evspec.seed,
         desc=ctx.desc(name),
         progress=ctx.progress,
+        skip_wrong=ctx.evspec.skip_wrong,
     )
     return ctx.store(name, params, res.robust, res.seconds, extra)

@@ -20,7 +20,7 @@ from typing import Any
 import attacks
 from attacks.transfer import Transfer
 from bench.eval.context import EvalContext
-from bench.eval.protocols import attack_and_store, protocol
+from bench.eval.protocols import attack_and_store, attack_params, protocol
 from bench.spec.auxiliary import natural_twin
 from bench.spec.run import RunSpec
 from bench.store.db import Checkpoint, Evaluation, Run
@@ -66,7 +66,7 @@ def evaluate_transfer(ctx: EvalContext) -> Evaluation:
     atk = attacks.build(name, eps=ctx.eps)
     assert isinstance(atk, Transfer)
     atk.surrogate_run, atk.surrogate_sha256 = sur_run.name, sur_ckpt.sha256
-    params = {**atk.params(), "batch_size": ctx.evspec.batch_size}
+    params = attack_params(ctx, atk)
     done = ctx.find(name, params)
     if done is not None:
         return done

@@ -46,6 +46,7 @@ def eval_job(
     seed: int = 0,
     progress: bool = True,
     attack_options: dict[str, dict[str, Any]] | None = None,
+    skip_wrong: bool = True,
 ) -> list[Evaluation]:
     """Evaluate a run's checkpoints; evaluations already in the database are not redone.
 
@@ -62,11 +63,20 @@ def eval_job(
         n_req = test_subset if test_subset is not None or spec is None else spec.test_subset
         run_eps = float(run.spec["eps"]) if eps is None else eps
         opts = attack_options or {}
-        specs = [
-            EvalSpec(a, run_eps, tuple(sorted(opts.get(a, {}).items())), n_req, t, batch_size, seed)
+        specs = [  # built (and so checked) before any work
+            EvalSpec(
+                attack=a,
+                eps=run_eps,
+                options=tuple(sorted(opts.get(a, {}).items())),
+                test_subset=n_req,
+                checkpoint=t,
+                batch_size=batch_size,
+                seed=seed,
+                skip_wrong=skip_wrong,
+            )
             for t in tags
             for a in names
-        ]  # built (and so checked) before any work
+        ]
         x, y = bdata.subset(*bdata.load_split(run.dataset, False, data_root), n_req)
         ckpts = {c.tag: c for c in run.checkpoints}
         missing = [t for t in tags if t not in ckpts]

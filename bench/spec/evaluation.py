@@ -35,6 +35,9 @@ class EvalSpec:
     checkpoint: str = "best"
     batch_size: int = EVAL_BATCH
     seed: int = 0
+    # Points wrong on clean inputs count as not robust without being attacked (AutoAttack's
+    # convention). Off, such a point counts as robust if the attack leaves it correct.
+    skip_wrong: bool = True
 
     def __post_init__(self) -> None:
         preset = attacks.PRESETS.get(self.attack)  # unknown names fail with the choices
@@ -64,6 +67,7 @@ class EvalSpec:
             "options": dict(self.options),
             "batch_size": self.batch_size,
             "seed": self.seed,
+            "skip_wrong": self.skip_wrong,
         }
 
     def key(self, run_key: str, weights_sha256: str, n: int, params: dict[str, Any]) -> str:
