@@ -70,6 +70,19 @@ SkipOpt = Annotated[
         "(AutoAttack's convention; the kept points get exactly the same attack)",
     ),
 ]
+ChannelsLastOpt = Annotated[
+    bool,
+    typer.Option(
+        "--channels-last/--contiguous",
+        help="memory format for training convolutions (channels_last is faster here)",
+    ),
+]
+CompileOpt = Annotated[
+    bool, typer.Option("--compile", help="torch.compile the training forward (warm-up cost)")
+]
+ThreadsOpt = Annotated[
+    int | None, typer.Option(min=1, help="CPU threads [default: PyTorch's for the free cores]")
+]
 BatchOpt = Annotated[int, typer.Option(min=1, help="test points per attack batch")]
 DEFAULT_ATTACK_LIST = ",".join(DEFAULT_ATTACKS)
 EXPECTED = (

@@ -13,12 +13,15 @@ from bench.cli.common import (
     AttackParamOpt,
     AttacksOpt,
     BatchOpt,
+    ChannelsLastOpt,
+    CompileOpt,
     DbOpt,
     DeviceOpt,
     PrecisionOpt,
     RootOpt,
     RunsDirOpt,
     SkipOpt,
+    ThreadsOpt,
     app,
     check_checkpoints,
     clean_errors,
@@ -35,6 +38,7 @@ from bench.report.render import render_paper
 from bench.spec.auxiliary import attach_unlabelled
 from bench.spec.run import resolve
 from bench.store import db as bdb
+from bench.train.runtime import Runtime
 
 
 def default_dataset(model: str) -> str:
@@ -74,6 +78,9 @@ def run(
     ] = None,
     seed: int = 0,
     precision: PrecisionOpt = "fp32",
+    channels_last: ChannelsLastOpt = True,
+    compile_model: CompileOpt = False,
+    threads: ThreadsOpt = None,
     train_subset: Annotated[int | None, typer.Option(min=1, help="first N training images")] = None,
     test_subset: Annotated[int | None, typer.Option(min=1, help="first N test images")] = None,
     unlabelled: Annotated[
@@ -124,9 +131,11 @@ def run(
         spec = attach_unlabelled(spec, unlabelled, data_root)
     engine = bdb.connect(db)
     typer.echo(f"run {spec.name} on {device}", err=True)
+    runtime = Runtime(channels_last=channels_last, compile=compile_model, threads=threads)
     run_row, trained = train_job(
-        engine, spec, runs_dir=runs_dir, device=device, data_root=data_root, progress=progress
-    )
+        engine, spec, runs_dir=runs_dir, device=device, data_root=data_root, progress=progress,
+        runtime=runtime,
+    )  # fmt: skip
     if not trained:
         typer.echo(f"already trained: {run_row.name} (in {bdb.db_path(db)})", err=True)
     if names:

@@ -23,6 +23,7 @@ from bench.spec.run import RunSpec
 from bench.store.checkpoints import read_metadata, sha256
 from bench.store.db import Checkpoint, EpochMetric, Run, now
 from bench.train.loop import EpochReport, completed_epochs, train
+from bench.train.runtime import Runtime
 
 
 def get_or_create_run(
@@ -78,9 +79,9 @@ def _sync_checkpoints(session: Session, run: Run, run_dir: Path) -> None:
         session.add(row)
 
 
-def _start(run: Run, device: str) -> None:
+def _start(run: Run, device: str, runtime: Runtime | None = None) -> None:
     """Mark the run as running; its first provenance stays, a resume's is appended."""
-    here = provenance.collect(device)
+    here = {**provenance.collect(device), "runtime": (runtime or Runtime()).record()}
     if not run.provenance or "git_commit" not in run.provenance:
         run.provenance = {**(run.provenance or {}), **here}
     else:
@@ -98,6 +99,7 @@ def train_job(
     data_root: str | None = None,
     progress: bool = True,
     stop_after: int | None = None,
+    runtime: Runtime | None = None,
 ) -> tuple[Run, bool]:
     """Train ``spec`` unless done; returns the run and whether any training happened.
 
@@ -111,7 +113,7 @@ def train_job(
         done = completed_epochs(Path(run.run_dir))
         if done:
             print(f"resuming {run.name} after epoch {done}/{spec.epochs}", file=sys.stderr)
-        _start(run, device)
+        _start(run, device, runtime)
         x_tr, _ = bdata.load_split(spec.dataset, True, data_root)
         run.n_train = len(bdata.subset(x_tr, x_tr, spec.train_subset)[1])
         s.commit()
@@ -132,6 +134,7 @@ def train_job(
             on_epoch=lambda rep: _record_epoch(engine, run_id, run_dir, rep),
             progress=progress,
             stop_after=stop_after,
+            runtime=runtime,
         )
     except BaseException as e:  # the run resumes from its last epoch when started again
         failed = not isinstance(e, KeyboardInterrupt | SystemExit)

@@ -115,6 +115,14 @@ def points(evs: pd.DataFrame) -> str:
     return f"{most} test points" + (f" ({extra})" if extra else "")
 
 
+def _count(v: object, unit: str) -> str:
+    """'1 epoch', '50 epochs', '17,000 training images' (never '50.0' or '1 epochs')."""
+    if v is None or pd.isna(v):
+        return f"? {unit}s"
+    n = int(v)  # type: ignore[call-overload]
+    return f"{n:,} {unit}" + ("" if n == 1 else "s")
+
+
 def run_notes(sub: pd.DataFrame) -> list[str]:
     notes = []
     for label in sorted(sub["data_label"].unique()):
@@ -127,8 +135,8 @@ def run_notes(sub: pd.DataFrame) -> list[str]:
         )
         notes.append(
             f"- `{run}`: {first['model']}, eps {first['eps']:.4g}, preset {first['preset']}, "
-            f"{first['epochs']} epochs, "
-            f"{first['train_subset']} training images, {points(r)} "
+            f"{_count(first['epochs'], 'epoch')}, "
+            f"{_count(first['train_subset'], 'training image')}, {points(r)} "
             f"(the first of the test set); checkpoints {epochs}"
         )
     for atk, r in sub.groupby("attack", sort=False):

@@ -29,6 +29,7 @@ from bench.eval.loop import EvalResult, robust_points
 from bench.spec.run import RunSpec, build_for_spec
 from bench.store.checkpoints import load_state, save_state, save_weights
 from bench.train import precision
+from bench.train.runtime import Runtime
 from defenses.base import StepContext
 
 STATE_FILE = "state.pt"
@@ -73,6 +74,7 @@ class _State:
     history: list[dict] = field(default_factory=list)
 
     scaler: torch.amp.GradScaler | None = None
+    step_model: nn.Module | None = None  # what training calls: channels_last, maybe compiled
 
     def to_file(self) -> dict:
         return {
@@ -98,8 +100,9 @@ class _State:
             self.scaler.load_state_dict(state["scaler"])
 
 
-def _setup(spec: RunSpec, device: str) -> _State:
+def _setup(spec: RunSpec, device: str, runtime: Runtime) -> _State:
     precision.check(spec.precision, device)
+    runtime.apply(device)
     model = build_for_spec(spec).to(device)
     defense = defenses.build(spec.defense, **spec.params())
     opt = torch.optim.SGD(
@@ -108,7 +111,9 @@ def _setup(spec: RunSpec, device: str) -> _State:
     sched = torch.optim.lr_scheduler.MultiStepLR(
         opt, milestones=list(spec.milestones), gamma=spec.lr_gamma
     )
-    return _State(model, defense, opt, sched, scaler=precision.scaler(spec.precision, device))
+    scaler = precision.scaler(spec.precision, device)
+    stepper = precision.step_model(runtime.model(model), spec.precision)
+    return _State(model, defense, opt, sched, scaler=scaler, step_model=stepper)
 
 
 def _training_data(
@@ -134,13 +139,15 @@ def train(
     progress: bool = True,
     stop_after: int | None = None,
     monitor_batch: int = EVAL_BATCH,
+    runtime: Runtime | None = None,
 ) -> nn.Module:
     """Train ``spec`` in ``run_dir``, resuming if a state file is there. Returns the last model."""
     run_dir.mkdir(parents=True, exist_ok=True)
     info = bdata.DATASETS.get(spec.dataset)
     x_tr, y_tr, n_labelled = _training_data(spec, run_dir, data_root)
     test = bdata.subset(*bdata.load_split(spec.dataset, False, data_root), spec.test_subset)
-    st = _setup(spec, device)
+    runtime = runtime or Runtime()
+    st = _setup(spec, device, runtime)
     monitor = attacks.build(MONITOR_ATTACK, eps=spec.eps)
     state_path = run_dir / STATE_FILE
     state = load_state(state_path) if state_path.exists() else {}
@@ -161,7 +168,7 @@ def train(
         torch.manual_seed(seed_mix(spec.seed, epoch))
         batches.set_epoch(epoch)
         lr = st.opt.param_groups[0]["lr"]
-        loss = _epoch(spec, st, batches, epoch, n_labelled, progress)
+        loss = _epoch(spec, st, batches, epoch, n_labelled, progress, runtime)
         train_seconds = time.perf_counter() - t0
         clean, robust = _monitor(st.model, test, monitor, monitor_batch, device, spec.seed)
         _keep(spec, st, run_dir, epoch, robust.accuracy)
@@ -187,7 +194,13 @@ def train(
 
 
 def _epoch(
-    spec: RunSpec, st: _State, batches: bdata.Batches, epoch: int, n_labelled: int, progress: bool
+    spec: RunSpec,
+    st: _State,
+    batches: bdata.Batches,
+    epoch: int,
+    n_labelled: int,
+    progress: bool,
+    runtime: Runtime,
 ) -> float:
     """One pass over the training data; returns the mean training loss."""
     st.model.train()
@@ -199,13 +212,15 @@ def _epoch(
         disable=not progress,
         leave=False,
     )
+    model = st.step_model or st.model
     for x, y, idx in bar:
+        x = runtime.batch(x)
         unlab = (idx >= n_labelled).to(y.device) if spec.unlabelled is not None else None
         ctx = StepContext(epoch=epoch, epochs=spec.epochs, indices=idx, unlabelled=unlab)
         with precision.autocast(spec.precision, str(x.device)):
-            x_adv = st.defense.perturb(st.model, x, y, ctx)
-            st.model.train()
-            loss = st.defense.loss(st.model, x, y, x_adv, ctx)
+            x_adv = st.defense.perturb(model, x, y, ctx)
+            model.train()
+            loss = st.defense.loss(model, x, y, x_adv, ctx)
         if not math.isfinite(loss.item()):
             raise FloatingPointError(
                 f"non-finite training loss at epoch {epoch + 1}: lower the learning rate or "

@@ -1,0 +1,48 @@
+"""How a run executes, not what it computes: memory format, compilation, threads, CUDA flags.
+
+These settings change speed, and the last bits of floating-point results (a different
+convolution algorithm rounds differently), never the method. They are recorded in the
+run's provenance (``runtime``) and shown by ``bench show``, not part of the run's key.
+Measured on this project's 2-core CPU (benchmarks/speed.py): channels_last pays for the
+convolutional models (about 1.2x for SmallCNN), so it is the default.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Runtime:
+    channels_last: bool = True
+    compile: bool = False  # torch.compile the training forward (warm-up cost: see speed.py)
+    threads: int | None = None  # None: PyTorch's default for the cores this process may use
+
+    def apply(self, device: str) -> None:
+        """Process-wide settings: the thread count, and cuDNN autotuning on CUDA."""
+        if self.threads is not None:
+            if self.threads < 1:
+                raise ValueError(f"threads must be >= 1, got {self.threads}")
+            torch.set_num_threads(self.threads)
+        if torch.device(device).type == "cuda":
+            torch.backends.cudnn.benchmark = True
+
+    def model(self, model: nn.Module) -> nn.Module:
+        """The module the training steps call (the caller keeps ``model`` for its weights)."""
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)
+        return torch.compile(model) if self.compile else model
+
+    def batch(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last and x.dim() == 4:
+            return x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def record(self) -> dict[str, Any]:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        return {**asdict(self), "torch_threads": torch.get_num_threads(), "cores": cores}
