@@ -98,12 +98,15 @@ class PGD(Attack):
         x_adv = random_start(x, self.eps, self.start, self.start_sigma) if start is None else start
         if self.steps == 0:
             return project(x_adv, x, self.eps)
+        # The eps-ball within [0, 1] as two bounds, computed once: one clamp a step, and
+        # bit for bit the same as ``project`` (min and max are exact).
+        lo, hi = (x - self.eps).clamp_(min=0.0), (x + self.eps).clamp_(max=1.0)
         for _ in range(self.steps):
             x_adv.requires_grad_(True)
             with torch.enable_grad():
                 loss = attack_loss(self.loss, model(x_adv), y, p_nat)
                 grad = input_grad(loss, x_adv)
-            x_adv = project(x_adv.detach() + self.step_size * grad.sign(), x, self.eps)
+            x_adv = torch.clamp(x_adv.detach() + self.step_size * grad.sign(), lo, hi)
         return x_adv
 
 

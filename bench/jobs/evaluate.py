@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import torch
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 from torch import nn
@@ -86,7 +87,8 @@ def eval_job(
             session=s, run=run, ckpt=ckpts[tags[0]], spec=spec, evspec=specs[0], x=x, y=y,
             load_model=lambda: None, device=device, data_root=data_root,
             data_label=bdata.describe(run.dataset, data_root), dataset=run.dataset,
-            progress=progress, provenance=provenance.collect(device),
+            progress=progress,
+            provenance={**provenance.collect(device), "memory_format": "channels_last"},
             ensure_run=_trainer(engine, Path(run.run_dir).parent, device, data_root, progress),
         )  # fmt: skip
         loaders = {t: _loader(run, ckpts[t], device) for t in tags}
@@ -113,5 +115,8 @@ def _trainer(
 
 
 def _loader(run: Run, ckpt: Checkpoint, device: str) -> Callable[[], nn.Module]:
-    """Loads the checkpoint (hash checked) at most once per job, and only if needed."""
-    return functools.cache(lambda: checkpoint_model(run, ckpt).to(device))
+    """Loads the checkpoint (hash checked) at most once per job, and only if needed, in
+    channels_last memory (about 1.25x faster attacks here; recorded in the provenance)."""
+    return functools.cache(
+        lambda: checkpoint_model(run, ckpt).to(device, memory_format=torch.channels_last)
+    )
