@@ -212,7 +212,7 @@ def _epoch(
         disable=not progress,
         leave=False,
     )
-    model = st.step_model or st.model
+    model = st.step_model if st.step_model is not None else st.model
     for x, y, idx in bar:
         x = runtime.batch(x)
         unlab = (idx >= n_labelled).to(y.device) if spec.unlabelled is not None else None
