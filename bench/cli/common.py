@@ -30,7 +30,7 @@ Results go to one SQLite database (--db, env BENCH_DB); every number says how it
 obtained. Start with `bench demo`, then `bench table --paper`.
 """
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=HELP)
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=HELP, rich_markup_mode=None)
 F = TypeVar("F", bound=Callable[..., Any])
 
 DbOpt = Annotated[

@@ -26,7 +26,11 @@ from bench.jobs.zoo import ZOO_TEST_SUBSET, zoo_eval
 from bench.models.zoo import expected_file, zoo_registry
 from bench.store import db as bdb
 
-zoo_app = typer.Typer(no_args_is_help=True, help="RobustBench model-zoo entries (CIFAR-10 Linf)")
+zoo_app = typer.Typer(
+    no_args_is_help=True,
+    help="RobustBench model-zoo entries (CIFAR-10 Linf)",
+    rich_markup_mode=None,
+)
 app.add_typer(zoo_app, name="zoo")
 
 
