@@ -13,6 +13,7 @@ from bench.cli.common import DbOpt, app, clean_errors
 from bench.cli.run import all_runs
 from bench.models import MODELS
 from bench.report.render import describe_semi_run
+from bench.report.runview import runs_frame
 from bench.spec.experiments import EXPERIMENTS
 from bench.spec.presets import TRAIN_PRESETS
 from bench.store import db as bdb
@@ -57,10 +58,14 @@ def ls(
             typer.echo(f"  {n:<15} {e.description}; {e.model}/{e.dataset}/{e.preset}: {arms}")
     if "runs" in show:
         path = bdb.db_path(db)
-        rows = all_runs(bdb.connect(db)) if path.exists() else []
-        typer.echo(f"runs in {path}:" if rows else f"runs: none in {path}")
-        for r in rows:
-            typer.echo(f"  {r.name:<60} {r.status:<11} {r.epochs_done}/{r.spec['epochs']} epochs")
-            semi_line = describe_semi_run(r.spec, r.provenance)
-            if semi_line:
-                typer.echo(f"    + {semi_line}")
+        engine = bdb.connect(db) if path.exists() else None
+        frame = runs_frame(engine) if engine is not None else None
+        if frame is None or frame.empty:
+            typer.echo(f"runs: none in {path} (try `bench demo`)")
+        else:
+            typer.echo(f"runs in {path}:")
+            typer.echo(frame.to_markdown(index=False, floatfmt=".4g"))
+            for r in all_runs(engine):
+                semi_line = describe_semi_run(r.spec, r.provenance)
+                if semi_line:
+                    typer.echo(f"- {r.name}: {semi_line}")

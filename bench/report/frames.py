@@ -256,8 +256,12 @@ def epoch_frame(engine: Engine, names: list[str]) -> pd.DataFrame:
                 "clean_acc": 100 * m.clean_acc,
                 "n_monitor": m.n_monitor,
                 "monitor": m.monitor_attack,
+                "train_loss": m.train_loss,
+                "lr": m.lr,
+                "seconds": m.seconds,
             }
             for name, m in rows
         ]
-    cols = ["run", "epoch", "robust_acc", "clean_acc", "n_monitor", "monitor"]
+    cols = ["run", "epoch", "robust_acc", "clean_acc", "n_monitor", "monitor", "train_loss"]
+    cols += ["lr", "seconds"]
     return pd.DataFrame.from_records(records, columns=cols).sort_values(["run", "epoch"])

@@ -268,3 +268,16 @@ def find_run(session: Session, name_or_key: str) -> Run | None:
     return session.scalars(
         select(Run).where((Run.name == name_or_key) | (Run.key == name_or_key))
     ).first()
+
+
+def delete_run(session: Session, run: Run) -> int:
+    """Delete a run and every row that belongs to it; returns the number of rows deleted."""
+    n = 0
+    for table in (Evaluation, Checkpoint, EpochMetric, AuditFlag):
+        rows = list(session.scalars(select(table).where(table.run_id == run.id)))
+        for row in rows:
+            session.delete(row)
+        n += len(rows)
+    session.delete(run)
+    session.commit()
+    return n + 1
