@@ -272,12 +272,10 @@ def find_run(session: Session, name_or_key: str) -> Run | None:
 
 def delete_run(session: Session, run: Run) -> int:
     """Delete a run and every row that belongs to it; returns the number of rows deleted."""
-    n = 0
-    for table in (Evaluation, Checkpoint, EpochMetric, AuditFlag):
-        rows = list(session.scalars(select(table).where(table.run_id == run.id)))
-        for row in rows:
-            session.delete(row)
-        n += len(rows)
-    session.delete(run)
+    flags = list(session.scalars(select(AuditFlag).where(AuditFlag.run_id == run.id)))
+    for row in flags:
+        session.delete(row)
+    n = 1 + len(flags) + len(run.epochs) + len(run.checkpoints) + len(run.evaluations)
+    session.delete(run)  # its epochs, checkpoints and evaluations go with it (cascade)
     session.commit()
-    return n + 1
+    return n
