@@ -53,7 +53,8 @@ def test_run_eval_table_end_to_end(tmp_path: Path) -> None:
     assert res.exit_code == 0 and res.output.startswith("run,")
     assert res.output.count("\n") == 1 + 2 * 2 * 4  # 2 runs x best/last x 4 attacks
 
-    name = next(ln.split()[0] for ln in invoke("ls", "runs", "--db", db).output.splitlines()[1:])
+    rows = invoke("ls", "runs", "--db", db).output.splitlines()[3:]  # title, header, rule
+    name = rows[0].split("|")[1].strip()
     res = invoke("eval", name, "--attacks", "pgd10", "--checkpoint", "last", *common)
     assert res.exit_code == 0 and "pgd10" in res.output
 

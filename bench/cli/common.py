@@ -83,6 +83,14 @@ CompileOpt = Annotated[
 ThreadsOpt = Annotated[
     int | None, typer.Option(min=1, help="CPU threads [default: PyTorch's for the free cores]")
 ]
+ProgressOpt = Annotated[
+    bool,
+    typer.Option(
+        "--progress/--no-progress",
+        " /--quiet",
+        help="progress bars and one line per finished epoch (--quiet: neither)",
+    ),
+]
 BatchOpt = Annotated[int, typer.Option(min=1, help="test points per attack batch")]
 DEFAULT_ATTACK_LIST = ",".join(DEFAULT_ATTACKS)
 EXPECTED = (
@@ -181,9 +189,26 @@ def write_output(text: str, output: Path | None) -> None:
     typer.echo(f"wrote {output}", err=True)
 
 
-def print_evals(evs: list[bdb.Evaluation]) -> None:
-    for e in evs:
+STARTED = bdb.now()  # evaluations older than this command were found, not computed
+
+
+def print_evals(evs: list[bdb.Evaluation], tags: list[str] | None = None) -> None:
+    """One line per evaluation; one found in the database (not computed now) says so.
+
+    With ``tags`` (the checkpoints asked for, in order), a row shared by best and last
+    (the same weights) is printed under each tag it answers for.
+    """
+    names = tags or [e.checkpoint for e in evs]
+    for tag, e in zip(_tags(evs, names), evs, strict=True):
+        stored = ", stored" if e.created_at is not None and e.created_at < STARTED else ""
         typer.echo(
-            f"{e.checkpoint:>4} (epoch {e.checkpoint_epoch:>3})  {e.attack:<8} "
-            f"{100 * e.accuracy:6.2f}%  ({e.correct}/{e.n}, {e.seconds:.1f}s)"
+            f"{tag:>4} (epoch {e.checkpoint_epoch:>3})  {e.attack:<8} "
+            f"{100 * e.accuracy:6.2f}%  ({e.correct}/{e.n}, {e.seconds:.1f}s{stored})"
         )
+
+
+def _tags(evs: list[bdb.Evaluation], tags: list[str]) -> list[str]:
+    """The tag each row was asked for: eval_job returns rows tag by tag, attacks in order."""
+    per = len(evs) // max(len(tags), 1)
+    return [tags[i // per] if per and len(evs) == per * len(tags) else e.checkpoint
+            for i, e in enumerate(evs)]  # fmt: skip

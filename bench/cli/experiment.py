@@ -14,6 +14,7 @@ import typer
 from bench.cli.common import (
     DbOpt,
     DeviceOpt,
+    ProgressOpt,
     RootOpt,
     RunsDirOpt,
     app,
@@ -98,7 +99,7 @@ def experiment(
     db: DbOpt = None,
     runs_dir: RunsDirOpt = None,
     data_root: RootOpt = None,
-    progress: bool = True,
+    progress: ProgressOpt = True,
 ) -> None:
     """Run a named experiment (a table or figure of the paper): what is missing is done."""
     ov = _overrides(
@@ -161,6 +162,9 @@ def plot(
     test_subset: TestSubOpt = None,
     seed: int = 0,
     only: OnlyOpt = None,
+    allow_missing: Annotated[
+        bool, typer.Option("--allow-missing", help="draw what there is when runs are missing")
+    ] = False,
     db: DbOpt = None,
     data_root: RootOpt = None,
 ) -> None:
@@ -171,5 +175,11 @@ def plot(
         train_subset, test_subset, seed, None, only,
     )  # fmt: skip
     job_list = bexp.expand(name, ov, data_root)
+    missing = plots.missing_runs(engine, [j.spec.name for j in job_list if j.role == "run"])
+    if missing and not allow_missing:
+        raise LookupError(
+            f"{len(missing)} of the figure's runs are missing or unfinished ({missing[0]} ...): "
+            f"run `bench experiment {name}` with the same options, or pass --allow-missing"
+        )
     path = plots.plot_experiment(engine, name, job_list, out)
     typer.echo(f"wrote {path} (caption in {path.with_suffix('.txt')})")

@@ -18,6 +18,7 @@ from bench.cli.common import (
     DbOpt,
     DeviceOpt,
     PrecisionOpt,
+    ProgressOpt,
     RootOpt,
     RunsDirOpt,
     SkipOpt,
@@ -31,7 +32,7 @@ from bench.cli.common import (
     print_evals,
     split_list,
 )
-from bench.core.constants import EVAL_BATCH, RunStatus
+from bench.core.constants import CHECKPOINTS, EVAL_BATCH, RunStatus
 from bench.core.provenance import check_device
 from bench.jobs import eval_job, train_job
 from bench.report.render import render_paper
@@ -97,7 +98,7 @@ def run(
     db: DbOpt = None,
     runs_dir: RunsDirOpt = None,
     data_root: RootOpt = None,
-    progress: bool = True,
+    progress: ProgressOpt = True,
 ) -> None:
     """Train a defense (resuming an interrupted run), then evaluate it."""
     dataset = dataset or default_dataset(model)
@@ -149,7 +150,7 @@ def run(
             attack_options=options,
             skip_wrong=skip_wrong,
         )
-        print_evals(evs)
+        print_evals(evs, list(CHECKPOINTS))
 
 
 @app.command("eval")
@@ -168,7 +169,7 @@ def eval_cmd(
     device: DeviceOpt = None,
     db: DbOpt = None,
     data_root: RootOpt = None,
-    progress: bool = True,
+    progress: ProgressOpt = True,
 ) -> None:
     """Attack stored checkpoints; evaluations already in the database are skipped."""
     names, options = parse_attacks(attack_list, attack_param)
@@ -197,7 +198,7 @@ def eval_cmd(
             skip_wrong=skip_wrong,
         )
         typer.echo(name)
-        print_evals(evs)
+        print_evals(evs, tags)
 
 
 @app.command()
@@ -210,7 +211,7 @@ def demo(
     db: DbOpt = None,
     device: DeviceOpt = None,
     data_root: RootOpt = None,
-    progress: bool = True,
+    progress: ProgressOpt = True,
 ) -> None:
     """A quick real run: Standard, TRADES and MART on an MNIST subset, then Table 2.
 

@@ -13,6 +13,7 @@ from bench.cli.common import (
     BatchOpt,
     DbOpt,
     DeviceOpt,
+    ProgressOpt,
     RootOpt,
     app,
     clean_errors,
@@ -68,7 +69,7 @@ def zoo_eval_cmd(
     device: DeviceOpt = None,
     db: DbOpt = None,
     data_root: RootOpt = None,
-    progress: bool = True,
+    progress: ProgressOpt = True,
 ) -> None:
     """Evaluate a zoo entry with our attack presets; stored as an external run."""
     names, options = parse_attacks(attack_list, attack_param)

@@ -13,6 +13,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
+from tqdm import tqdm
 
 from bench import data as bdata
 from bench.core import provenance
@@ -49,6 +50,16 @@ def get_or_create_run(
     return run
 
 
+def epoch_line(rep: EpochReport, epochs: int) -> str:
+    """The line a finished epoch leaves on the terminal."""
+    best = " (best so far)" if rep.best_epoch == rep.epoch else f" (best: epoch {rep.best_epoch})"
+    return (
+        f"epoch {rep.epoch}/{epochs}: loss {rep.train_loss:.4f}, lr {rep.lr:.4g}, "
+        f"clean {100 * rep.clean_acc:.2f}%, PGD-20 {100 * rep.robust_acc:.2f}% on "
+        f"{rep.n_monitor} test points, {rep.seconds:.1f} s{best}"
+    )
+
+
 def _record_epoch(engine: Engine, run_id: int, run_dir: Path, rep: EpochReport) -> None:
     with Session(engine) as s:
         row = s.scalars(
@@ -77,6 +88,14 @@ def _sync_checkpoints(session: Session, run: Run, run_dir: Path) -> None:
         row.epoch, row.path, row.sha256 = int(meta["epoch"]), str(path.resolve()), sha256(path)
         row.robust_acc = float(meta["robust_acc"])
         session.add(row)
+
+
+def _on_epoch(
+    engine: Engine, run_id: int, run_dir: Path, rep: EpochReport, epochs: int, progress: bool
+) -> None:
+    _record_epoch(engine, run_id, run_dir, rep)
+    if progress:
+        tqdm.write(epoch_line(rep, epochs), file=sys.stderr)
 
 
 def _start(run: Run, device: str, runtime: Runtime | None = None) -> None:
@@ -131,7 +150,7 @@ def train_job(
             run_dir,
             device=device,
             data_root=data_root,
-            on_epoch=lambda rep: _record_epoch(engine, run_id, run_dir, rep),
+            on_epoch=lambda rep: _on_epoch(engine, run_id, run_dir, rep, spec.epochs, progress),
             progress=progress,
             stop_after=stop_after,
             runtime=runtime,

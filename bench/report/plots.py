@@ -28,6 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from bench.core.constants import RunStatus
 from bench.report.frames import epoch_frame
 from bench.spec.experiments import EXPERIMENTS, Job
 from bench.store.db import Run
@@ -61,7 +62,7 @@ def caption(engine: Engine, job_list: list[Job], curves: pd.DataFrame) -> str:
             f"(eps {mon.get('eps', spec.eps):.4g}, step {mon.get('step_size', 0):.4g}) "
             f"on the first {int(curves['n_monitor'].max())} test points"
         )
-    missing = [n for n in names if n not in runs or runs[n].status != "done"]
+    missing = missing_runs(engine, names)
     if missing:
         parts.append(f"{len(missing)} run(s) missing or unfinished: {', '.join(missing)}")
     return "; ".join(parts)
@@ -156,6 +157,14 @@ def _save(
 
 
 PLOTTERS = {"figure-epochs": plot_ablation, "figure-lambda": plot_lambda}
+
+
+def missing_runs(engine: Engine, names: list[str]) -> list[str]:
+    """The named runs that are not in the database or not finished."""
+    with Session(engine) as s:
+        done = {r.name for r in s.scalars(select(Run).where(Run.name.in_(names)))
+                if r.status == RunStatus.DONE}  # fmt: skip
+    return [n for n in names if n not in done]
 
 
 def plot_experiment(engine: Engine, name: str, job_list: list[Job], out_dir: Path) -> Path:

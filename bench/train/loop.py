@@ -170,7 +170,9 @@ def train(
         lr = st.opt.param_groups[0]["lr"]
         loss = _epoch(spec, st, batches, epoch, n_labelled, progress, runtime)
         train_seconds = time.perf_counter() - t0
-        clean, robust = _monitor(st.model, test, monitor, monitor_batch, device, spec.seed)
+        clean, robust = _monitor(
+            st.model, test, monitor, monitor_batch, device, spec.seed, progress
+        )
         _keep(spec, st, run_dir, epoch, robust.accuracy)
         report = EpochReport(
             epoch=epoch + 1,
@@ -245,10 +247,14 @@ def _monitor(
     batch: int,
     device: str,
     seed: int,
+    progress: bool = False,
 ) -> tuple[EvalResult, EvalResult]:
     """Clean and monitor-attack accuracy on the monitored test subset."""
     clean = robust_points(model, *test, None, batch_size=batch, device=device)
-    robust = robust_points(model, *test, monitor, batch_size=batch, device=device, seed=seed)
+    robust = robust_points(
+        model, *test, monitor, batch_size=batch, device=device, seed=seed,
+        desc=f"monitor {MONITOR_ATTACK}", progress=progress,
+    )  # fmt: skip
     return clean, robust
 
 
