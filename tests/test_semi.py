@@ -19,7 +19,7 @@ from bench import jobs
 from bench.cli import app
 from bench.data import unlabelled
 from bench.jobs.pseudo import pseudo_label
-from bench.report.render import describe_semi_run
+from bench.report.text import describe_semi_run
 from bench.spec.auxiliary import attach_unlabelled, labeller_spec
 from bench.spec.run import RunSpec, build_for_spec, resolve
 from bench.store import db as bdb

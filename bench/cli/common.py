@@ -9,6 +9,8 @@ resume, and exits with 130.
 from __future__ import annotations
 
 import functools
+import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -118,6 +120,9 @@ def clean_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except EXPECTED as e:
             fail(" ".join(str(e).split()))
+        except BrokenPipeError:  # the reader went away (`bench ls | head`): nothing to say
+            sys.stderr = open(os.devnull, "w")  # noqa: SIM115  (Python flushes at exit)
+            raise typer.Exit(0) from None
         except SQLAlchemyError as e:
             fail(f"database error: {' '.join(str(getattr(e, 'orig', e)).split())[:200]}")
         except OSError as e:

@@ -12,8 +12,8 @@ from bench import data as bdata
 from bench.cli.common import DbOpt, app, clean_errors
 from bench.cli.run import all_runs
 from bench.models import MODELS
-from bench.report.render import describe_semi_run
 from bench.report.runview import runs_frame
+from bench.report.text import describe_semi_run
 from bench.spec.experiments import EXPERIMENTS
 from bench.spec.presets import TRAIN_PRESETS
 from bench.store import db as bdb
@@ -38,9 +38,17 @@ def ls(
         for n, cls in defenses.DEFENSES.items():
             typer.echo(f"  {n:<{width}} {cls.summary}")
     if "attacks" in show:
-        typer.echo("attacks (presets):")
+        typer.echo("attacks (presets): name, label, kind, attack(settings), [source]")
+        width = max(len(n) for n in attacks.PRESETS.names())
+        label = max(len(p.label) for _, p in attacks.PRESETS.items())
+        kind = max(len(p.kind) for _, p in attacks.PRESETS.items())
         for n, p in attacks.PRESETS.items():
-            typer.echo(f"  {n:<12} {p.label:<8} {p.attack} {p.params} ({p.source})")
+            settings = ", ".join(f"{k}={v}" for k, v in p.params.items())
+            step = f", step eps*{p.step_fraction:g}" if p.step_fraction else ""
+            typer.echo(
+                f"  {n:<{width}}  {p.label:<{label}}  {p.kind:<{kind}}  {p.attack}"
+                f"({settings}{step})  [{p.source}]"
+            )
     if "models" in show:
         typer.echo("models:\n  " + ", ".join(MODELS.names()))
     if "datasets" in show:

@@ -42,6 +42,7 @@ def zoo_ls(
     root: Annotated[str | None, typer.Option("--model-dir", help="[env BENCH_ZOO_DIR]")] = None,
 ) -> None:
     """CIFAR-10 Linf entries, whether a checkpoint is on disk, and published numbers."""
+    typer.echo(f"  {'name':<45} {'file':<8} published (RobustBench, full test set)")
     for name in zoo_registry().names():
         if pattern.lower() not in name.lower():
             continue

@@ -7,8 +7,6 @@ adds a column; neither changes the layout. Row names come from each defense's
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
 from sqlalchemy.engine import Engine
 
@@ -34,6 +32,7 @@ from bench.report.frames import (
     semi_runs,
     table5_frame,
 )
+from bench.report.text import count, describe_semi_run, settings_text
 from bench.store.db import Run
 
 FORMATS = ("markdown", "csv", "json")
@@ -115,14 +114,6 @@ def points(evs: pd.DataFrame) -> str:
     return f"{most} test points" + (f" ({extra})" if extra else "")
 
 
-def _count(v: object, unit: str) -> str:
-    """'1 epoch', '50 epochs', '17,000 training images' (never '50.0' or '1 epochs')."""
-    if v is None or pd.isna(v):
-        return f"? {unit}s"
-    n = int(v)  # type: ignore[call-overload]
-    return f"{n:,} {unit}" + ("" if n == 1 else "s")
-
-
 def run_notes(sub: pd.DataFrame) -> list[str]:
     notes = []
     for label in sorted(sub["data_label"].unique()):
@@ -135,12 +126,12 @@ def run_notes(sub: pd.DataFrame) -> list[str]:
         )
         notes.append(
             f"- `{run}`: {first['model']}, eps {first['eps']:.4g}, preset {first['preset']}, "
-            f"{_count(first['epochs'], 'epoch')}, "
-            f"{_count(first['train_subset'], 'training image')}, {points(r)} "
+            f"{count(first['epochs'], 'epoch')}, "
+            f"{count(first['train_subset'], 'training image')}, {points(r)} "
             f"(the first of the test set); checkpoints {epochs}"
         )
     for atk, r in sub.groupby("attack", sort=False):
-        notes.append(f"- {atk}: {r.iloc[0]['attack_params']}")
+        notes.append(f"- {atk}: {settings_text(r.iloc[0]['attack_params'])}")
     return notes
 
 
@@ -317,22 +308,5 @@ def _t5_notes(sub: pd.DataFrame, info: dict[str, Run]) -> list[str]:
             f"{int(r['n'].max())} test points (the first of the test set)"
         )
     for atk, r in sub.groupby("attack", sort=False):
-        notes.append(f"- {atk}: {r.iloc[0]['attack_params']}")
+        notes.append(f"- {atk}: {settings_text(r.iloc[0]['attack_params'])}")
     return notes
-
-
-def describe_semi_run(spec: dict[str, Any], provenance: dict[str, Any] | None) -> str | None:
-    """One line for listings and table notes, or None for a supervised run."""
-    if not spec.get("unlabelled"):
-        return None
-    rec = (provenance or {}).get("pseudo_labels") or {}
-    text = (
-        f"{spec.get('n_unlabelled')} unlabelled images ({spec['unlabelled']}) "
-        f"pseudo-labelled by {spec.get('pseudo_labeller')}"
-    )
-    if rec:
-        text += f" ({rec['labeller_checkpoint']} checkpoint, sha256 {rec['labeller_sha256'][:12]}"
-        if rec.get("agreement_with_true_labels") is not None:
-            text += f", {100 * rec['agreement_with_true_labels']:.1f}% agree with true labels"
-        text += ")"
-    return text
