@@ -84,7 +84,8 @@ class Batches:
             idx = order[b * self.batch_size : (b + 1) * self.batch_size]
             xb, yb = self.x[idx], self.y[idx]
             if self.device is not None:
-                xb, yb = xb.to(self.device), yb.to(self.device)
+                xb = xb.to(self.device, non_blocking=True)
+                yb = yb.to(self.device, non_blocking=True)
             xb = xb.float() / 255 if xb.dtype == torch.uint8 else xb.float()
             if self.augment == "crop-flip":
                 xb = crop_flip(xb, gen)

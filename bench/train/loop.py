@@ -157,6 +157,7 @@ def train(
         for h in st.history:
             if on_epoch is not None:
                 on_epoch(EpochReport(**h))
+    x_tr, y_tr = runtime.data(x_tr, y_tr, device)
     batches = bdata.Batches(
         x_tr, y_tr, spec.batch_size, shuffle=True, seed=spec.seed, augment=info.augment,
         device=device,
