@@ -50,3 +50,14 @@ def test_rm_asks_and_deletes_only_that_run(tmp_path: Path) -> None:
     assert _count(db, bdb.Run) == runs - 1 and _count(db, bdb.Evaluation) == evs - 8
     gone = CliRunner().invoke(app, ["show", DEMO_MART, "--db", db])
     assert gone.exit_code == 2 and "no run named" in gone.output
+
+
+def test_an_empty_export_says_what_would_fill_it(tmp_path: Path) -> None:
+    db = str(tmp_path / "empty.sqlite")
+    bdb.connect(db).dispose()
+    res = CliRunner().invoke(
+        app, ["table", "--paper", "--table", "3", "--format", "json", "--db", db]
+    )
+    assert res.exit_code == 0 and "note: no evaluations in Table 3 yet" in res.output
+    md = CliRunner().invoke(app, ["table", "--paper", "--table", "3", "--db", db])
+    assert "transfer-pgd20" in md.output  # the command that fills it

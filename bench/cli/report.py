@@ -49,7 +49,7 @@ def table(
         text = render_table5(engine, fmt=fmt)
     else:
         text = render_paper(engine, number, fmt, ci=ci, autoattack=autoattack)
-    empty = text.strip() == "[]" or (fmt == "csv" and len(text.strip().splitlines()) <= 1)
+    empty = "".join(text.split()) == "[]" or (fmt == "csv" and len(text.strip().splitlines()) <= 1)
     if empty:  # an export with no rows still says what would fill it, on stderr
         what = f"Table {number}" if paper else "the database"
         typer.echo(f"note: no evaluations in {what} yet; see `bench table --paper "
