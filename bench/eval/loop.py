@@ -63,6 +63,7 @@ def robust_points(
     torch.manual_seed(seed)
     out = np.zeros(len(y), dtype=bool)
     start = time.perf_counter()
+    # Points done, robust so far and the time left; smaller batches give finer progress.
     bar = tqdm(total=len(y), desc=desc, unit="img", disable=not progress, leave=False)
     try:
         for lo in range(0, len(y), batch_size):
@@ -81,6 +82,7 @@ def robust_points(
                 correct = correct & keep
             out[lo : lo + len(yb)] = correct.cpu().numpy()
             bar.update(len(yb))
+            bar.set_postfix(robust=f"{int(out[: lo + len(yb)].sum())}/{lo + len(yb)}")
     finally:
         bar.close()
         model.train(was_training)
