@@ -35,6 +35,8 @@ CASES = {
         "has no parameter 'start'",
     ),
     "device-bogus": ([*RUN, "--device", "bogus"], "device"),
+    "lr-inf": ([*RUN, "--lr", "inf"], "lr must be a finite number"),
+    "milestone-zero": ([*RUN, "--milestones", "0,5"], "milestones are epochs"),
     "model-unknown": (["run", "--defense", "mart", "--model", "nosuch", "--no-eval"], "model"),
     "attack-unknown": ([*RUN[:-1], "--attacks", "pgd21"], "Did you mean"),
     "attack-param-bad": ([*RUN[:-1], "--attack-param", "pgd20.nosuch=1"], "it takes"),

@@ -143,6 +143,7 @@ def resolve(
         raise ValueError(f"unknown training setting(s): {', '.join(sorted(unknown))}")
     train.update(over)
     train["milestones"] = tuple(int(m) for m in train["milestones"])
+    _check_schedule(train)
     params = _defense_params(cls, defense, p, eps, attack_over, dict(defense_overrides or {}))
     return RunSpec(
         defense=defense,
@@ -157,6 +158,19 @@ def resolve(
         precision=precision,
         **train,
     )
+
+
+def _check_schedule(train: dict[str, Any]) -> None:
+    """Finite numbers, at least one epoch and one image a batch, milestones within reach."""
+    for k in ("lr", "momentum", "weight_decay", "lr_gamma"):
+        v = train[k]
+        if not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
+            raise ValueError(f"{k} must be a finite number >= 0, got {v}")
+    for k in ("epochs", "batch_size"):
+        if int(train[k]) != train[k] or train[k] < 1:
+            raise ValueError(f"{k} must be a whole number >= 1, got {train[k]}")
+    if any(m < 1 for m in train["milestones"]):
+        raise ValueError(f"milestones are epochs >= 1, got {list(train['milestones'])}")
 
 
 def check_eps(eps: float) -> float:
