@@ -35,6 +35,8 @@ CASES = {
         "has no parameter 'start'",
     ),
     "device-bogus": ([*RUN, "--device", "bogus"], "device"),
+    "seeds-text": ([*RUN, "--seeds", "a,b"], "--seeds expects whole numbers"),
+    "seeds-repeated": ([*RUN, "--seeds", "1,1"], "distinct seeds"),
     "lr-inf": ([*RUN, "--lr", "inf"], "lr must be a finite number"),
     "milestone-zero": ([*RUN, "--milestones", "0,5"], "milestones are epochs"),
     "model-unknown": (["run", "--defense", "mart", "--model", "nosuch", "--no-eval"], "model"),

@@ -3,6 +3,8 @@ it takes for the CLI, the database and the tables to know it."""
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,3 +117,19 @@ def test_best_and_last_of_the_same_weights_are_attacked_once(tmp_path: Path) -> 
     assert sorted(zip(df["checkpoint"], df["attack"], strict=True)) == [
         ("best", "clean"), ("best", "fgsm"), ("last", "clean"), ("last", "fgsm"),
     ]  # fmt: skip
+
+
+@requires_mnist
+def test_seeds_are_one_run_each_and_tables_aggregate_them(tmp_path: Path) -> None:
+    cli, db = CliRunner(), str(tmp_path / "seeds.sqlite")
+    args = ["run", "--defense", "standard", "--model", "tiny-cnn", "--dataset", "mnist"]
+    args += ["--preset", "demo-mnist", "--epochs", "1", "--train-subset", "128"]
+    args += ["--test-subset", "32", "--attacks", "clean,fgsm", "--seeds", "0,1"]
+    res = cli.invoke(app, [*args, "--db", db, "--runs-dir", str(tmp_path), "--quiet"])
+    assert res.exit_code == 0, res.output
+    with Session(bdb.connect(db)) as s:
+        assert sorted(r.seed for r in s.scalars(select(bdb.Run))) == [0, 1]
+    table = cli.invoke(app, ["table", "--paper", "--db", db]).output
+    assert "n=2 (0,1)" in table and " ± " in table
+    out = cli.invoke(app, ["table", "--paper", "--format", "csv", "--db", db]).output
+    assert len({row["run"] for row in csv.DictReader(io.StringIO(out))}) == 2  # per seed

@@ -93,6 +93,10 @@ ProgressOpt = Annotated[
         help="progress bars and one line per finished epoch (--quiet: neither)",
     ),
 ]
+SeedsOpt = Annotated[
+    str | None,
+    typer.Option(help="comma-separated seeds, e.g. 0,1,2: one run each (replaces --seed)"),
+]
 BatchOpt = Annotated[int, typer.Option(min=1, help="test points per attack batch")]
 DEFAULT_ATTACK_LIST = ",".join(DEFAULT_ATTACKS)
 EXPECTED = (
@@ -154,6 +158,19 @@ def parse_attacks(attack_list: str, attack_param: list[str] | None) -> tuple[lis
     """The attack presets to run and their options (``--attacks``, ``--attack-param``)."""
     names = check_attacks(split_list(attack_list))
     return names, parse_attack_params(attack_param or [], names)
+
+
+def parse_seeds(seeds: str | None, seed: int) -> list[int]:
+    """``--seeds 0,1,2`` (each a whole number, no repeats), else ``[--seed]``."""
+    if seeds is None:
+        return [seed]
+    try:
+        out = [int(s) for s in split_list(seeds)]
+    except ValueError:
+        raise ValueError(f"--seeds expects whole numbers like 0,1,2, got {seeds!r}") from None
+    if not out or len(set(out)) != len(out) or min(out) < 0:
+        raise ValueError(f"--seeds expects distinct seeds >= 0, got {seeds!r}")
+    return out
 
 
 def check_checkpoints(text: str) -> list[str]:

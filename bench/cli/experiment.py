@@ -6,6 +6,7 @@ Both commands take the same overrides, because the overrides are part of each ru
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated
 
@@ -17,9 +18,11 @@ from bench.cli.common import (
     ProgressOpt,
     RootOpt,
     RunsDirOpt,
+    SeedsOpt,
     app,
     clean_errors,
     existing_db,
+    parse_seeds,
     split_list,
 )
 from bench.core.provenance import check_device
@@ -92,6 +95,7 @@ def experiment(
     train_subset: TrainSubOpt = None,
     test_subset: TestSubOpt = None,
     seed: int = 0,
+    seeds: SeedsOpt = None,
     unlabelled: UnlabOpt = None,
     only: OnlyOpt = None,
     plot_dir: Annotated[Path, typer.Option(help="where figures go")] = Path("results/plots"),
@@ -106,6 +110,7 @@ def experiment(
         model, dataset, preset, epochs, batch_size, lr, train_steps,
         train_subset, test_subset, seed, unlabelled, only,
     )  # fmt: skip
+    ov = dataclasses.replace(ov, seeds=tuple(parse_seeds(seeds, seed)))
     job_list = bexp.expand(name, ov, data_root)
     engine = bdb.connect(db)
     exp = bexp.EXPERIMENTS.get(name)
@@ -161,6 +166,7 @@ def plot(
     train_subset: TrainSubOpt = None,
     test_subset: TestSubOpt = None,
     seed: int = 0,
+    seeds: SeedsOpt = None,
     only: OnlyOpt = None,
     allow_missing: Annotated[
         bool, typer.Option("--allow-missing", help="draw what there is when runs are missing")
@@ -174,6 +180,7 @@ def plot(
         model, dataset, preset, epochs, batch_size, lr, train_steps,
         train_subset, test_subset, seed, None, only,
     )  # fmt: skip
+    ov = dataclasses.replace(ov, seeds=tuple(parse_seeds(seeds, seed)))
     job_list = bexp.expand(name, ov, data_root)
     missing = plots.missing_runs(engine, [j.spec.name for j in job_list if j.role == "run"])
     if missing and not allow_missing:

@@ -21,6 +21,7 @@ from bench.cli.common import (
     ProgressOpt,
     RootOpt,
     RunsDirOpt,
+    SeedsOpt,
     SkipOpt,
     ThreadsOpt,
     app,
@@ -29,6 +30,7 @@ from bench.cli.common import (
     existing_db,
     parse_attacks,
     parse_params,
+    parse_seeds,
     print_evals,
     split_list,
 )
@@ -40,6 +42,8 @@ from bench.spec.auxiliary import attach_unlabelled
 from bench.spec.run import resolve
 from bench.store import db as bdb
 from bench.train.runtime import Runtime
+
+DEMO_DEFENSES = ("standard", "trades", "mart")
 
 
 def default_dataset(model: str) -> str:
@@ -78,6 +82,7 @@ def run(
         list[str] | None, typer.Option(help="defense parameter key=value, e.g. lam=6")
     ] = None,
     seed: int = 0,
+    seeds: SeedsOpt = None,
     precision: PrecisionOpt = "fp32",
     channels_last: ChannelsLastOpt = True,
     compile_model: CompileOpt = False,
@@ -116,41 +121,33 @@ def run(
         "step_size": train_step_size,
         "start": start,
     }
-    spec = resolve(
-        defense,
-        model,
-        dataset,
-        preset,
-        seed=seed,
-        train_subset=train_subset,
-        test_subset=test_subset,
-        overrides=overrides,
-        defense_overrides=parse_params(param or []),
-        precision=precision,
-    )
-    if unlabelled is not None:  # pseudo-labelled by a natural run, trained when missing
-        spec = attach_unlabelled(spec, unlabelled, data_root)
-    engine = bdb.connect(db)
-    typer.echo(f"run {spec.name} on {device}", err=True)
-    runtime = Runtime(channels_last=channels_last, compile=compile_model, threads=threads)
-    run_row, trained = train_job(
-        engine, spec, runs_dir=runs_dir, device=device, data_root=data_root, progress=progress,
-        runtime=runtime,
-    )  # fmt: skip
-    if not trained:
-        typer.echo(f"already trained: {run_row.name} (in {bdb.db_path(db)})", err=True)
-    if names:
-        evs = eval_job(
-            engine,
-            spec.name,
-            attack_names=names,
-            device=device,
-            data_root=data_root,
-            progress=progress,
-            attack_options=options,
-            skip_wrong=skip_wrong,
+    specs = [
+        resolve(
+            defense, model, dataset, preset, seed=s, train_subset=train_subset,
+            test_subset=test_subset, overrides=overrides,
+            defense_overrides=parse_params(param or []), precision=precision,
         )
-        print_evals(evs, list(CHECKPOINTS))
+        for s in parse_seeds(seeds, seed)
+    ]  # fmt: skip
+    if unlabelled is not None:  # pseudo-labelled by a natural run, trained when missing
+        specs = [attach_unlabelled(spec, unlabelled, data_root) for spec in specs]
+    engine = bdb.connect(db)
+    runtime = Runtime(channels_last=channels_last, compile=compile_model, threads=threads)
+    for spec in specs:  # every spec is checked before the first one trains
+        typer.echo(f"run {spec.name} on {device}", err=True)
+        run_row, trained = train_job(
+            engine, spec, runs_dir=runs_dir, device=device, data_root=data_root,
+            progress=progress, runtime=runtime,
+        )  # fmt: skip
+        if not trained:
+            typer.echo(f"already trained: {run_row.name} (in {bdb.db_path(db)})", err=True)
+        if names:
+            evs = eval_job(
+                engine, spec.name, attack_names=names, device=device, data_root=data_root,
+                progress=progress, attack_options=options, skip_wrong=skip_wrong,
+            )  # fmt: skip
+            typer.echo(spec.name)
+            print_evals(evs, list(CHECKPOINTS))
 
 
 @app.command("eval")
@@ -208,6 +205,9 @@ def demo(
     test_subset: Annotated[int, typer.Option(min=1)] = 500,
     epochs: Annotated[int | None, typer.Option(min=1, help="default: the preset's")] = None,
     preset: Annotated[str, typer.Option(help="training preset")] = "demo-mnist",
+    seeds: Annotated[
+        str, typer.Option(help="comma-separated seeds: the table shows mean ± sd")
+    ] = "0",
     db: DbOpt = None,
     device: DeviceOpt = None,
     data_root: RootOpt = None,
@@ -222,12 +222,13 @@ def demo(
     device = check_device(device)
     engine = bdb.connect(db)
     names = []
-    for defense in ("standard", "trades", "mart"):
+    for defense, seed in ((d, s) for s in parse_seeds(seeds, 0) for d in DEMO_DEFENSES):
         spec = resolve(
             defense,
             "smallcnn",
             "mnist",
             preset,
+            seed=seed,
             train_subset=train_subset,
             test_subset=test_subset,
             overrides={"epochs": epochs},

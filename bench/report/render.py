@@ -26,9 +26,11 @@ from bench.report.frames import (
     TABLE5_ATTACKS,
     TABLE5_ORDER,
     TITLES,
+    aggregate_seeds,
     audit_flags,
     evaluations_frame,
     paper_frame,
+    seed_groups,
     semi_runs,
     table5_frame,
 )
@@ -71,11 +73,18 @@ def fmt_num(v: float, nd: int = 2) -> str:
     return "—" if v is None or pd.isna(v) else f"{v:.{nd}f}"
 
 
-def _cell(r: pd.Series | None, ci: bool) -> str:
+def _cell(r: pd.Series | None, ci: bool, n_row: int = 1) -> str:
+    """Ours: one seed's number (with its interval under --ci), or mean ± sd over seeds;
+    ``(n=k)`` where fewer seeds than the row's have this value."""
     if r is None or pd.isna(r["accuracy"]):
         return "—"
     text = fmt_num(r["accuracy"])
-    return text + (f" [{fmt_num(r['ci_low'], 1)}, {fmt_num(r['ci_high'], 1)}]" if ci else "")
+    if "sd" in r and not pd.isna(r["sd"]):
+        text += f" ± {fmt_num(r['sd'])}"
+    elif ci:
+        text += f" [{fmt_num(r['ci_low'], 1)}, {fmt_num(r['ci_high'], 1)}]"
+    n = int(r.get("n_seeds", 1))
+    return text + (f" (n={n})" if n != n_row else "")
 
 
 def _paper(r: pd.Series | None) -> str:
@@ -175,7 +184,8 @@ def _markdown(frame: pd.DataFrame, engine: Engine, table: int, ci: bool = False)
     blocks = []
     for dataset, sub in frame.groupby("dataset", sort=False):
         runs = list(dict.fromkeys(sub["run"]))
-        rows = _table_rows(sub, table, ci, flags, attack_order)
+        grouped = aggregate_seeds(sub, seed_groups(engine, runs))
+        rows = _table_rows(grouped, table, ci, flags, attack_order)
         family = FAMILY.get(str(dataset), str(dataset))
         title = f"### Table {table}, {family}: `{dataset}` ({TITLES[table]}, accuracy %)"
         evs = evaluations_frame(engine, runs)
@@ -184,8 +194,9 @@ def _markdown(frame: pd.DataFrame, engine: Engine, table: int, ci: bool = False)
         blocks.append("\n".join(lines + _audit_notes(flags, runs)))
     cells = "best / last checkpoint" if table != 4 else "best / last (Table 4 splits PGD and CW)"
     blocks.append(
-        f"Cells: ours, {cells}"
-        + (", with 95% Wilson intervals [low, high]" if ci else "")
+        f"Cells: ours, {cells}; over several seeds (column Seeds) the mean ± sample sd, "
+        "(n=k) where fewer seeds have the value, per-seed numbers in --format csv/json"
+        + (", with 95% Wilson intervals [low, high] for single seeds" if ci else "")
         + f"; in parentheses the paper's number ({SOURCES[table]}, for the best checkpoint"
         " unless the column says last) and ours - paper. The paper's numbers are shown only"
         " where our eps is the paper's (0.3 MNIST, 8/255 or 0.031 CIFAR-10)"
@@ -199,23 +210,29 @@ def _table_rows(
     sub: pd.DataFrame, table: int, ci: bool, flags: dict, attack_order: list[str]
 ) -> list[dict[str, str]]:
     """One Markdown row per run: best / last per attack, the paper's number, the audit."""
-    runs = list(dict.fromkeys(sub["run"]))
-    dups = sub.drop_duplicates("run")["defense"].duplicated(keep=False).tolist()
+    groups = list(dict.fromkeys(sub["group"]))
+    dups = sub.drop_duplicates("group")["defense"].duplicated(keep=False).tolist()
     rows = []
-    for run, dup in zip(runs, dups, strict=True):
-        r = sub[sub["run"] == run]
+    for group, dup in zip(groups, dups, strict=True):
+        r = sub[sub["group"] == group]
         first = r.iloc[0]
-        row = {"Defense": _row_name(first["defense"], first["model"], run, dup)}
+        seeds, label = first["seeds"], group.split("|")[0]
+        row = {"Defense": _row_name(first["defense"], first["model"], label, dup)}
+        row["Seeds"] = f"n={len(seeds)} ({','.join(map(str, seeds))})"
         for atk in attack_order:
             cells = {t: g.iloc[0] for t, g in r[r["attack"] == atk].groupby("checkpoint")}
             best, last = cells.get("best"), cells.get("last")
             if table == 4 and atk in ("pgd20", "pgd100", "cw20"):
-                row[f"{_label(atk)} best"] = _cell(best, ci) + _paper(best)
-                row[f"{_label(atk)} last"] = _cell(last, ci) + _paper(last)
+                row[f"{_label(atk)} best"] = _cell(best, ci, len(seeds)) + _paper(best)
+                row[f"{_label(atk)} last"] = _cell(last, ci, len(seeds)) + _paper(last)
             else:
                 paper = _paper(best) or _paper(last)
-                row[_label(atk)] = f"{_cell(best, ci)} / {_cell(last, ci)}{paper}"
-        row["Audit"] = _audit_text(r, flags, run)
+                cell = f"{_cell(best, ci, len(seeds))} / {_cell(last, ci, len(seeds))}"
+                row[_label(atk)] = cell + paper
+        row["Audit"] = "; ".join(
+            (f"seed {seed}: " if len(seeds) > 1 else "") + _audit_text(r, flags, run)
+            for run, seed in first["members"]
+        )
         rows.append(row)
     return rows
 

@@ -78,6 +78,7 @@ class Overrides:
     train_subset: int | None = None
     test_subset: int | None = None
     seed: int = 0
+    seeds: tuple[int, ...] = ()  # several seeds: one run of every arm per seed
     unlabelled: str | None = None
     only: tuple[str, ...] = ()  # keep only these defenses
 
@@ -210,13 +211,13 @@ def expand(name: str, ov: Overrides | None = None, data_root: str | None = None)
             "heldout:DATASET:START:STOP): the paper's Tiny Images subsets are not shipped"
         )
     out: dict[str, Job] = {}
-    for arm in arms:
+    for arm, seed in ((a, s) for s in (ov.seeds or (ov.seed,)) for a in arms):
         spec = resolve(
             arm.defense,
             model,
             dataset,
             preset,
-            seed=ov.seed,
+            seed=seed,
             train_subset=ov.train_subset,
             test_subset=ov.test_subset,
             overrides={
