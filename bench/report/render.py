@@ -320,7 +320,8 @@ def _t5_notes(sub: pd.DataFrame, info: dict[str, Run]) -> list[str]:
         first = r.iloc[0]
         notes.append(
             f"- `{run}`: {first['model']}, eps {first['eps']:.4g}, preset {first['preset']}, "
-            f"{first['epochs']} epochs, {first['train_subset']} labelled training images + "
+            f"{count(first['epochs'], 'epoch')}, "
+            f"{count(first['train_subset'], 'labelled training image')} + "
             f"{describe_semi_run(info[run].spec, info[run].provenance)}; "
             f"{int(r['n'].max())} test points (the first of the test set)"
         )
