@@ -25,6 +25,7 @@ from bench.cli.common import (
     parse_seeds,
     split_list,
 )
+from bench.core.home import home
 from bench.core.provenance import check_device
 from bench.jobs.experiments import describe_jobs, run_experiment
 from bench.report import plots
@@ -46,6 +47,9 @@ TestSubOpt = Annotated[int | None, typer.Option(min=1, help="first N test images
 UnlabOpt = Annotated[
     str | None,
     typer.Option(help="unlabelled source: folder, .npy/.pt, or heldout:DATASET:START:STOP"),
+]
+PlotDirOpt = Annotated[
+    Path | None, typer.Option(help="where figures go [default $BENCH_HOME/plots]")
 ]
 OnlyOpt = Annotated[str | None, typer.Option(help="comma-separated defenses to keep")]
 
@@ -98,7 +102,7 @@ def experiment(
     seeds: SeedsOpt = None,
     unlabelled: UnlabOpt = None,
     only: OnlyOpt = None,
-    plot_dir: Annotated[Path, typer.Option(help="where figures go")] = Path("results/plots"),
+    plot_dir: PlotDirOpt = None,
     device: DeviceOpt = None,
     db: DbOpt = None,
     runs_dir: RunsDirOpt = None,
@@ -139,7 +143,8 @@ def experiment(
     _render(engine, name, job_list, plot_dir)
 
 
-def _render(engine, name: str, job_list: list[bexp.Job], plot_dir: Path) -> None:
+def _render(engine, name: str, job_list: list[bexp.Job], plot_dir: Path | None) -> None:
+    plot_dir = plot_dir or home() / "plots"
     exp = bexp.EXPERIMENTS.get(name)
     names = [j.spec.name for j in job_list if j.role == "run"]
     if exp.kind in plots.PLOTTERS:
@@ -155,7 +160,9 @@ def _render(engine, name: str, job_list: list[bexp.Job], plot_dir: Path) -> None
 @clean_errors
 def plot(
     name: Annotated[str, typer.Argument(help="a figure experiment: fig2-ablation, fig2-lambda")],
-    out: Annotated[Path, typer.Option(help="output folder")] = Path("results/plots"),
+    out: Annotated[
+        Path | None, typer.Option(help="output folder [default $BENCH_HOME/plots]")
+    ] = None,
     model: ModelOpt = None,
     dataset: DatasetOpt = None,
     preset: PresetOpt = None,
@@ -176,6 +183,7 @@ def plot(
 ) -> None:
     """Render a figure of the paper from the database (same overrides as `experiment`)."""
     engine = existing_db(db)
+    out = out or home() / "plots"
     ov = _overrides(
         model, dataset, preset, epochs, batch_size, lr, train_steps,
         train_subset, test_subset, seed, None, only,

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from bench.core.constants import RunStatus
 from bench.report.frames import epoch_frame
+from bench.report.text import count
 from bench.spec.experiments import EXPERIMENTS, Job
 from bench.store.db import Run
 
@@ -52,7 +53,8 @@ def caption(engine: Engine, job_list: list[Job], curves: pd.DataFrame) -> str:
     n_train = sorted({r.n_train for r in runs.values() if r.n_train is not None})
     parts = [
         f"Data: {'; '.join(labels)}",
-        f"model {spec.model}, preset {spec.preset}, {spec.epochs} epochs, eps {spec.eps:.4g}",
+        f"model {spec.model}, preset {spec.preset}, {count(spec.epochs, 'epoch')}, "
+        f"eps {spec.eps:.4g}",
         f"training images: {', '.join(map(str, n_train)) or spec.train_subset or 'all'}",
     ]
     if not curves.empty:
@@ -94,7 +96,7 @@ def plot_ablation(engine: Engine, job_list: list[Job], out: Path) -> Path:
                         **_style(arm.defense, arm.params))  # fmt: skip
         ax.set_title(PANEL_TITLES.get(panel, panel))
         ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # whole epochs
         ax.set_ylabel("robust accuracy (%)")
         top = curves["robust_acc"].max() if not curves.empty else 0.0
         ax.set_ylim(0, min(100.0, max(5.0, 1.1 * top)))
