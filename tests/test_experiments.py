@@ -150,7 +150,7 @@ def test_ablation_plot_renders_from_the_database(tmp_path: Path) -> None:
     img = mpimg.imread(png)
     assert img.shape[1] > 3 * img.shape[0] / 2 and img.std() > 0.05  # three panels, not blank
     text = png.with_suffix(".txt").read_text()
-    for needle in ("partial copy", "preset paper-4.2-mnist", "1 epochs", "128", "first 32 test"):
+    for needle in ("partial copy", "preset paper-4.2-mnist", "1 epoch,", "128", "first 32 test"):
         assert needle in text
     assert "missing" not in text
     curves = plots.epoch_frame(engine, [jobs[0].spec.name])
@@ -189,7 +189,7 @@ def test_fig2_ablation_end_to_end_through_the_cli(tmp_path: Path) -> None:
     assert png.exists() and png.stat().st_size > 20_000
     assert mpimg.imread(png).std() > 0.05
     caption = png.with_suffix(".txt").read_text()
-    assert "preset paper-4.2-mnist" in caption and "1 epochs" in caption
+    assert "preset paper-4.2-mnist" in caption and "1 epoch," in caption
     assert "missing" not in caption
     again = runner.invoke(app, ["experiment", "fig2-ablation", *common, "--dry-run"])
     assert again.output.count("done ") == 2 and again.output.count("evals 4/4") == 2
