@@ -124,7 +124,7 @@ def train_job(
 
     Checkpoints go to ``runs_dir/<run name>`` (default: ``$BENCH_HOME/runs``).
     """
-    runs_dir = default_runs_dir() if runs_dir is None else runs_dir
+    runs_dir = default_runs_dir() if runs_dir is None else Path(runs_dir)
     with Session(engine, expire_on_commit=False) as s:
         run = get_or_create_run(s, spec, runs_dir, data_root)
         if run.status == RunStatus.DONE:
