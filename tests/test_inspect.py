@@ -61,3 +61,10 @@ def test_an_empty_export_says_what_would_fill_it(tmp_path: Path) -> None:
     assert res.exit_code == 0 and "note: no evaluations in Table 3 yet" in res.output
     md = CliRunner().invoke(app, ["table", "--paper", "--table", "3", "--db", db])
     assert "transfer-pgd20" in md.output  # the command that fills it
+
+
+def test_eval_all_takes_every_finished_run(tmp_path: Path) -> None:
+    """`--all` names the finished runs (here their checkpoint files are absent: one line)."""
+    res = CliRunner().invoke(app, ["eval", "--all", "--attacks", "clean", "--db", _db(tmp_path)])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert "checkpoint" in res.output and "missing" in res.output

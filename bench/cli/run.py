@@ -50,7 +50,7 @@ def default_dataset(model: str) -> str:
     return "mnist" if model in ("smallcnn", "tiny-cnn") else "cifar10"
 
 
-def all_runs(engine: Any) -> list[bdb.Run]:
+def list_runs(engine: Any) -> list[bdb.Run]:
     with Session(engine) as s:
         return list(s.scalars(select(bdb.Run).order_by(bdb.Run.id)))
 
@@ -175,7 +175,7 @@ def eval_cmd(
     engine = existing_db(db)
     targets = list(runs or [])
     if all_runs:
-        targets += [r.name for r in all_runs(engine) if r.status == RunStatus.DONE]
+        targets += [r.name for r in list_runs(engine) if r.status == RunStatus.DONE]
     if not targets:
         raise ValueError("name at least one run, or pass --all")
     for name in targets:
