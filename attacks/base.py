@@ -90,6 +90,13 @@ class Attack(ABC):
             out[idx] = self.perturb(model, x[idx], y[idx])
         return out
 
+    def tick(self, step: int, total: int, robust: int) -> None:
+        """Report progress inside a long attack: the caller may set ``on_step`` (not a
+        setting, so not in ``params``) to a callable taking (step, total, still robust)."""
+        hook = self.__dict__.get("on_step")
+        if hook is not None:
+            hook(step, total, robust)
+
     def params(self) -> dict[str, Any]:
         """Every setting, for the results database: a number is useless without them."""
         return {"attack": self.name, **dataclasses.asdict(self)}

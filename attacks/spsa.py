@@ -92,6 +92,7 @@ class SPSA(Attack):
             v_hat = v[idx] / (1 - self.beta2**t)
             step = self.lr * m_hat / (v_hat.sqrt() + self.adam_eps)
             x_adv[idx] = project(x_adv[idx] + step, x[idx], self.eps)
+            self.tick(t, self.steps, int(active.sum()))
         return x_adv
 
 

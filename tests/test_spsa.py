@@ -90,3 +90,15 @@ def test_early_stop_leaves_misclassified_points_alone(trained_linear: nn.Module,
 def test_rejects_bad_settings(bad: dict) -> None:
     with pytest.raises(ValueError):
         SPSA(eps=0.1, **bad)
+
+
+def test_reports_progress_per_step_and_leaves_no_hook(trained_linear: nn.Module, mnist_small):
+    _, _, x, y = mnist_small
+    atk = SPSA(eps=0.1, steps=3, samples=4, sample_chunk=4, early_stop=False)
+    seen: list[tuple[int, int, int]] = []
+    atk.__dict__["on_step"] = lambda t, n, r: seen.append((t, n, r))
+    atk(trained_linear, x[:8], y[:8])
+    assert [s[:2] for s in seen] == [(1, 3), (2, 3), (3, 3)]
+    atk.__dict__.pop("on_step")
+    robust_points(trained_linear, x[:8], y[:8], atk, progress=True)
+    assert "on_step" not in atk.__dict__ and "on_step" not in atk.params()

@@ -65,6 +65,8 @@ def robust_points(
     start = time.perf_counter()
     # Points done, robust so far and the time left; smaller batches give finer progress.
     bar = tqdm(total=len(y), desc=desc, unit="img", disable=not progress, leave=False)
+    if attack is not None and progress:  # long attacks (SPSA) also report their steps
+        attack.__dict__["on_step"] = lambda t, n, r: bar.set_postfix(step=f"{t}/{n}", active=r)
     try:
         for lo in range(0, len(y), batch_size):
             xb = to_float(x[lo : lo + batch_size]).to(device)
@@ -85,5 +87,7 @@ def robust_points(
             bar.set_postfix(robust=f"{int(out[: lo + len(yb)].sum())}/{lo + len(yb)}")
     finally:
         bar.close()
+        if attack is not None:
+            attack.__dict__.pop("on_step", None)
         model.train(was_training)
     return EvalResult(out, time.perf_counter() - start)
