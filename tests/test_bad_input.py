@@ -49,6 +49,7 @@ CASES = {
         "unknown model",
     ),
     "eval-unknown-run": (["eval", "nosuch-run"], "no run named"),
+    "eval-no-checkpoint": (["eval", "nosuch-run", "--checkpoint", ","], "names no checkpoint"),
 }
 if not torch.cuda.is_available():
     CASES["device-cuda"] = ([*RUN, "--device", "cuda"], "CUDA is not available")

@@ -175,6 +175,8 @@ def parse_seeds(seeds: str | None, seed: int) -> list[int]:
 
 def check_checkpoints(text: str) -> list[str]:
     tags = split_list(text)
+    if not tags:
+        raise ValueError(f"--checkpoint names no checkpoint; valid: {', '.join(CHECKPOINTS)}")
     for t in tags:
         if t not in CHECKPOINTS:
             raise ValueError(f"unknown checkpoint {t!r}; valid: {', '.join(CHECKPOINTS)}")

@@ -55,6 +55,8 @@ def eval_job(
     ``{"autoattack": {"n_iter": 10}, "transfer-pgd20": {"surrogate_model": "resnet18"}}``.
     """
     names, tags = list(attack_names), list(checkpoints)
+    if not names or not tags:
+        raise ValueError("nothing to evaluate: name at least one attack and one checkpoint")
     out: list[Evaluation] = []
     with Session(engine, expire_on_commit=False) as s:
         run = find_run(s, run_name)
