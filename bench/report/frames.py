@@ -267,6 +267,24 @@ def epoch_frame(engine: Engine, names: list[str]) -> pd.DataFrame:
     return pd.DataFrame.from_records(records, columns=cols).sort_values(["run", "epoch"])
 
 
+def runtimes(engine: Engine, runs: list[str]) -> dict[str, str]:
+    """How each run was computed, where it decides the last bits of its numbers: training
+    precision, threads, memory format (bench/train/runtime.py); empty when not recorded."""
+    with Session(engine) as s:
+        out = {}
+        for r in s.scalars(select(Run).where(Run.name.in_(runs))):
+            rt = (r.provenance or {}).get("runtime") or {}
+            if not rt:
+                continue
+            fmt = "channels_last" if rt.get("channels_last") else "contiguous"
+            out[r.name] = (
+                f"{r.spec.get('precision', 'fp32')}, {rt.get('torch_threads')} threads, {fmt}"
+                + (", compiled" if rt.get("compile") else "")
+                + f", on {(r.provenance or {}).get('device', '?')}"
+            )
+    return out
+
+
 SEED_KEYS = ("seed", "pseudo_labeller")  # what differs between seeds of one setting
 
 

@@ -30,6 +30,7 @@ from bench.report.frames import (
     audit_flags,
     evaluations_frame,
     paper_frame,
+    runtimes,
     seed_groups,
     semi_runs,
     table5_frame,
@@ -191,6 +192,7 @@ def _markdown(frame: pd.DataFrame, engine: Engine, table: int, ci: bool = False)
         evs = evaluations_frame(engine, runs)
         evs = evs[evs["attack"].isin(attack_order)]
         lines = [title, "", pd.DataFrame(rows).to_markdown(index=False), "", *_notes(evs)]
+        lines += [f"- `{r}` trained in {t}" for r, t in sorted(runtimes(engine, runs).items())]
         blocks.append("\n".join(lines + _audit_notes(flags, runs)))
     cells = "best / last checkpoint" if table != 4 else "best / last (Table 4 splits PGD and CW)"
     blocks.append(
