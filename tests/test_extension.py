@@ -131,5 +131,6 @@ def test_seeds_are_one_run_each_and_tables_aggregate_them(tmp_path: Path) -> Non
         assert sorted(r.seed for r in s.scalars(select(bdb.Run))) == [0, 1]
     table = cli.invoke(app, ["table", "--paper", "--db", db]).output
     assert "n=2 (0,1)" in table and " ± " in table
+    assert "trained in fp32" in table and "threads, channels_last" in table  # what decides bits
     out = cli.invoke(app, ["table", "--paper", "--format", "csv", "--db", db]).output
     assert len({row["run"] for row in csv.DictReader(io.StringIO(out))}) == 2  # per seed
