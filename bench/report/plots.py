@@ -17,13 +17,9 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import pandas as pd
-from matplotlib.ticker import MaxNLocator
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -86,6 +82,7 @@ def plot_ablation(engine: Engine, job_list: list[Job], out: Path) -> Path:
     runs = [j for j in job_list if j.role == "run"]
     curves = epoch_frame(engine, [j.spec.name for j in runs])
     panels = sorted({a.panel for j in runs for a in j.arms})
+    plt, ticker = _pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.6), squeeze=False)
     for ax, panel in zip(axes[0], panels, strict=True):
         for job in runs:
@@ -96,7 +93,7 @@ def plot_ablation(engine: Engine, job_list: list[Job], out: Path) -> Path:
                         **_style(arm.defense, arm.params))  # fmt: skip
         ax.set_title(PANEL_TITLES.get(panel, panel))
         ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # whole epochs
+        ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True, min_n_ticks=1))  # epochs
         ax.set_ylabel("robust accuracy (%)")
         top = curves["robust_acc"].max() if not curves.empty else 0.0
         ax.set_ylim(0, min(100.0, max(5.0, 1.1 * top)))
@@ -125,6 +122,7 @@ def plot_lambda(engine: Engine, job_list: list[Job], out: Path) -> Path:
     df = pd.DataFrame(rows)
     lams = sorted(df["lam"].unique())
     pos = {v: i for i, v in enumerate(lams)}
+    plt, _ = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.6))
     for method, sub in df.groupby("method", sort=False):
         color = "tab:blue" if method == "MART" else "tab:orange"
@@ -143,7 +141,7 @@ def plot_lambda(engine: Engine, job_list: list[Job], out: Path) -> Path:
 
 
 def _save(
-    fig: plt.Figure, out: Path, engine: Engine, job_list: list[Job], curves: pd.DataFrame, title
+    fig: Any, out: Path, engine: Engine, job_list: list[Job], curves: pd.DataFrame, title
 ) -> Path:
     text = caption(engine, job_list, curves)
     fig.suptitle(title)
@@ -153,9 +151,20 @@ def _save(
     fig.tight_layout(rect=(0, 0.04 + 0.025 * n_lines, 1, 0.95))
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)
-    plt.close(fig)
+    _pyplot()[0].close(fig)
     out.with_suffix(".txt").write_text(f"{title}\n\n{text}\n")
     return out
+
+
+def _pyplot() -> tuple[Any, Any]:
+    """matplotlib (Agg), imported when a figure is drawn: it costs 0.7 s of every start-up."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib import ticker
+
+    return plt, ticker
 
 
 PLOTTERS = {"figure-epochs": plot_ablation, "figure-lambda": plot_lambda}
