@@ -8,7 +8,7 @@ commands on ``bench.cli.common.app`` when imported here.
 
 from __future__ import annotations
 
-from bench.cli import experiment, inspect, ls, report, run, zoo
+from bench.cli import experiment, inspect, ls, regress, report, run, zoo
 from bench.cli.common import app
 
 
@@ -16,4 +16,4 @@ def main() -> None:
     app()
 
 
-__all__ = ["app", "experiment", "inspect", "ls", "main", "report", "run", "zoo"]
+__all__ = ["app", "experiment", "inspect", "ls", "main", "regress", "report", "run", "zoo"]

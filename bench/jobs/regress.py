@@ -1,0 +1,89 @@
+"""Attack regression: committed small checkpoints and their per-point masks, re-attacked.
+
+``results/reference/regress/attacks.json`` lists checkpoints (safetensors files beside it,
+with their sha256), the data set, eps and test points, and for each attack preset the
+packed per-point robust mask the harness produced when the baseline was written. ``check``
+attacks again and reports, per (checkpoint, attack), the points that flipped; more flips
+than the tolerance is a regression. ``update`` rewrites the masks and says what changed.
+
+Exact where it can be: on the machine that wrote the baseline the masks are identical; on
+another CPU the last bits of float arithmetic may differ, which the tolerance (a few
+points) absorbs. Every flipped point is listed either way.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+import attacks
+from bench import data as bdata
+from bench.eval.loop import robust_points
+from bench.models import build_model
+from bench.store.checkpoints import load_weights, verified
+from bench.store.db import pack_mask, unpack_mask
+
+# In the repository, beside the checkpoints it names (made by make_checkpoints.py there).
+BASELINE = (
+    Path(__file__).resolve().parents[2] / "results" / "reference" / "regress" / "attacks.json"
+)
+TOLERANCE = 2  # points per (checkpoint, attack) that may flip across machines
+
+
+@dataclass(frozen=True)
+class Delta:
+    checkpoint: str
+    attack: str
+    n: int
+    before: int
+    after: int
+    flipped: list[int]
+
+    @property
+    def ok(self) -> bool:
+        return len(self.flipped) <= TOLERANCE
+
+
+def _masks(entry: dict, folder: Path, data_root: str | None) -> dict[str, np.ndarray]:
+    info = bdata.DATASETS.get(entry["dataset"])
+    file = verified(folder / entry["file"], entry["sha256"], "regression checkpoint")
+    model = build_model(entry["model"], info.num_classes, info.shape[0])
+    load_weights(model, file).eval()
+    x, y = bdata.subset(*bdata.load_split(entry["dataset"], False, data_root), entry["n"])
+    out = {}
+    for name in entry["attacks"]:
+        atk = None if name == "clean" else attacks.build(name, eps=entry["eps"])
+        out[name] = robust_points(model, x, y, atk, batch_size=entry["n"], seed=0).robust
+    return out
+
+
+def check(path: Path = BASELINE, data_root: str | None = None) -> list[Delta]:
+    """Attack every baseline checkpoint again; one Delta per (checkpoint, attack)."""
+    spec = json.loads(path.read_text())
+    deltas = []
+    for entry in spec["checkpoints"]:
+        now = _masks(entry, path.parent, data_root)
+        for name, mask in now.items():
+            if name not in entry.get("masks", {}):
+                raise LookupError(f"{path} has no {name} mask for {entry['file']}: --update")
+            old = unpack_mask(bytes.fromhex(entry["masks"][name]), entry["n"])
+            flipped = np.flatnonzero(old != mask).tolist()
+            deltas.append(
+                Delta(entry["file"], name, entry["n"], int(old.sum()), int(mask.sum()), flipped)
+            )
+    return deltas
+
+
+def update(path: Path = BASELINE, data_root: str | None = None) -> list[Delta]:
+    """Recompute and store every mask; returns what changed (as ``check`` would have)."""
+    spec = json.loads(path.read_text())
+    complete = all(set(e["attacks"]) <= set(e.get("masks", {})) for e in spec["checkpoints"])
+    deltas = check(path, data_root) if complete else []
+    for entry in spec["checkpoints"]:
+        now = _masks(entry, path.parent, data_root)
+        entry["masks"] = {k: pack_mask(v).hex() for k, v in now.items()}
+    path.write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")
+    return deltas
