@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -244,12 +245,17 @@ def _oneline(e: BaseException) -> str:
 
 
 def _create(engine: Engine) -> None:
-    try:
-        Base.metadata.create_all(engine)
-    except OperationalError as e:  # another process created the tables between check and create
-        if "already exists" not in str(e):
-            raise
-        Base.metadata.create_all(engine)
+    """Create missing tables. Two processes opening a new database at once race between
+    SQLAlchemy's existence check and CREATE TABLE: "already exists" means the other one
+    won for that table, so check again (a few times, briefly) instead of failing."""
+    for attempt in range(10):
+        try:
+            Base.metadata.create_all(engine)
+            return
+        except OperationalError as e:
+            if "already exists" not in str(e) or attempt == 9:
+                raise
+            time.sleep(0.05 * (attempt + 1))
 
 
 def _upgrade(engine: Engine) -> None:
@@ -261,7 +267,13 @@ def _upgrade(engine: Engine) -> None:
             for col in table.columns:
                 if col.name not in have and col.nullable:
                     kind = col.type.compile(dialect=engine.dialect)
-                    conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{col.name}" {kind}'))
+                    sql = f'ALTER TABLE {table.name} ADD COLUMN "{col.name}" {kind}'
+                    try:
+                        with conn.begin_nested():
+                            conn.execute(text(sql))
+                    except OperationalError as e:  # another process added it first
+                        if "duplicate column" not in str(e):
+                            raise
 
 
 def find_run(session: Session, name_or_key: str) -> Run | None:
