@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -39,7 +40,7 @@ from bench.core.provenance import check_device
 from bench.jobs import eval_job, train_job
 from bench.report.render import render_paper
 from bench.spec.auxiliary import attach_unlabelled
-from bench.spec.run import resolve
+from bench.spec.run import RunSpec, resolve
 from bench.store import db as bdb
 from bench.train.runtime import Runtime
 
@@ -131,16 +132,35 @@ def run(
     ]  # fmt: skip
     if unlabelled is not None:  # pseudo-labelled by a natural run, trained when missing
         specs = [attach_unlabelled(spec, unlabelled, data_root) for spec in specs]
-    engine = bdb.connect(db)
     runtime = Runtime(channels_last=channels_last, compile=compile_model, threads=threads)
-    for spec in specs:  # every spec is checked before the first one trains
+    _train_and_evaluate(
+        bdb.connect(db), specs, runtime, (names, options, skip_wrong),
+        runs_dir=runs_dir, device=device, data_root=data_root, progress=progress,
+    )  # fmt: skip
+
+
+def _train_and_evaluate(
+    engine: Any,
+    specs: list[RunSpec],
+    runtime: Runtime,
+    attacks_: tuple[list[str], dict, bool],
+    *,
+    runs_dir: Path | None,
+    device: str,
+    data_root: str | None,
+    progress: bool,
+) -> None:
+    """Train each spec (every one already checked), then evaluate it: ``attacks_`` is the
+    presets, their options and the skip of points wrong on clean inputs."""
+    names, options, skip_wrong = attacks_
+    for spec in specs:
         typer.echo(f"run {spec.name} on {device}", err=True)
         run_row, trained = train_job(
             engine, spec, runs_dir=runs_dir, device=device, data_root=data_root,
             progress=progress, runtime=runtime,
         )  # fmt: skip
         if not trained:
-            typer.echo(f"already trained: {run_row.name} (in {bdb.db_path(db)})", err=True)
+            typer.echo(f"already trained: {run_row.name} (in {engine.url.database})", err=True)
         if names:
             evs = eval_job(
                 engine, spec.name, attack_names=names, device=device, data_root=data_root,

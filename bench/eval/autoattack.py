@@ -56,10 +56,14 @@ def chain(ctx: EvalContext) -> tuple[str, ...]:
     return tuple(p for p in STANDARD_ORDER if p in names)
 
 
+def _settings(ctx: EvalContext) -> dict[str, Any]:
+    """The attack's own options: every option but the protocol's ``parts``."""
+    return {k: v for k, v in ctx.evspec.opts().items() if k != "parts"}
+
+
 def part_params(ctx: EvalContext, name: str, parts: tuple[str, ...]) -> dict[str, Any]:
     """What identifies a stored evaluation of ``name`` (a part or ``autoattack``)."""
-    settings = {k: v for k, v in ctx.evspec.opts().items() if k != "parts"}
-    params = attacks.build(name, eps=ctx.eps, **settings).params()
+    params = attacks.build(name, eps=ctx.eps, **_settings(ctx)).params()
     if name in STANDARD_ORDER:
         params["after"] = list(parts[: parts.index(name)])
     elif parts != STANDARD_ORDER:
@@ -125,8 +129,7 @@ def _attack_part(
 ) -> Evaluation:
     """Attack the points still robust ``before``; the stored mask covers all n points."""
     idx = torch.as_tensor(np.flatnonzero(before), dtype=torch.long)
-    settings = {k: v for k, v in ctx.evspec.opts().items() if k != "parts"}
-    atk = attacks.build(part, eps=ctx.eps, **settings)
+    atk = attacks.build(part, eps=ctx.eps, **_settings(ctx))
     res = robust_points(
         model(),
         ctx.x[idx],
