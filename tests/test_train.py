@@ -85,3 +85,14 @@ def test_spec_resolution_precedence() -> None:
     assert resolve("mart-no-kl", "smallcnn", "mnist", "paper-4.2-mnist").params()["lam"] == 5
     with pytest.raises(ValueError, match="no parameter 'beta'"):
         resolve("mart", "smallcnn", "mnist", defense_overrides={"beta": 1})
+
+
+def test_monitor_subset_picks_best_on_the_first_points_only(tmp_path: Path) -> None:
+    spec = dataclasses.replace(tiny_spec("standard", epochs=1), monitor_subset=16)
+    reports: list = []
+    train(spec, tmp_path, on_epoch=reports.append, progress=False)
+    assert [r.n_monitor for r in reports] == [16]
+    assert spec.to_dict()["monitor_subset"] == 16
+    assert "monitor_subset" not in tiny_spec("standard").to_dict()  # old names unchanged
+    with pytest.raises(ValueError, match="monitor subset"):
+        dataclasses.replace(spec, monitor_subset=65)  # more than the 64 test points

@@ -97,6 +97,12 @@ SeedsOpt = Annotated[
     str | None,
     typer.Option(help="comma-separated seeds, e.g. 0,1,2: one run each (replaces --seed)"),
 ]
+MonitorOpt = Annotated[
+    int | None,
+    typer.Option(
+        min=1, help="first N test images for the per-epoch monitor that picks 'best' [default: all]"
+    ),
+]
 BatchOpt = Annotated[int, typer.Option(min=1, help="test points per attack batch")]
 DEFAULT_ATTACK_LIST = ",".join(DEFAULT_ATTACKS)
 EXPECTED = (

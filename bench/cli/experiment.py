@@ -15,6 +15,7 @@ import typer
 from bench.cli.common import (
     DbOpt,
     DeviceOpt,
+    MonitorOpt,
     ProgressOpt,
     RootOpt,
     RunsDirOpt,
@@ -64,6 +65,7 @@ def _overrides(
     train_steps: int | None,
     train_subset: int | None,
     test_subset: int | None,
+    monitor_subset: int | None,
     seed: int,
     unlabelled: str | None,
     only: str | None,
@@ -78,6 +80,7 @@ def _overrides(
         train_steps=train_steps,
         train_subset=train_subset,
         test_subset=test_subset,
+        monitor_subset=monitor_subset,
         seed=seed,
         unlabelled=unlabelled,
         only=tuple(split_list(only or "")),
@@ -98,6 +101,7 @@ def experiment(
     train_steps: StepsOpt = None,
     train_subset: TrainSubOpt = None,
     test_subset: TestSubOpt = None,
+    monitor_subset: MonitorOpt = None,
     seed: int = 0,
     seeds: SeedsOpt = None,
     unlabelled: UnlabOpt = None,
@@ -112,7 +116,7 @@ def experiment(
     """Run a named experiment (a table or figure of the paper): what is missing is done."""
     ov = _overrides(
         model, dataset, preset, epochs, batch_size, lr, train_steps,
-        train_subset, test_subset, seed, unlabelled, only,
+        train_subset, test_subset, monitor_subset, seed, unlabelled, only,
     )  # fmt: skip
     ov = dataclasses.replace(ov, seeds=tuple(parse_seeds(seeds, seed)))
     job_list = bexp.expand(name, ov, data_root)
@@ -172,6 +176,7 @@ def plot(
     train_steps: StepsOpt = None,
     train_subset: TrainSubOpt = None,
     test_subset: TestSubOpt = None,
+    monitor_subset: MonitorOpt = None,
     seed: int = 0,
     seeds: SeedsOpt = None,
     only: OnlyOpt = None,
@@ -186,7 +191,7 @@ def plot(
     out = out or home() / "plots"
     ov = _overrides(
         model, dataset, preset, epochs, batch_size, lr, train_steps,
-        train_subset, test_subset, seed, None, only,
+        train_subset, test_subset, monitor_subset, seed, None, only,
     )  # fmt: skip
     ov = dataclasses.replace(ov, seeds=tuple(parse_seeds(seeds, seed)))
     job_list = bexp.expand(name, ov, data_root)

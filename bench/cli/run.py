@@ -18,6 +18,7 @@ from bench.cli.common import (
     CompileOpt,
     DbOpt,
     DeviceOpt,
+    MonitorOpt,
     PrecisionOpt,
     ProgressOpt,
     RootOpt,
@@ -90,6 +91,7 @@ def run(
     threads: ThreadsOpt = None,
     train_subset: Annotated[int | None, typer.Option(min=1, help="first N training images")] = None,
     test_subset: Annotated[int | None, typer.Option(min=1, help="first N test images")] = None,
+    monitor_subset: MonitorOpt = None,
     unlabelled: Annotated[
         str | None,
         typer.Option(help="semi-supervised: folder, .npy/.pt, or heldout:DATASET:START:STOP"),
@@ -127,6 +129,7 @@ def run(
             defense, model, dataset, preset, seed=s, train_subset=train_subset,
             test_subset=test_subset, overrides=overrides,
             defense_overrides=parse_params(param or []), precision=precision,
+            monitor_subset=monitor_subset,
         )
         for s in parse_seeds(seeds, seed)
     ]  # fmt: skip

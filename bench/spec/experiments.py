@@ -77,6 +77,7 @@ class Overrides:
     train_steps: int | None = None
     train_subset: int | None = None
     test_subset: int | None = None
+    monitor_subset: int | None = None
     seed: int = 0
     seeds: tuple[int, ...] = ()  # several seeds: one run of every arm per seed
     unlabelled: str | None = None
@@ -220,6 +221,7 @@ def expand(name: str, ov: Overrides | None = None, data_root: str | None = None)
             seed=seed,
             train_subset=ov.train_subset,
             test_subset=ov.test_subset,
+            monitor_subset=ov.monitor_subset,
             overrides={
                 "epochs": ov.epochs,
                 "batch_size": ov.batch_size,

@@ -52,12 +52,17 @@ class RunSpec:
     pseudo_labeller: str | None = None
     # Training arithmetic: fp32, or autocast to bf16/fp16 (bench/train/precision.py).
     precision: str = "fp32"
+    # The per-epoch monitor (best checkpoint) on the first N of the test points; None: all.
+    monitor_subset: int | None = None
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise ValueError(
                 f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}"
             )
+        m, t = self.monitor_subset, self.test_subset
+        if m is not None and (m < 1 or (t is not None and m > t)):
+            raise ValueError(f"the monitor subset must be 1..{t or 'all'} test points, got {m}")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -68,6 +73,8 @@ class RunSpec:
                 del d[k]
         if d["precision"] == "fp32":  # the default: omitted for the same reason
             del d["precision"]
+        if d["monitor_subset"] is None:
+            del d["monitor_subset"]
         return d
 
     def to_json(self) -> str:
@@ -114,6 +121,7 @@ def resolve(
     overrides: dict[str, Any] | None = None,
     defense_overrides: dict[str, Any] | None = None,
     precision: str = "fp32",
+    monitor_subset: int | None = None,
 ) -> RunSpec:
     """Build a spec: defense defaults < preset < overrides.
 
@@ -156,6 +164,7 @@ def resolve(
         train_subset=train_subset,
         test_subset=test_subset,
         precision=precision,
+        monitor_subset=monitor_subset,
         **train,
     )
 

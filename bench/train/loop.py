@@ -146,6 +146,7 @@ def train(
     info = bdata.DATASETS.get(spec.dataset)
     x_tr, y_tr, n_labelled = _training_data(spec, run_dir, data_root)
     test = bdata.subset(*bdata.load_split(spec.dataset, False, data_root), spec.test_subset)
+    test = bdata.subset(*test, spec.monitor_subset)  # what the best checkpoint is chosen on
     runtime = runtime or Runtime()
     st = _setup(spec, device, runtime)
     monitor = attacks.build(MONITOR_ATTACK, eps=spec.eps)
