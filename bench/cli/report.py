@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +11,7 @@ import typer
 from bench.cli.common import DbOpt, DeviceOpt, RootOpt, app, clean_errors, existing_db, write_output
 from bench.core.provenance import check_device
 from bench.eval import audit as baudit
+from bench.report import reference as bref
 from bench.report.frames import evaluations_frame
 from bench.report.render import check_format, render_long, render_paper, render_table5
 
@@ -81,3 +83,27 @@ def audit_cmd(
         typer.echo(f"{run} ({tag}): " + (", ".join(flagged) + " FLAGGED" if flagged else "ok"))
         for c in checks:
             typer.echo(f"  {c.check:<22} {c.status:<13} {c.detail}")
+
+
+@app.command("export")
+@clean_errors
+def export_cmd(
+    runs: Annotated[list[str] | None, typer.Argument(help="run names [default: all]")] = None,
+    out: Annotated[Path, typer.Option(help="the JSON bundle to write")] = Path("results.json"),
+    markdown: Annotated[
+        Path | None, typer.Option(help="also write the comparison with the paper as Markdown")
+    ] = None,
+    note: Annotated[str, typer.Option(help="a sentence on how the runs were made")] = "",
+    db: DbOpt = None,
+) -> None:
+    """Write a results bundle: Table-2 cells with intervals and paper deltas, and per run its
+    spec, provenance, checkpoint hashes and per-point masks (for committing reference numbers)."""
+    engine = existing_db(db)
+    b = bref.bundle(engine, runs or None, note)
+    if not b["runs"]:
+        raise ValueError("no runs to export (see `bench ls runs`)")
+    text = bref.markdown(b)  # rendered before anything is written
+    write_output(json.dumps(b, indent=1, sort_keys=True, default=str) + "\n", out)
+    if markdown is not None:
+        write_output(text, markdown)
+    typer.echo(f"{len(b['runs'])} run(s), {len(b['cells'])} cells -> {out}", err=True)
