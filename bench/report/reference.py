@@ -141,8 +141,9 @@ def markdown(b: dict[str, Any]) -> str:
         lines += [f"## {tag} checkpoint", "", HEADER, "|---|---|---|---|---|---|---|---|"]
         for c in sub:
             ci = f"[{_num(c['ci_low'])}, {_num(c['ci_high'])}]" if c["n"] else "–"
+            n = _num(c["n"], ".0f")
             lines.append(
-                f"| {c['defense']} | {c['checkpoint_epoch']} | {c['attack']} | {_num(c['n'], '.0f')} "
+                f"| {c['defense']} | {c['checkpoint_epoch']} | {c['attack']} | {n} "
                 f"| {_num(c['accuracy'])} | {ci} | {_num(c['paper'])} | {_num(c['diff'], '+.2f')} |"
             )
         lines += ["", f"Ranking on {RANK_ATTACK} ({tag}):", ""]
