@@ -279,6 +279,7 @@ def runtimes(engine: Engine, runs: list[str]) -> dict[str, str]:
             fmt = "channels_last" if rt.get("channels_last") else "contiguous"
             out[r.name] = (
                 f"{r.spec.get('precision', 'fp32')}, {rt.get('torch_threads')} threads, {fmt}"
+                + (f", {rt['cpu_capability']} kernels" if rt.get("cpu_capability") else "")
                 + (", compiled" if rt.get("compile") else "")
                 + f", on {(r.provenance or {}).get('device', '?')}"
             )

@@ -31,6 +31,9 @@ class Runtime:
         if threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
         torch.set_num_threads(threads)
+        # Free on the CPU: its kernels are deterministic already; warn_only keeps a GPU op
+        # without a deterministic version from failing the run.
+        torch.use_deterministic_algorithms(True, warn_only=True)
         if torch.device(device).type == "cuda":
             torch.backends.cudnn.benchmark = True
 
@@ -52,7 +55,24 @@ class Runtime:
         return x
 
     def record(self) -> dict[str, Any]:
-        return {**asdict(self), "torch_threads": torch.get_num_threads(), "cores": usable_cores()}
+        """What decides the last bits besides the spec (benchmarks/determinism.py measures it):
+        threads, memory format, and the CPU kernels' instruction set and oneDNN version."""
+        return {
+            **asdict(self),
+            "torch_threads": torch.get_num_threads(),
+            "cores": usable_cores(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "onednn": onednn_version(),
+        }
+
+
+def onednn_version() -> str:
+    """oneDNN's version as PyTorch's build reports it ("" when it does not)."""
+    for line in torch.__config__.show().splitlines():
+        if "MKL-DNN" in line or "oneDNN" in line:
+            words = [w for w in line.split() if w.startswith("v") and w[1:2].isdigit()]
+            return words[0] if words else ""
+    return ""
 
 
 def usable_cores() -> int:
