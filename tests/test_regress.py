@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import shutil
 from pathlib import Path
@@ -13,7 +14,8 @@ from typer.testing import CliRunner
 
 import attacks
 from bench.cli import app
-from bench.jobs import regress
+from bench.jobs import regress, regress_train
+from defenses import mart, trades
 
 
 @pytest.fixture
@@ -30,7 +32,9 @@ def tiny_baseline(tmp_path: Path) -> Path:
 
 @requires_mnist
 def test_the_committed_baseline_holds(tiny_baseline: Path) -> None:
-    res = CliRunner().invoke(app, ["regress", "--baseline", str(tiny_baseline)])
+    res = CliRunner().invoke(
+        app, ["regress", "--only", "attacks", "--baseline", str(tiny_baseline)]
+    )
     assert res.exit_code == 0, res.output
     assert "0 regressions" in res.output
 
@@ -39,7 +43,9 @@ def test_the_committed_baseline_holds(tiny_baseline: Path) -> None:
 def test_a_pgd_stepping_down_the_gradient_is_caught(tiny_baseline: Path, monkeypatch) -> None:
     broken = dataclasses.replace(attacks.PRESETS.get("pgd20"), step_fraction=-0.1)
     monkeypatch.setitem(attacks.PRESETS._items, "pgd20", broken)
-    res = CliRunner().invoke(app, ["regress", "--baseline", str(tiny_baseline)])
+    res = CliRunner().invoke(
+        app, ["regress", "--only", "attacks", "--baseline", str(tiny_baseline)]
+    )
     assert res.exit_code == 1, res.output
     assert "| pgd20 |" in res.output and "1 regressions" in res.output
 
@@ -47,7 +53,54 @@ def test_a_pgd_stepping_down_the_gradient_is_caught(tiny_baseline: Path, monkeyp
 @requires_mnist
 def test_update_rewrites_and_says_so(tiny_baseline: Path) -> None:
     before = json.loads(tiny_baseline.read_text())
-    res = CliRunner().invoke(app, ["regress", "--update", "--baseline", str(tiny_baseline)])
+    res = CliRunner().invoke(
+        app, ["regress", "--only", "attacks", "--update", "--baseline", str(tiny_baseline)]
+    )
     assert res.exit_code == 0 and "baseline rewritten" in res.output
     after = json.loads(tiny_baseline.read_text())
     assert after["checkpoints"][0]["masks"] == before["checkpoints"][0]["masks"]
+
+
+@pytest.fixture
+def training_baseline(tmp_path: Path):
+    """The committed training baseline cut to one defense (two tiny runs)."""
+
+    def make(defense: str) -> Path:
+        spec = json.loads(regress_train.BASELINE.read_text())
+        spec["defenses"] = [defense]
+        path = tmp_path / f"training-{defense}.json"
+        path.write_text(json.dumps(spec))
+        return path
+
+    return make
+
+
+def _train_regress(path: Path):
+    return CliRunner().invoke(
+        app, ["regress", "--only", "training", "--training-baseline", str(path)]
+    )
+
+
+@requires_mnist
+def test_the_training_baseline_holds(training_baseline) -> None:
+    res = _train_regress(training_baseline("mart"))
+    assert res.exit_code == 0, res.output
+    assert "training: 4 checks, 0 regressions" in res.output
+
+
+@requires_mnist
+def test_mart_without_its_weight_term_is_caught(training_baseline, monkeypatch) -> None:
+    monkeypatch.setattr(mart, "mart_loss", functools.partial(mart.mart_loss, weight=False))
+    res = _train_regress(training_baseline("mart"))
+    assert res.exit_code == 1, res.output
+    assert "REGRESSION" in res.output and "epoch-1 loss" in res.output
+
+
+@requires_mnist
+def test_trades_with_beta_zero_is_caught(training_baseline, monkeypatch) -> None:
+    orig = trades.trades_loss
+    monkeypatch.setattr(trades, "trades_loss", lambda ln, la, y, beta: orig(ln, la, y, 0.0))
+    res = _train_regress(training_baseline("trades"))
+    assert res.exit_code == 1, res.output
+    # Without its robust term TRADES is natural training: the robust accuracy falls too.
+    assert any("pgd20" in line and "REGRESSION" in line for line in res.output.splitlines())

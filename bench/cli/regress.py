@@ -1,4 +1,5 @@
-"""``bench regress``: attack the committed regression checkpoints again and compare masks."""
+"""``bench regress``: attack the committed checkpoints again and train the pinned tiny grid
+again; compare with the committed baselines (results/reference/regress/)."""
 
 from __future__ import annotations
 
@@ -9,18 +10,37 @@ from typing import Annotated
 
 import typer
 
-from bench.cli.common import RootOpt, app, clean_errors
+from bench.cli.common import RootOpt, app, clean_errors, split_list
 from bench.jobs import regress as reg
+from bench.jobs import regress_train as regt
+
+PARTS = ("attacks", "training")
 
 
 @app.command()
 @clean_errors
 def regress(
-    update: Annotated[bool, typer.Option("--update", help="rewrite the baseline masks")] = False,
-    baseline: Annotated[Path, typer.Option(help="baseline file")] = reg.BASELINE,
+    update: Annotated[bool, typer.Option("--update", help="rewrite the baselines")] = False,
+    only: Annotated[str | None, typer.Option(help="attacks or training [default: both]")] = None,
+    baseline: Annotated[Path, typer.Option(help="attack baseline file")] = reg.BASELINE,
+    training_baseline: Annotated[Path, typer.Option(help="training baseline file")] = regt.BASELINE,
     data_root: RootOpt = None,
 ) -> None:
-    """Re-attack committed checkpoints; exit 1 when more points flip than the tolerance."""
+    """Re-attack committed checkpoints and re-train a tiny grid; exit 1 on a regression."""
+    parts = split_list(only or ",".join(PARTS))
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        raise ValueError(f"unknown part(s) {', '.join(sorted(unknown))}; valid: {', '.join(PARTS)}")
+    bad = 0
+    if "attacks" in parts:
+        bad += _attacks(update, baseline, data_root)
+    if "training" in parts:
+        bad += _training(update, training_baseline, data_root)
+    if bad and not update:
+        raise typer.Exit(1)
+
+
+def _attacks(update: bool, baseline: Path, data_root: str | None) -> int:
     t0, load = time.perf_counter(), os.getloadavg()[0]
     deltas = (reg.update if update else reg.check)(baseline, data_root)
     typer.echo("| checkpoint | attack | n | robust before | now | flipped points |")
@@ -31,9 +51,26 @@ def regress(
                    f"{len(d.flipped)}{': ' + flips if flips else ''} |")  # fmt: skip
     bad = [d for d in deltas if not d.ok]
     secs = time.perf_counter() - t0
-    typer.echo(f"{len(deltas)} checks, {len(bad)} regressions (tolerance {reg.TOLERANCE} "
-               f"points each); {secs:.1f} s, load {load:.2f}")  # fmt: skip
+    typer.echo(f"attacks: {len(deltas)} checks, {len(bad)} regressions (tolerance "
+               f"{reg.TOLERANCE} points each); {secs:.1f} s, load {load:.2f}")  # fmt: skip
     if update:
         typer.echo(f"baseline rewritten: {baseline}")
-    elif bad:
-        raise typer.Exit(1)
+    return len(bad)
+
+
+def _training(update: bool, baseline: Path, data_root: str | None) -> int:
+    t0, load = time.perf_counter(), os.getloadavg()[0]
+    cells = (regt.update if update else regt.check)(baseline, data_root)
+    typer.echo("| defense | metric | baseline | now | difference | tolerance | |")
+    typer.echo("|---|---|---|---|---|---|---|")
+    for c in cells:
+        mark = "ok" if c.ok else "REGRESSION"
+        typer.echo(f"| {c.defense} | {c.metric} | {c.baseline:.4f} | {c.now:.4f} "
+                   f"| {c.now - c.baseline:+.4f} | {c.tolerance:.4f} | {mark} |")  # fmt: skip
+    bad = [c for c in cells if not c.ok]
+    secs = time.perf_counter() - t0
+    typer.echo(f"training: {len(cells)} checks, {len(bad)} regressions; {secs:.1f} s, "
+               f"load {load:.2f}")  # fmt: skip
+    if update:
+        typer.echo(f"baseline rewritten: {baseline}")
+    return len(bad)
