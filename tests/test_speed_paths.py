@@ -78,8 +78,10 @@ def test_channels_last_changes_speed_not_the_method(tmp_path: Path) -> None:
 
 
 def test_runtime_is_recorded() -> None:
-    rec = Runtime(threads=1).record()
+    torch.set_num_threads(2)
+    rec = Runtime(threads=1).record()  # before apply(): says what apply() will set
     assert rec["channels_last"] is True and rec["threads"] == 1 and rec["cores"] >= 1
+    assert rec["torch_threads"] == 1 and rec["cpu_capability"] and "onednn" in rec
 
 
 @gpu

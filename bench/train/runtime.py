@@ -25,9 +25,12 @@ class Runtime:
     compile: bool = False  # torch.compile the training forward (warm-up cost: see speed.py)
     threads: int | None = None  # None: one per core this process may run on
 
+    def n_threads(self) -> int:
+        return self.threads if self.threads is not None else usable_cores()
+
     def apply(self, device: str) -> None:
         """Process-wide settings: the thread count, and cuDNN autotuning on CUDA."""
-        threads = self.threads if self.threads is not None else usable_cores()
+        threads = self.n_threads()
         if threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
         torch.set_num_threads(threads)
@@ -59,7 +62,7 @@ class Runtime:
         threads, memory format, and the CPU kernels' instruction set and oneDNN version."""
         return {
             **asdict(self),
-            "torch_threads": torch.get_num_threads(),
+            "torch_threads": self.n_threads(),  # what apply() sets (record may come first)
             "cores": usable_cores(),
             "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "onednn": onednn_version(),
