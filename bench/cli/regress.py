@@ -10,19 +10,20 @@ from typing import Annotated
 import typer
 
 from bench.cli.common import RootOpt, app, clean_errors
-from bench.jobs import regress as reg
+from bench.cli.deferred import regress_jobs
+from bench.core.constants import REGRESS_BASELINE
 
 
 @app.command()
 @clean_errors
 def regress(
     update: Annotated[bool, typer.Option("--update", help="rewrite the baseline masks")] = False,
-    baseline: Annotated[Path, typer.Option(help="baseline file")] = reg.BASELINE,
+    baseline: Annotated[Path, typer.Option(help="baseline file")] = REGRESS_BASELINE,
     data_root: RootOpt = None,
 ) -> None:
     """Re-attack committed checkpoints; exit 1 when more points flip than the tolerance."""
     t0, load = time.perf_counter(), os.getloadavg()[0]
-    deltas = (reg.update if update else reg.check)(baseline, data_root)
+    deltas = (regress_jobs.update if update else regress_jobs.check)(baseline, data_root)
     typer.echo("| checkpoint | attack | n | robust before | now | flipped points |")
     typer.echo("|---|---|---|---|---|---|")
     for d in deltas:
@@ -31,7 +32,7 @@ def regress(
                    f"{len(d.flipped)}{': ' + flips if flips else ''} |")  # fmt: skip
     bad = [d for d in deltas if not d.ok]
     secs = time.perf_counter() - t0
-    typer.echo(f"{len(deltas)} checks, {len(bad)} regressions (tolerance {reg.TOLERANCE} "
+    typer.echo(f"{len(deltas)} checks, {len(bad)} regressions (tolerance {regress_jobs.TOLERANCE} "
                f"points each); {secs:.1f} s, load {load:.2f}")  # fmt: skip
     if update:
         typer.echo(f"baseline rewritten: {baseline}")
