@@ -3,15 +3,17 @@
 Times commands that need no tensors as fresh processes (``bench --help``, ``bench run
 --help``, ``bench ls``, ``bench ls runs``, ``bench table``, ``bench table --paper`` and
 ``bench show RUN``, on a copy of the golden test database, tests/fixtures/golden.sqlite:
-20 runs, 157 evaluations) and prints, per command, the fastest and the median of
-``--repeats`` runs with the 1-minute load average beside each, and whether the process
-imported PyTorch. Then ``python -X importtime``: what ``import bench.cli`` costs, its
-slowest packages, and ``import torch`` for comparison.
+20 runs, 157 evaluations) and prints, per command, the fastest and the median wall time of
+``--repeats`` runs with the 1-minute load average beside each, the CPU time (user + system)
+of the fastest, and whether the process imported PyTorch. Then ``python -X importtime``:
+what ``import bench.cli`` costs, its slowest packages, and ``import torch`` for comparison.
 
 Other processes on the machine slow every figure down; the fastest run is the least
-disturbed, so compare minima, and only figures taken at a low load average. Run it with
-another checkout's interpreter (``/path/to/other/.venv/bin/python benchmarks/startup.py``)
-to compare two versions under the same load.
+disturbed, so compare minima, and only figures taken at a low load average. The CPU time
+depends less on the load (on an idle machine the wall time is about the CPU time). Run it
+with another checkout's interpreter (``/path/to/other/.venv/bin/python
+benchmarks/startup.py``, from outside both checkouts) to compare two versions under the
+same load.
 
 Usage: python benchmarks/startup.py [--repeats 7]
 """
@@ -22,6 +24,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -44,15 +47,21 @@ def load() -> str:
     return f"load {os.getloadavg()[0]:.2f}"
 
 
-def timed(args: list[str], env: dict[str, str]) -> tuple[float, str, bool]:
-    t = time.perf_counter()
+def cpu_children() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def timed(args: list[str], env: dict[str, str]) -> tuple[float, str, float, bool]:
+    """Wall seconds, the load average then, CPU seconds, whether PyTorch was imported."""
+    cpu, t = cpu_children(), time.perf_counter()
     res = subprocess.run(
         [sys.executable, "-c", PROBE, *args], env=env, capture_output=True, text=True, check=False
     )
-    secs = time.perf_counter() - t
+    secs, cpu = time.perf_counter() - t, cpu_children() - cpu
     if res.returncode != 0:
         raise SystemExit(f"bench {' '.join(args)} failed:\n{res.stderr[-2000:]}")
-    return secs, load(), "TORCH=True" in res.stderr
+    return secs, load(), cpu, "TORCH=True" in res.stderr
 
 
 def importtime(statement: str) -> list[tuple[float, int, str]]:
@@ -106,10 +115,10 @@ def main() -> None:
         for cmd in commands:
             times = [timed(cmd, env) for _ in range(args.repeats)]
             best = min(times)
-            torch = "imports PyTorch" if any(t[2] for t in times) else "no PyTorch"
+            torch = "imports PyTorch" if any(t[3] for t in times) else "no PyTorch"
             label = " ".join(cmd if cmd[0] != "show" else ["show", "RUN"])
             print(
-                f"  bench {label:<14} min {best[0]:.2f} s ({best[1]}), "
+                f"  bench {label:<14} min {best[0]:.2f} s ({best[1]}; CPU {best[2]:.2f} s), "
                 f"median {statistics.median(t[0] for t in times):.2f} s; {torch}"
             )
     report_imports()
