@@ -23,13 +23,15 @@ import logging
 import random
 import warnings
 from collections.abc import Iterator
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import torch
-from torch import Tensor, nn
 
 from attacks.base import Attack, AttackPreset, add_preset, register
+from bench.core.lazy import torch
+
+if TYPE_CHECKING:
+    from torch import Tensor, nn
 
 STANDARD_ORDER = ("apgd-ce", "apgd-t", "fab-t", "square")
 

@@ -13,12 +13,13 @@ import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-import torch
-from torch import Tensor, nn
-
+from bench.core.lazy import torch
 from bench.core.registry import Registry
+
+if TYPE_CHECKING:
+    from torch import Tensor, nn
 
 # Float slack for the eps-ball check: 8/255 stored in float32 and re-projected.
 BOUND_TOL = 1e-5
@@ -102,7 +103,8 @@ class Attack(ABC):
         return {"attack": self.name, **dataclasses.asdict(self)}
 
 
-AttackFn = Callable[[nn.Module, Tensor, Tensor], Tensor]
+# (model, x, y) -> x_adv; a string, because PyTorch is not imported at this point.
+AttackFn = Callable[["nn.Module", "Tensor", "Tensor"], "Tensor"]
 
 
 A = TypeVar("A", bound=type[Attack])

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
-from torch import Tensor
+from typing import TYPE_CHECKING
+
+from bench.core.lazy import F, torch
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 
 def cw_margin(logits: Tensor, y: Tensor) -> Tensor:

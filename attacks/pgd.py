@@ -7,14 +7,14 @@ inner maximisation of the defenses (CE for Standard/MART, KL for TRADES).
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar
-
-import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from typing import TYPE_CHECKING, ClassVar
 
 from attacks.base import Attack, AttackPreset, add_preset, input_grad, project, register
 from attacks.losses import attack_loss
+from bench.core.lazy import F, torch
+
+if TYPE_CHECKING:
+    from torch import Tensor, nn
 
 STARTS = ("uniform", "normal", "none")
 

@@ -13,13 +13,14 @@ by ``batch * sample_chunk`` images whatever ``samples`` is.
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar
-
-import torch
-from torch import Tensor, nn
+from typing import TYPE_CHECKING, ClassVar
 
 from attacks.base import Attack, AttackPreset, add_preset, project, register
 from attacks.losses import cw_margin
+from bench.core.lazy import no_grad, torch
+
+if TYPE_CHECKING:
+    from torch import Tensor, nn
 
 
 @register
@@ -52,7 +53,7 @@ class SPSA(Attack):
         if self.start not in ("uniform", "none"):
             raise ValueError(f"unknown SPSA start {self.start!r}; valid: uniform, none")
 
-    @torch.no_grad()
+    @no_grad
     def estimate_grad(self, model: nn.Module, x_adv: Tensor, y: Tensor) -> Tensor:
         """Antithetic SPSA estimate of d margin / d x for each example of ``x_adv``."""
         n, shape = len(x_adv), x_adv.shape[1:]
@@ -70,7 +71,7 @@ class SPSA(Attack):
             grad += (diff.view(n, k, *([1] * len(shape))) * v).sum(1)
         return grad / pairs
 
-    @torch.no_grad()
+    @no_grad
     def perturb(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
         if self.start == "uniform":
             x_adv = project(x + torch.empty_like(x).uniform_(-self.eps, self.eps), x, self.eps)

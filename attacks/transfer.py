@@ -10,12 +10,13 @@ caller gives (``bench/eval/transfer.py`` trains and records it).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
-
-from torch import Tensor, nn
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from attacks.base import PRESETS, Attack, AttackPreset, add_preset, build, register
 from attacks.pgd import FGSM  # noqa: F401  (the white-box presets must exist first)
+
+if TYPE_CHECKING:
+    from torch import Tensor, nn
 
 TRANSFER_BASES = ("fgsm", "pgd10", "pgd20", "cw20")
 

@@ -11,13 +11,13 @@ classes too (``F.mse_loss``, TensorFlow's ``mean_squared_error``), i.e. K times 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
-
+from bench.core.lazy import F, torch
 from defenses.base import PGDDefense, StepContext, register
+
+if TYPE_CHECKING:
+    from torch import Tensor, nn
 
 PAIR_REDUCTIONS = ("example", "element")
 

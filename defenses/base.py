@@ -13,13 +13,14 @@ import math
 import typing
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
-
-from torch import Tensor, nn
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from attacks.pgd import PGD
 from bench.core.constants import EPS_CIFAR_CODE
 from bench.core.registry import Registry
+
+if TYPE_CHECKING:
+    from torch import Tensor, nn
 
 D = TypeVar("D", bound="Defense")
 

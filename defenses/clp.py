@@ -9,13 +9,14 @@ gradient masking (docs/reference.md §7.7), which is why it is here.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-import torch.nn.functional as F
-from torch import Tensor, nn
-
+from bench.core.lazy import F
 from defenses.alp import PAIR_REDUCTIONS, logit_pairing
 from defenses.base import Defense, StepContext, register
+
+if TYPE_CHECKING:
+    from torch import Tensor, nn
 
 
 def clp_loss(logits: Tensor, y: Tensor, lam: float, reduction: str = "example") -> Tensor:

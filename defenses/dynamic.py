@@ -20,15 +20,15 @@ is above ``c_t``. Two choices the sources leave open are parameters:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
-
-import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from typing import TYPE_CHECKING, ClassVar
 
 from attacks.base import check_bounds, input_grad, project
 from attacks.pgd import random_start
+from bench.core.lazy import F, torch
 from defenses.base import PGDDefense, StepContext, register
+
+if TYPE_CHECKING:
+    from torch import Tensor, nn
 
 ORIGINS = ("start", "natural")
 

@@ -11,13 +11,13 @@ Clean and adversarial batches go through the model in two separate forward passe
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
-
+from bench.core.lazy import F, torch
 from defenses.base import PGDDefense, StepContext, register
+
+if TYPE_CHECKING:
+    from torch import Tensor, nn
 
 
 def top_wrong_class(probs: Tensor, y: Tensor) -> Tensor:

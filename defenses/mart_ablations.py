@@ -17,13 +17,14 @@ Each variant is MART with one switch of ``defenses.mart.mart_loss`` flipped:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-import torch
-from torch import Tensor, nn
-
+from bench.core.lazy import torch
 from defenses.base import StepContext, register
 from defenses.mart import Mart, mart_loss
+
+if TYPE_CHECKING:
+    from torch import Tensor, nn
 
 _M32 = 0xFFFFFFFF
 

@@ -24,14 +24,14 @@ bisection actually evaluated.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
-
-import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from typing import TYPE_CHECKING, ClassVar
 
 from attacks.base import input_grad
+from bench.core.lazy import F, no_grad, torch
 from defenses.base import Defense, StepContext, register
+
+if TYPE_CHECKING:
+    from torch import Tensor, nn
 
 SEARCH_RANGE = 1.05  # the bisection's upper end, as a multiple of d_max (official code)
 
@@ -69,7 +69,7 @@ def _ball(eps: Tensor, x: Tensor) -> Tensor:
     return eps.to(x.dtype).view(-1, *([1] * (x.dim() - 1)))
 
 
-@torch.no_grad()
+@no_grad
 def bisect_eps(
     model: nn.Module,
     x: Tensor,

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-import torch.nn.functional as F
-from torch import Tensor, nn
-
+from bench.core.lazy import F
 from defenses.base import Defense, StepContext, register
+
+if TYPE_CHECKING:
+    from torch import Tensor, nn
 
 
 @register

@@ -25,16 +25,16 @@ loop for runs with an unlabelled source; None means all labelled).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
-
-import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from typing import TYPE_CHECKING, ClassVar
 
 from attacks.losses import kl_to
+from bench.core.lazy import F, torch
 from defenses.base import PGDDefense, StepContext, register
 from defenses.mart import Mart, mart_per_example
 from defenses.trades import Trades
+
+if TYPE_CHECKING:
+    from torch import Tensor, nn
 
 
 def weighted_mean(per_example: Tensor, unlabelled: Tensor | None, gamma: float) -> Tensor:

@@ -7,13 +7,14 @@ Outer: ``CE_mean(f(x), y) + beta * KL_sum(p(x) || p(x')) / B``, nothing detached
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
-
-import torch.nn.functional as F
-from torch import Tensor, nn
+from typing import TYPE_CHECKING, ClassVar
 
 from attacks.losses import kl_to
+from bench.core.lazy import F
 from defenses.base import PGDDefense, StepContext, register
+
+if TYPE_CHECKING:
+    from torch import Tensor, nn
 
 
 def trades_loss(logits_nat: Tensor, logits_adv: Tensor, y: Tensor, beta: float) -> Tensor:

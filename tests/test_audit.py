@@ -75,7 +75,7 @@ def store_run(engine, model_name: str, linear: nn.Module, runs: Path) -> str:
 
 
 def statuses(engine, run: str) -> dict[str, str]:
-    return {r["check"]: r["status"] for r in audit.audit_records(engine, [run])}
+    return {r["check"]: r["status"] for r in bdb.audit_records(engine, [run])}
 
 
 @requires_mnist
@@ -110,7 +110,7 @@ def test_audit_flags_saturated_model_not_honest_one(registered, trained_linear, 
 
 
 def _rows(engine, run: str) -> dict[str, dict]:
-    return {r["check"]: r for r in audit.audit_records(engine, [run])}
+    return {r["check"]: r for r in bdb.audit_records(engine, [run])}
 
 
 def _evals(engine, run: str) -> list[dict]:

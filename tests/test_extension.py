@@ -87,7 +87,7 @@ def test_ctrl_c_says_what_was_kept(monkeypatch, tmp_path: Path) -> None:
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("bench.cli.run.train_job", interrupted)
+    monkeypatch.setattr("bench.jobs.train_job", interrupted)  # reached via bench.cli.deferred
     args = ["run", "--defense", "mart", "--model", "tiny-cnn", "--no-eval"]
     res = CliRunner().invoke(app, [*args, "--db", str(tmp_path / "c.sqlite")])
     assert res.exit_code == 130

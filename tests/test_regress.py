@@ -14,17 +14,18 @@ from typer.testing import CliRunner
 
 import attacks
 from bench.cli import app
-from bench.jobs import regress, regress_train
+from bench.core.constants import REGRESS_BASELINE
+from bench.jobs import regress_train
 from defenses import mart, trades
 
 
 @pytest.fixture
 def tiny_baseline(tmp_path: Path) -> Path:
     """The committed baseline cut to its tiny checkpoint (fast), in a temporary folder."""
-    spec = json.loads(regress.BASELINE.read_text())
+    spec = json.loads(REGRESS_BASELINE.read_text())
     spec["checkpoints"] = [e for e in spec["checkpoints"] if e["model"] == "tiny-cnn"]
     for e in spec["checkpoints"]:
-        shutil.copy(regress.BASELINE.parent / e["file"], tmp_path / e["file"])
+        shutil.copy(REGRESS_BASELINE.parent / e["file"], tmp_path / e["file"])
     path = tmp_path / "attacks.json"
     path.write_text(json.dumps(spec))
     return path

@@ -26,9 +26,8 @@ from bench.cli.common import (
     parse_seeds,
     split_list,
 )
+from bench.cli.deferred import experiment_jobs, provenance
 from bench.core.home import home
-from bench.core.provenance import check_device
-from bench.jobs.experiments import describe_jobs, run_experiment
 from bench.report import plots
 from bench.report.render import render_paper, render_table5
 from bench.spec import experiments as bexp
@@ -125,17 +124,17 @@ def experiment(
     typer.echo(f"{name}: {exp.description} ({exp.source}); {len(job_list)} job(s)")
     m, d, p = bexp.settings(exp, ov)
     typer.echo(f"  model {m}, data set {d}, preset {p}; attacks {', '.join(exp.attacks)}")
-    for line in describe_jobs(engine, job_list):
+    for line in experiment_jobs.describe_jobs(engine, job_list):
         typer.echo(f"  {line}")
     if dry_run:
         return
-    device = check_device(device)
+    device = provenance.check_device(device)
 
     def announce(job: bexp.Job, stage: str) -> None:
         if stage == "start":
             typer.echo(f"== {job.spec.name} ({job.role})", err=True)
 
-    run_experiment(
+    experiment_jobs.run_experiment(
         engine,
         job_list,
         runs_dir=runs_dir,

@@ -10,10 +10,9 @@ import typer
 from sqlalchemy.orm import Session
 
 from bench.cli.common import DbOpt, app, clean_errors, existing_db
+from bench.core.constants import EXTERNAL, STATE_FILE
 from bench.report.runview import run_view
 from bench.store import db as bdb
-from bench.store.loading import EXTERNAL
-from bench.train.loop import STATE_FILE
 
 RunArg = Annotated[str, typer.Argument(help="run name or key (bench ls runs)")]
 

@@ -10,7 +10,6 @@ import attacks
 import defenses
 from bench import data as bdata
 from bench.cli.common import DbOpt, app, clean_errors
-from bench.cli.run import list_runs
 from bench.models import MODELS
 from bench.report.runview import runs_frame
 from bench.report.text import describe_semi_run
@@ -73,7 +72,7 @@ def ls(
         else:
             typer.echo(f"runs in {path}:")
             typer.echo(frame.to_markdown(index=False, floatfmt=".4g"))
-            for r in list_runs(engine):
+            for r in bdb.list_runs(engine):
                 semi_line = describe_semi_run(r.spec, r.provenance)
                 if semi_line:
                     typer.echo(f"- {r.name}: {semi_line}")

@@ -11,8 +11,9 @@ from typing import Annotated
 import typer
 
 from bench.cli.common import RootOpt, app, clean_errors, split_list
-from bench.jobs import regress as reg
-from bench.jobs import regress_train as regt
+from bench.cli.deferred import regress_jobs as reg
+from bench.cli.deferred import regress_train_jobs as regt
+from bench.core.constants import REGRESS_BASELINE, REGRESS_TRAIN_BASELINE
 
 PARTS = ("attacks", "training")
 
@@ -22,8 +23,8 @@ PARTS = ("attacks", "training")
 def regress(
     update: Annotated[bool, typer.Option("--update", help="rewrite the baselines")] = False,
     only: Annotated[str | None, typer.Option(help="attacks or training [default: both]")] = None,
-    baseline: Annotated[Path, typer.Option(help="attack baseline file")] = reg.BASELINE,
-    training_baseline: Annotated[Path, typer.Option(help="training baseline file")] = regt.BASELINE,
+    baseline: Annotated[Path, typer.Option(help="attack baseline file")] = REGRESS_BASELINE,
+    training_baseline: Annotated[Path, typer.Option(help="training baseline file")] = REGRESS_TRAIN_BASELINE,
     data_root: RootOpt = None,
 ) -> None:
     """Re-attack committed checkpoints and re-train a tiny grid; exit 1 on a regression."""

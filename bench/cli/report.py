@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 
 from bench.cli.common import DbOpt, DeviceOpt, RootOpt, app, clean_errors, existing_db, write_output
-from bench.core.provenance import check_device
-from bench.eval import audit as baudit
+from bench.cli.deferred import audit, provenance
+from bench.eval.checks import FLAG
 from bench.report import reference as bref
 from bench.report.frames import evaluations_frame
 from bench.report.render import check_format, render_long, render_paper, render_table5
@@ -72,14 +72,15 @@ def audit_cmd(
     if fmt not in ("markdown", "json"):
         raise ValueError(f"unknown format {fmt!r}; valid: markdown, json")
     engine = existing_db(db)
-    res = baudit.audit_runs(engine, runs or None, data_root=data_root, device=check_device(device))
+    device = provenance.check_device(device)
+    res = audit.audit_runs(engine, runs or None, data_root=data_root, device=device)
     if fmt == "json":
-        typer.echo(baudit.summary_json(res))
+        typer.echo(audit.summary_json(res))
         return
     if not res:
         typer.echo("nothing to audit: no evaluations of current checkpoints")
     for (run, tag), checks in res.items():
-        flagged = [c.check for c in checks if c.status == baudit.FLAG]
+        flagged = [c.check for c in checks if c.status == FLAG]
         typer.echo(f"{run} ({tag}): " + (", ".join(flagged) + " FLAGGED" if flagged else "ok"))
         for c in checks:
             typer.echo(f"  {c.check:<22} {c.status:<13} {c.detail}")

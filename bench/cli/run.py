@@ -6,8 +6,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from bench.cli.common import (
     DEFAULT_ATTACK_LIST,
@@ -36,25 +34,18 @@ from bench.cli.common import (
     print_evals,
     split_list,
 )
+from bench.cli.deferred import jobs, provenance, train_runtime
 from bench.core.constants import CHECKPOINTS, EVAL_BATCH, RunStatus
-from bench.core.provenance import check_device
-from bench.jobs import eval_job, train_job
 from bench.report.render import render_paper
 from bench.spec.auxiliary import attach_unlabelled
 from bench.spec.run import RunSpec, resolve
 from bench.store import db as bdb
-from bench.train.runtime import Runtime
 
 DEMO_DEFENSES = ("standard", "trades", "mart")
 
 
 def default_dataset(model: str) -> str:
     return "mnist" if model in ("smallcnn", "tiny-cnn") else "cifar10"
-
-
-def list_runs(engine: Any) -> list[bdb.Run]:
-    with Session(engine) as s:
-        return list(s.scalars(select(bdb.Run).order_by(bdb.Run.id)))
 
 
 @app.command()
@@ -111,7 +102,7 @@ def run(
     """Train a defense (resuming an interrupted run), then evaluate it."""
     dataset = dataset or default_dataset(model)
     names, options = parse_attacks(attack_list, attack_param) if evaluate else ([], {})
-    device = check_device(device)
+    device = provenance.check_device(device)
     overrides = {
         "epochs": epochs,
         "batch_size": batch_size,
@@ -135,7 +126,9 @@ def run(
     ]  # fmt: skip
     if unlabelled is not None:  # pseudo-labelled by a natural run, trained when missing
         specs = [attach_unlabelled(spec, unlabelled, data_root) for spec in specs]
-    runtime = Runtime(channels_last=channels_last, compile=compile_model, threads=threads)
+    runtime = train_runtime.Runtime(
+        channels_last=channels_last, compile=compile_model, threads=threads
+    )
     _train_and_evaluate(
         bdb.connect(db), specs, runtime, (names, options, skip_wrong),
         runs_dir=runs_dir, device=device, data_root=data_root, progress=progress,
@@ -145,7 +138,7 @@ def run(
 def _train_and_evaluate(
     engine: Any,
     specs: list[RunSpec],
-    runtime: Runtime,
+    runtime: train_runtime.Runtime,
     attacks_: tuple[list[str], dict, bool],
     *,
     runs_dir: Path | None,
@@ -158,14 +151,14 @@ def _train_and_evaluate(
     names, options, skip_wrong = attacks_
     for spec in specs:
         typer.echo(f"run {spec.name} on {device}", err=True)
-        run_row, trained = train_job(
+        run_row, trained = jobs.train_job(
             engine, spec, runs_dir=runs_dir, device=device, data_root=data_root,
             progress=progress, runtime=runtime,
         )  # fmt: skip
         if not trained:
             typer.echo(f"already trained: {run_row.name} (in {engine.url.database})", err=True)
         if names:
-            evs = eval_job(
+            evs = jobs.eval_job(
                 engine, spec.name, attack_names=names, device=device, data_root=data_root,
                 progress=progress, attack_options=options, skip_wrong=skip_wrong,
             )  # fmt: skip
@@ -194,15 +187,15 @@ def eval_cmd(
     """Attack stored checkpoints; evaluations already in the database are skipped."""
     names, options = parse_attacks(attack_list, attack_param)
     tags = check_checkpoints(checkpoint)
-    device = check_device(device)
+    device = provenance.check_device(device)
     engine = existing_db(db)
     targets = list(runs or [])
     if all_runs:
-        targets += [r.name for r in list_runs(engine) if r.status == RunStatus.DONE]
+        targets += [r.name for r in bdb.list_runs(engine) if r.status == RunStatus.DONE]
     if not targets:
         raise ValueError("name at least one run, or pass --all")
     for name in targets:
-        evs = eval_job(
+        evs = jobs.eval_job(
             engine,
             name,
             attack_names=names,
@@ -242,7 +235,7 @@ def demo(
     something; the table then omits the paper's eps-0.3 numbers. Use
     `--preset paper-4.2-mnist --epochs 50` (and a GPU) for the paper's setting.
     """
-    device = check_device(device)
+    device = provenance.check_device(device)
     engine = bdb.connect(db)
     names = []
     for defense, seed in ((d, s) for s in parse_seeds(seeds, 0) for d in DEMO_DEFENSES):
@@ -258,6 +251,6 @@ def demo(
         )
         typer.echo(f"== {spec.name}", err=True)
         names.append(spec.name)
-        train_job(engine, spec, device=device, data_root=data_root, progress=progress)
-        eval_job(engine, spec.name, device=device, data_root=data_root, progress=progress)
+        jobs.train_job(engine, spec, device=device, data_root=data_root, progress=progress)
+        jobs.eval_job(engine, spec.name, device=device, data_root=data_root, progress=progress)
     typer.echo(render_paper(engine, 2, runs=names))

@@ -20,11 +20,9 @@ from bench.cli.common import (
     parse_attacks,
     print_evals,
 )
-from bench.core.constants import EVAL_BATCH
-from bench.core.provenance import check_device
+from bench.cli.deferred import model_zoo, provenance, zoo_jobs
+from bench.core.constants import EVAL_BATCH, ZOO_TEST_SUBSET
 from bench.core.reference import ROBUSTBENCH, ROBUSTBENCH_SOURCE
-from bench.jobs.zoo import ZOO_TEST_SUBSET, zoo_eval
-from bench.models.zoo import expected_file, zoo_registry
 from bench.store import db as bdb
 
 zoo_app = typer.Typer(
@@ -43,12 +41,12 @@ def zoo_ls(
 ) -> None:
     """CIFAR-10 Linf entries, whether a checkpoint is on disk, and published numbers."""
     typer.echo(f"  {'name':<45} {'file':<8} published (RobustBench, full test set)")
-    for name in zoo_registry().names():
+    for name in model_zoo.zoo_registry().names():
         if pattern.lower() not in name.lower():
             continue
         pub = ROBUSTBENCH.get(name)
         known = f"clean {pub['clean']:.2f}, AutoAttack {pub['autoattack']:.2f}" if pub else ""
-        here = "on disk" if expected_file(name, root).is_file() else "-"
+        here = "on disk" if model_zoo.expected_file(name, root).is_file() else "-"
         typer.echo(f"  {name:<45} {here:<8} {known}")
 
 
@@ -74,8 +72,8 @@ def zoo_eval_cmd(
 ) -> None:
     """Evaluate a zoo entry with our attack presets; stored as an external run."""
     names, options = parse_attacks(attack_list, attack_param)
-    device = check_device(device)
-    run, evs = zoo_eval(
+    device = provenance.check_device(device)
+    run, evs = zoo_jobs.zoo_eval(
         bdb.connect(db),
         name,
         attack_names=names,

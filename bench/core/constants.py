@@ -7,6 +7,7 @@ of these changes, every table, key and default changes with it, which is the poi
 from __future__ import annotations
 
 from enum import Enum
+from pathlib import Path
 
 # L-inf budgets (docs/reference.md §3): the paper's CIFAR-10 8/255, the official MART
 # code's 0.031 (they differ by 0.0004 and both count as the paper's setting), MNIST 0.3.
@@ -24,6 +25,19 @@ MONITOR_ATTACK = "pgd20"
 # Test points per attack batch. It is part of an evaluation's identity (EvalSpec), since
 # a batch shares one random start draw.
 EVAL_BATCH = 256
+# Test points of a RobustBench zoo evaluation unless told otherwise (`bench zoo eval`).
+ZOO_TEST_SUBSET = 1000
+
+# A run folder's resume state (weights, optimizer, counters; bench/train/loop.py).
+STATE_FILE = "state.pt"
+# Run.spec["kind"] of a model this harness did not train (a zoo entry, bench/jobs/zoo.py).
+EXTERNAL = "external"
+# `bench regress`'s baseline: in the repository, beside the small checkpoints it names
+# (made by make_checkpoints.py there; bench/jobs/regress.py).
+REGRESS_BASELINE = (
+    Path(__file__).resolve().parents[2] / "results" / "reference" / "regress" / "attacks.json"
+)
+REGRESS_TRAIN_BASELINE = REGRESS_BASELINE.with_name("training.json")  # the pinned tiny grid
 
 
 class Tag(str, Enum):

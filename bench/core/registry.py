@@ -1,16 +1,28 @@
 """A small generic registry: ``@REG.register("name")`` then ``REG.get("name")``.
 
 Unknown names fail with the list of valid choices and a "did you mean" hint, so a
-typo on the command line never silently picks something else.
+typo on the command line never silently picks something else. An entry may also be
+registered by reference (``REG.add_lazy("name", "package.module:attr")``): its name is
+listed at once, and its module (which may import PyTorch) is imported by the first ``get``.
 """
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from bench.core.lazy import load
+
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class _Ref:
+    """A registered ``"module:attr"`` reference, resolved by the first ``get``."""
+
+    ref: str
 
 
 class UnknownNameError(KeyError):
@@ -37,11 +49,18 @@ class Registry(Generic[T]):
     def add(self, name: str, obj: T) -> None:
         self.register(name)(obj)
 
+    def add_lazy(self, name: str, ref: str) -> None:
+        """Register ``name`` as ``"package.module:attr"``, imported by the first ``get``."""
+        self.register(name)(_Ref(ref))  # type: ignore[arg-type]
+
     def get(self, name: str) -> T:
         try:
-            return self._items[name]
+            obj = self._items[name]
         except KeyError:
             raise UnknownNameError(self.unknown_message(name)) from None
+        if isinstance(obj, _Ref):
+            obj = self._items[name] = load(obj.ref)
+        return obj
 
     def unknown_message(self, name: str) -> str:
         close = difflib.get_close_matches(name, self._items, n=1)
@@ -58,4 +77,4 @@ class Registry(Generic[T]):
         return iter(self.names())
 
     def items(self) -> list[tuple[str, T]]:
-        return [(n, self._items[n]) for n in self.names()]
+        return [(n, self.get(n)) for n in self.names()]

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import torch
-
 from bench.core.constants import seed_mix
+from bench.core.lazy import torch
 
 AUGMENTS = ("none", "crop-flip")
 

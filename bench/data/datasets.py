@@ -28,11 +28,14 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from bench.core.constants import EPS_CIFAR, EPS_MNIST
+from bench.core.lazy import torch
 from bench.core.registry import Registry
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 ENV_ROOT = "BENCH_DATA_ROOT"
 ENV_CACHE = "BENCH_CACHE"
@@ -44,7 +47,7 @@ CIFAR10_CLASSES = tuple(
 _OFFICIAL_SIZES = {"mnist": (60_000, 10_000), "cifar10": (50_000, 10_000)}
 _CACHE_VERSION = 1  # bump when a loader's output (e.g. the cifar10-jpeg order) changes
 
-Split = tuple[torch.Tensor, torch.Tensor]
+Split = tuple["Tensor", "Tensor"]  # images (uint8), labels (int64)
 
 
 class DataNotFoundError(RuntimeError):

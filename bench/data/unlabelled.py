@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
+from bench.core.lazy import torch
 from bench.data.datasets import DATASETS, load_split
 
 PSEUDO_FILE = "pseudo_labels.pt"

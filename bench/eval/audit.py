@@ -180,36 +180,6 @@ def audit_runs(
     return out
 
 
-def audit_records(engine: Engine, runs: list[str] | None = None) -> list[dict[str, object]]:
-    """Stored audit results of the runs' current checkpoints, as plain records for tables."""
-    query = (
-        select(AuditFlag, Run)
-        .join(Run, AuditFlag.run_id == Run.id)
-        .join(
-            Checkpoint,
-            (Checkpoint.run_id == AuditFlag.run_id)
-            & (Checkpoint.tag == AuditFlag.checkpoint)
-            & (Checkpoint.sha256 == AuditFlag.checkpoint_sha256),
-        )
-        .order_by(Run.id, AuditFlag.checkpoint, AuditFlag.id)
-    )
-    if runs is not None:
-        query = query.where(Run.name.in_(runs))
-    with Session(engine) as s:
-        return [
-            {
-                "run": r.name,
-                "checkpoint": a.checkpoint,
-                "check": a.check,
-                "status": a.status,
-                "n": a.n,
-                "value": a.value,
-                "detail": a.detail,
-            }
-            for a, r in s.execute(query).all()
-        ]
-
-
 def summary_json(results: dict[tuple[str, str], list[CheckResult]]) -> str:
     return json.dumps(
         [{"run": r, "checkpoint": t, **vars(c)} for (r, t), cs in results.items() for c in cs],

@@ -26,7 +26,6 @@ import attacks
 from attacks.autoattack import STANDARD_ORDER
 from bench.eval.context import EvalContext
 from bench.eval.loop import robust_points
-from bench.eval.protocols import protocol
 from bench.store.db import Evaluation
 
 
@@ -79,7 +78,6 @@ def clean_mask(ctx: EvalContext, model: nn.Module) -> tuple[np.ndarray, float]:
     return res.robust, res.seconds
 
 
-@protocol("autoattack")
 def evaluate_autoattack(ctx: EvalContext) -> Evaluation:
     """Evaluate a part (and the missing parts before it) or the whole ``autoattack``."""
     name = ctx.evspec.attack

@@ -9,7 +9,10 @@ Each attack preset names its protocol (``AttackPreset.protocol``):
 - ``transfer``: adversarial examples crafted on a surrogate run (bench/eval/transfer.py).
 
 A protocol takes an ``EvalContext`` and returns the stored ``Evaluation``: the row already
-in the database when these exact settings ran on these weights, else a new one.
+in the database when these exact settings ran on these weights, else a new one. Those
+defined here are registered with ``@protocol``; those in their own modules by reference
+below, so that a module is imported when a preset first needs its protocol (and
+``bench.eval`` itself loads without them: its masks and checks serve the tables).
 """
 
 from __future__ import annotations
@@ -28,6 +31,10 @@ PROTOCOLS: Registry[Protocol] = Registry("evaluation protocol")
 
 def protocol(name: str) -> Callable[[Protocol], Protocol]:
     return PROTOCOLS.register(name)
+
+
+PROTOCOLS.add_lazy("autoattack", "bench.eval.autoattack:evaluate_autoattack")
+PROTOCOLS.add_lazy("transfer", "bench.eval.transfer:evaluate_transfer")
 
 
 def evaluate(ctx: EvalContext) -> Evaluation:

@@ -20,7 +20,7 @@ from typing import Any
 import attacks
 from attacks.transfer import Transfer
 from bench.eval.context import EvalContext
-from bench.eval.protocols import attack_and_store, attack_params, protocol
+from bench.eval.protocols import attack_and_store, attack_params
 from bench.spec.auxiliary import natural_twin
 from bench.spec.run import RunSpec
 from bench.store.db import Checkpoint, Evaluation, Run
@@ -58,7 +58,6 @@ def ensure_surrogate(ctx: EvalContext) -> tuple[Run, Checkpoint]:
     return run, ckpt
 
 
-@protocol("transfer")
 def evaluate_transfer(ctx: EvalContext) -> Evaluation:
     name = ctx.evspec.attack
     base = attacks.PRESETS.get(name).params["base"]

@@ -19,10 +19,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 from torch import nn
 
-import bench.eval  # noqa: F401  (registers every protocol)
 from bench import data as bdata
 from bench.core import provenance
-from bench.core.constants import CHECKPOINTS, DEFAULT_ATTACKS, EVAL_BATCH
+from bench.core.constants import CHECKPOINTS, DEFAULT_ATTACKS, EVAL_BATCH, EXTERNAL
 from bench.eval.audit import audit_runs
 from bench.eval.context import EvalContext
 from bench.eval.protocols import evaluate
@@ -30,7 +29,7 @@ from bench.jobs.train import train_job
 from bench.spec.evaluation import EvalSpec
 from bench.spec.run import RunSpec
 from bench.store.db import Checkpoint, Evaluation, Run, find_run
-from bench.store.loading import EXTERNAL, checkpoint_model
+from bench.store.loading import checkpoint_model
 
 
 def eval_job(

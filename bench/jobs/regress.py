@@ -21,15 +21,12 @@ import numpy as np
 
 import attacks
 from bench import data as bdata
+from bench.core.constants import REGRESS_BASELINE
 from bench.eval.loop import robust_points
 from bench.models import build_model
 from bench.store.checkpoints import load_weights, verified
 from bench.store.db import pack_mask, unpack_mask
 
-# In the repository, beside the checkpoints it names (made by make_checkpoints.py there).
-BASELINE = (
-    Path(__file__).resolve().parents[2] / "results" / "reference" / "regress" / "attacks.json"
-)
 TOLERANCE = 2  # points per (checkpoint, attack) that may flip across machines
 
 
@@ -60,7 +57,7 @@ def _masks(entry: dict, folder: Path, data_root: str | None) -> dict[str, np.nda
     return out
 
 
-def check(path: Path = BASELINE, data_root: str | None = None) -> list[Delta]:
+def check(path: Path = REGRESS_BASELINE, data_root: str | None = None) -> list[Delta]:
     """Attack every baseline checkpoint again; one Delta per (checkpoint, attack)."""
     spec = json.loads(path.read_text())
     deltas = []
@@ -77,7 +74,7 @@ def check(path: Path = BASELINE, data_root: str | None = None) -> list[Delta]:
     return deltas
 
 
-def update(path: Path = BASELINE, data_root: str | None = None) -> list[Delta]:
+def update(path: Path = REGRESS_BASELINE, data_root: str | None = None) -> list[Delta]:
     """Recompute and store every mask; returns what changed (as ``check`` would have)."""
     spec = json.loads(path.read_text())
     complete = all(set(e["attacks"]) <= set(e.get("masks", {})) for e in spec["checkpoints"])

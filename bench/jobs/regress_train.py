@@ -30,14 +30,13 @@ from typing import Any
 
 import attacks
 from bench import data as bdata
+from bench.core.constants import REGRESS_TRAIN_BASELINE
 from bench.eval.loop import robust_points
 from bench.spec.run import resolve
 from bench.train.loop import train
 from bench.train.runtime import Runtime
 
-BASELINE = (
-    Path(__file__).resolve().parents[2] / "results" / "reference" / "regress" / "training.json"
-)
+BASELINE = REGRESS_TRAIN_BASELINE
 GRID: dict[str, Any] = {
     "model": "linear",
     "dataset": "mnist",

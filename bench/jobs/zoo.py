@@ -22,7 +22,14 @@ from sqlalchemy.orm import Session
 import attacks
 from bench import data as bdata
 from bench.core import provenance
-from bench.core.constants import DEFAULT_ATTACKS, EVAL_BATCH, RunStatus, Tag
+from bench.core.constants import (
+    DEFAULT_ATTACKS,
+    EVAL_BATCH,
+    EXTERNAL,
+    ZOO_TEST_SUBSET,
+    RunStatus,
+    Tag,
+)
 from bench.jobs.evaluate import eval_job
 from bench.models.zoo import (
     THREAT_MODEL,
@@ -34,9 +41,6 @@ from bench.models.zoo import (
 )
 from bench.store.checkpoints import sha256
 from bench.store.db import Checkpoint, Evaluation, Run
-from bench.store.loading import EXTERNAL
-
-ZOO_TEST_SUBSET = 1000
 
 
 def resolve_file(name: str, checkpoint_file: str | None, root: str | None) -> Path:

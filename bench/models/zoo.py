@@ -20,7 +20,7 @@ from torch import nn
 from bench.core.constants import EPS_CIFAR
 from bench.core.registry import Registry
 from bench.data import offline
-from bench.models import robustbench_architectures
+from bench.models.nets import robustbench_architectures
 
 ZOO_DATASET, THREAT_MODEL, ZOO_EPS = "cifar10", "Linf", EPS_CIFAR
 ENV_ZOO_DIR = "BENCH_ZOO_DIR"

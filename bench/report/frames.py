@@ -15,9 +15,9 @@ from sqlalchemy.orm import Session
 
 from bench.core.constants import DEFAULT_ATTACKS, TABLE4_ATTACKS
 from bench.core.reference import FAMILY, ROBUSTBENCH, paper_number, table5_value
-from bench.eval.audit import FLAG, audit_records
+from bench.eval.checks import FLAG
 from bench.eval.perpoint import wilson_interval, worst_case
-from bench.store.db import Checkpoint, EpochMetric, Evaluation, Run
+from bench.store.db import Checkpoint, EpochMetric, Evaluation, Run, audit_records
 
 # The paper's row order; defenses it does not have come after, alphabetically.
 DEFENSE_ORDER = ("natural", "standard", "mma", "dynamic", "trades", "mart")

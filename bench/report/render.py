@@ -21,7 +21,7 @@ from bench.core.reference import (
     TABLE5_SETTING,
     TABLE5_SOURCE,
 )
-from bench.eval.audit import FLAG, NOT_EVALUATED
+from bench.eval.checks import FLAG, NOT_EVALUATED
 from bench.report.frames import (
     TABLE5_ATTACKS,
     TABLE5_ORDER,

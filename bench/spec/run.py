@@ -11,16 +11,17 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 import defenses
+from bench.core.lazy import torch
 from bench.data import DATASETS
 from bench.models import MODELS, build_model
 from bench.spec.presets import TRAIN_PRESETS, TrainPreset, default_preset
 from defenses.base import PGDDefense
+
+if TYPE_CHECKING:
+    from torch import nn
 
 ATTACK_OVERRIDES = ("steps", "step_size", "start")  # the inner attack: --train-steps ...
 SEMI_FIELDS = ("unlabelled", "n_unlabelled", "pseudo_labeller")

@@ -13,12 +13,16 @@ import json
 import os
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
-from torch import nn
+
+from bench.core.lazy import LazyModule, torch
+
+if TYPE_CHECKING:
+    from torch import nn
+
+st_torch = LazyModule("safetensors.torch")  # it imports PyTorch: loaded with the first file
 
 
 def _atomic(path: Path) -> Path:
@@ -41,7 +45,7 @@ def save_weights(model: nn.Module, path: Path, metadata: dict[str, str] | None =
     """
     tmp = _atomic(path)
     meta = {META_KEY: json.dumps(metadata or {}, sort_keys=True)}
-    save_file(plain_state(model), str(tmp), metadata=meta)
+    st_torch.save_file(plain_state(model), str(tmp), metadata=meta)
     os.replace(tmp, path)
     return sha256(path)
 
@@ -62,7 +66,7 @@ class CheckpointError(RuntimeError):
 
 def load_weights(model: nn.Module, path: Path) -> nn.Module:
     try:
-        state = load_file(str(path))
+        state = st_torch.load_file(str(path))
     except (OSError, SafetensorError) as e:
         raise CheckpointError(f"{path} is not a readable safetensors file ({e})") from None
     model.load_state_dict(state)

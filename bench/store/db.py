@@ -1,4 +1,5 @@
-"""The results database (SQLite through SQLAlchemy 2.0): the schema and how to open it.
+"""The results database (SQLite through SQLAlchemy 2.0): the schema, how to open it, and
+the queries several layers share (find, list and delete runs; stored audit results).
 
 States only, never code: runs (spec + provenance), per-epoch metrics, checkpoints and
 evaluations. Numbers are stored as numbers; each evaluation also keeps which test points
@@ -291,3 +292,39 @@ def delete_run(session: Session, run: Run) -> int:
     session.delete(run)  # its epochs, checkpoints and evaluations go with it (cascade)
     session.commit()
     return n
+
+
+def list_runs(engine: Engine) -> list[Run]:
+    """Every run, in the order they were created."""
+    with Session(engine) as s:
+        return list(s.scalars(select(Run).order_by(Run.id)))
+
+
+def audit_records(engine: Engine, runs: list[str] | None = None) -> list[dict[str, object]]:
+    """Stored audit results of the runs' current checkpoints, as plain records for tables."""
+    query = (
+        select(AuditFlag, Run)
+        .join(Run, AuditFlag.run_id == Run.id)
+        .join(
+            Checkpoint,
+            (Checkpoint.run_id == AuditFlag.run_id)
+            & (Checkpoint.tag == AuditFlag.checkpoint)
+            & (Checkpoint.sha256 == AuditFlag.checkpoint_sha256),
+        )
+        .order_by(Run.id, AuditFlag.checkpoint, AuditFlag.id)
+    )
+    if runs is not None:
+        query = query.where(Run.name.in_(runs))
+    with Session(engine) as s:
+        return [
+            {
+                "run": r.name,
+                "checkpoint": a.checkpoint,
+                "check": a.check,
+                "status": a.status,
+                "n": a.n,
+                "value": a.value,
+                "detail": a.detail,
+            }
+            for a, r in s.execute(query).all()
+        ]

@@ -16,13 +16,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from torch import nn
 
+from bench.core.constants import EXTERNAL
 from bench.models.zoo import load_zoo_weights
 from bench.spec.run import RunSpec, build_for_spec
 from bench.store import db as bdb
 from bench.store.checkpoints import load_weights, read_metadata, verified
 from bench.store.db import Checkpoint, Run
-
-EXTERNAL = "external"  # Run.spec["kind"] of a model we did not train (bench/jobs/zoo.py)
 
 
 def checkpoint_model(run: Run, ckpt: Checkpoint) -> nn.Module:

@@ -23,7 +23,7 @@ from tqdm import tqdm
 import attacks
 import defenses
 from bench import data as bdata
-from bench.core.constants import EVAL_BATCH, MONITOR_ATTACK, seed_mix
+from bench.core.constants import EVAL_BATCH, MONITOR_ATTACK, STATE_FILE, seed_mix
 from bench.data.unlabelled import with_pseudo_labelled
 from bench.eval.loop import EvalResult, robust_points
 from bench.spec.run import RunSpec, build_for_spec
@@ -31,8 +31,6 @@ from bench.store.checkpoints import load_state, save_state, save_weights
 from bench.train import precision
 from bench.train.runtime import Runtime
 from defenses.base import StepContext
-
-STATE_FILE = "state.pt"
 
 
 @dataclass(frozen=True)

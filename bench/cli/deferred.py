@@ -1,0 +1,50 @@
+"""The layers a command needs only while it runs, imported when it first uses them.
+
+The command modules declare every command and option at import (so ``bench --help`` and
+``bench CMD --help`` are complete) and import directly only what loads without PyTorch:
+the registries, specs, database and report layers. What trains, attacks or touches a
+device is reached through these names, which import their module on the first attribute
+looked up (``bench.core.lazy.LazyModule``): ``bench ls``, ``table``, ``show`` and ``rm``
+never do, and start without PyTorch. This is the only place the command line defers an
+import; ``tests/test_startup.py`` checks that each name resolves and that the commands
+that need no tensors import none of these modules.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from bench.core.lazy import LazyModule
+
+if TYPE_CHECKING:  # what the names stand for (the layers contract sees these imports)
+    from bench import jobs
+    from bench.core import provenance
+    from bench.eval import audit
+    from bench.jobs import experiments as experiment_jobs
+    from bench.jobs import regress as regress_jobs
+    from bench.jobs import regress_train as regress_train_jobs
+    from bench.jobs import zoo as zoo_jobs
+    from bench.models import zoo as model_zoo
+    from bench.train import runtime as train_runtime
+else:
+    jobs = LazyModule("bench.jobs")  # train_job, eval_job
+    provenance = LazyModule("bench.core.provenance")  # check_device
+    audit = LazyModule("bench.eval.audit")  # recomputing the gradient-masking audit
+    experiment_jobs = LazyModule("bench.jobs.experiments")
+    regress_jobs = LazyModule("bench.jobs.regress")
+    regress_train_jobs = LazyModule("bench.jobs.regress_train")
+    zoo_jobs = LazyModule("bench.jobs.zoo")
+    model_zoo = LazyModule("bench.models.zoo")  # RobustBench entries and their files
+    train_runtime = LazyModule("bench.train.runtime")  # Runtime: memory format, threads
+
+__all__ = [
+    "audit",
+    "experiment_jobs",
+    "jobs",
+    "model_zoo",
+    "provenance",
+    "regress_jobs",
+    "regress_train_jobs",
+    "train_runtime",
+    "zoo_jobs",
+]
