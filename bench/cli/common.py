@@ -23,6 +23,7 @@ from bench import data as bdata
 from bench.core.constants import CHECKPOINTS, DEFAULT_ATTACKS
 from bench.core.registry import UnknownNameError
 from bench.spec.evaluation import parse_attack_params, parse_value
+from bench.store import claims
 from bench.store import db as bdb
 from bench.store.checkpoints import CheckpointError
 
@@ -112,6 +113,8 @@ EXPECTED = (
     bdb.DatabaseError,
     CheckpointError,
     FloatingPointError,
+    claims.Busy,
+    claims.LeaseLost,
 )
 
 

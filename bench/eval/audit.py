@@ -130,18 +130,19 @@ def _store(s: Session, run_id: int, tag: str, sha: str, results: list[CheckResul
     """Replace the stored results of these checks. Two workers auditing the same run at
     once: the second's insert meets the first's rows (IntegrityError) and updates them."""
     for attempt in range(3):
-        for r in results:
-            row = s.scalars(
-                select(AuditFlag).where(
-                    AuditFlag.run_id == run_id,
-                    AuditFlag.checkpoint == tag,
-                    AuditFlag.check == r.check,
-                )
-            ).first() or AuditFlag(run_id=run_id, checkpoint=tag, check=r.check)
-            row.checkpoint_sha256, row.status, row.n = sha, r.status, r.n
-            row.value, row.detail, row.created_at = r.value, r.detail[:2000], now()
-            s.add(row)
         try:
+            with s.no_autoflush:  # the inserts happen at the commit, inside this try
+                for r in results:
+                    row = s.scalars(
+                        select(AuditFlag).where(
+                            AuditFlag.run_id == run_id,
+                            AuditFlag.checkpoint == tag,
+                            AuditFlag.check == r.check,
+                        )
+                    ).first() or AuditFlag(run_id=run_id, checkpoint=tag, check=r.check)
+                    row.checkpoint_sha256, row.status, row.n = sha, r.status, r.n
+                    row.value, row.detail, row.created_at = r.value, r.detail[:2000], now()
+                    s.add(row)
             s.commit()
             return
         except IntegrityError:

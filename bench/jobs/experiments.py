@@ -86,7 +86,7 @@ def run_experiment(
             on_job(job, "start")
         try:
             _run_job(engine, job, runs_dir, device, data_root, progress, runtime)
-        except claims.Busy:
+        except (claims.Busy, claims.LeaseLost):
             pending.append(job)
             if on_job is not None and job.spec.key not in deferred:
                 on_job(job, "busy")
@@ -110,7 +110,8 @@ def _run_job(
     progress: bool,
     runtime: Runtime | None,
 ) -> None:
-    """Train a job's run and evaluate it; ``claims.Busy`` if another worker is on it."""
+    """Train a job's run and evaluate it; ``claims.Busy`` (or ``LeaseLost``) if another
+    worker is on it."""
     train_job(
         engine, job.spec, runs_dir=runs_dir, device=device, data_root=data_root,
         progress=progress, runtime=runtime, wait=False,

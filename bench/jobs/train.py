@@ -153,7 +153,8 @@ def train_job(
 
     Checkpoints go to ``runs_dir/<run name>`` (default: ``$BENCH_HOME/runs``). While
     another live worker trains the same run, wait for it (``wait``: afterwards the run is
-    done, or resumed here if that worker died) or raise ``claims.Busy``.
+    done, or resumed here if that worker died) or raise ``claims.Busy`` (``LeaseLost``
+    if this worker's claim lapsed while it trained).
     """
     runs_dir = default_runs_dir() if runs_dir is None else Path(runs_dir)
     with Session(engine, expire_on_commit=False) as s:
@@ -161,11 +162,18 @@ def train_job(
     if run.status == RunStatus.DONE:
         return run, False
     key = claims.run_key(spec.key)
-    with claims.hold(engine, key, claims.RUN, wait=wait, on_wait=_waiting(run.name)) as lease:
-        return _train_claimed(
-            engine, spec, run.id, lease, runs_dir=runs_dir, device=device,
-            data_root=data_root, progress=progress, stop_after=stop_after, runtime=runtime,
-        )  # fmt: skip
+    while True:
+        with claims.hold(engine, key, claims.RUN, wait=wait, on_wait=_waiting(run.name)) as lease:
+            try:
+                return _train_claimed(
+                    engine, spec, run.id, lease, runs_dir=runs_dir, device=device,
+                    data_root=data_root, progress=progress, stop_after=stop_after,
+                    runtime=runtime,
+                )  # fmt: skip
+            except LeaseLost:  # not renewed in time (a stalled worker): claim it again
+                if not wait:
+                    raise
+                print(f"{run.name}: lost its claim; claiming it again", file=sys.stderr)
 
 
 def _train_claimed(
