@@ -25,10 +25,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+# The soak driver and the throwaway PostgreSQL server are test helpers (tests/).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-import pgserver  # noqa: E402  (test helpers: the soak driver and the throwaway server)
-import soaklib  # noqa: E402
+import pgserver
+import soaklib
 
 
 def _args() -> argparse.Namespace:
