@@ -45,6 +45,7 @@ def _args() -> argparse.Namespace:
     ap.add_argument("--test-subset", type=int, default=64)
     ap.add_argument("--train-steps", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0, help="seed of the kill schedule")
+    ap.add_argument("--keep", type=Path, help="keep the databases and logs in this folder")
     return ap.parse_args()
 
 
@@ -58,7 +59,8 @@ def main() -> None:
     print(f"load average at start: {os.getloadavg()}")
     server = pgserver.Server().start() if args.db == "postgres" else None
     with tempfile.TemporaryDirectory(prefix="bench-soak-") as tmp:
-        root = Path(tmp)
+        root = args.keep or Path(tmp)
+        root.mkdir(parents=True, exist_ok=True)
         reference = str(root / "reference.sqlite")
         seq_wall = soaklib.sequential(grid, reference, root / "sequential")
         if server is not None:

@@ -17,6 +17,8 @@ from conftest import requires_mnist
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bench.jobs import train_job
+from bench.spec.run import resolve
 from bench.store import db as bdb
 
 MAIN = "from bench.cli import main; main()"
@@ -75,9 +77,12 @@ def test_two_identical_runs_at_once_train_once(db_url: str, tmp_path: Path) -> N
 
 @requires_mnist
 def test_two_identical_evaluations_at_once_store_each_once(db_url: str, tmp_path: Path) -> None:
-    finish(bench(db_url, tmp_path, *RUN, "--epochs", "1", "--no-eval"))
-    with Session(bdb.connect(db_url)) as s:
-        name = s.scalars(select(bdb.Run.name)).one()
+    spec = resolve(
+        "standard", "tiny-cnn", "mnist", None, train_subset=256, test_subset=32,
+        overrides={"epochs": 1, "batch_size": 64, "steps": 3},
+    )  # fmt: skip
+    run, _ = train_job(bdb.connect(db_url), spec, runs_dir=tmp_path / "runs", progress=False)
+    name = run.name
     args = ["eval", name, "--attacks", "clean,fgsm,pgd20", "--device", "cpu", "--no-progress"]
     outs = finish(bench(db_url, tmp_path, *args), bench(db_url, tmp_path, *args))
     assert counts(db_url)[2] == evaluations_needed(db_url, 3)
