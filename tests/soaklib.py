@@ -25,6 +25,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from bench.store import claims
 from bench.store import db as bdb
 
 MAIN = "from bench.cli import main; main()"
@@ -101,7 +102,7 @@ def _training_owner(engine) -> int | None:
     with Session(engine) as s:
         rows = s.execute(
             select(bdb.Claim.owner)
-            .join(bdb.Run, bdb.Claim.key == "run:" + bdb.Run.key)
+            .join(bdb.Run, bdb.Claim.key == claims.run_key("") + bdb.Run.key)
             .where(bdb.Claim.owner.is_not(None), bdb.Run.status == "running")
             .where(bdb.Run.epochs_done >= 1)
         ).all()
