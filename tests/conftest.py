@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pgserver
 import pytest
 import torch
 
@@ -60,3 +61,29 @@ def trained_linear(mnist_small):
         opt.step()
     opt.zero_grad(set_to_none=True)
     return model.eval()
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A PostgreSQL server for this test session (tests/pgserver.py), or a skip saying why."""
+    reason = pgserver.unavailable()
+    if reason is not None:
+        pytest.skip(f"PostgreSQL tests skipped: {reason}")
+    server = pgserver.Server().start()
+    yield server
+    server.stop()
+
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path):
+    """A new empty results database on each backend: a SQLite file, a PostgreSQL database."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "bench.sqlite")
+        return
+    server = request.getfixturevalue("pg_server")
+    url = server.create_database()
+    yield url
+    server.drop_database(url)

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import BACKENDS
+from sqlalchemy import select
 
 from bench.report.frames import evaluations_frame
 from bench.report.render import render_long, render_paper, render_table5
@@ -27,11 +29,27 @@ GOLDEN = FIXTURES / "golden"
 NUMBER = re.compile(r"—|-?\d+\.\d+")
 
 
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory):
+@pytest.fixture(scope="module", params=BACKENDS)
+def engine(request: pytest.FixtureRequest, tmp_path_factory):
+    """The fixture database as it is (SQLite, migrated in place), or its rows copied to
+    PostgreSQL: the same numbers must come out of both."""
     copy = tmp_path_factory.mktemp("golden") / "golden.sqlite"
     shutil.copy(FIXTURES / "golden.sqlite", copy)  # connecting writes (WAL, new columns)
-    return bdb.connect(copy)
+    lite = bdb.connect(copy)
+    if request.param == "sqlite":
+        yield lite
+        return
+    server = request.getfixturevalue("pg_server")
+    url = server.create_database()
+    pg = bdb.connect(url)
+    with lite.connect() as src, pg.begin() as dst:
+        for table in bdb.Base.metadata.sorted_tables:
+            rows = [dict(r) for r in src.execute(select(table)).mappings()]
+            if rows:
+                dst.execute(table.insert(), rows)
+    yield pg
+    pg.dispose()
+    server.drop_database(url)
 
 
 def _same_frame(ours: pd.DataFrame, golden: pd.DataFrame) -> None:

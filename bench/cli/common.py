@@ -23,21 +23,27 @@ from bench import data as bdata
 from bench.core.constants import CHECKPOINTS, DEFAULT_ATTACKS
 from bench.core.registry import UnknownNameError
 from bench.spec.evaluation import parse_attack_params, parse_value
+from bench.store import claims
 from bench.store import db as bdb
 from bench.store.checkpoints import CheckpointError
 
 HELP = """Train and evaluate adversarially robust classifiers (MART, ICLR 2020, and baselines).
 
-Results go to one SQLite database (--db, env BENCH_DB); every number says how it was
-obtained. Start with `bench demo`, then `bench table --paper`.
+Results go to one database (--db, env BENCH_DB: a SQLite file, or a PostgreSQL URL shared
+by many workers); every number says how it was obtained. Start with `bench demo`, then
+`bench table --paper`.
 """
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=HELP, rich_markup_mode=None)
 F = TypeVar("F", bound=Callable[..., Any])
 
 DbOpt = Annotated[
-    Path | None,
-    typer.Option("--db", help="SQLite file [env BENCH_DB; default $BENCH_HOME/bench.sqlite]"),
+    str | None,
+    typer.Option(
+        "--db",
+        help="SQLite file, or a database URL such as postgresql+psycopg://user@host/bench "
+        "[env BENCH_DB; default $BENCH_HOME/bench.sqlite]",
+    ),
 ]
 RunsDirOpt = Annotated[
     Path | None,
@@ -113,6 +119,8 @@ EXPECTED = (
     bdb.DatabaseError,
     CheckpointError,
     FloatingPointError,
+    claims.Busy,
+    claims.LeaseLost,
 )
 
 
@@ -200,11 +208,11 @@ def parse_params(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def existing_db(db: Path | None) -> Any:
+def existing_db(db: str | None) -> Any:
     """The engine of a database that must already exist (read-only commands)."""
-    path = bdb.db_path(db)
-    if not path.exists():
-        raise LookupError(f"no database at {path}: run `bench run` or `bench demo` first")
+    if not bdb.db_exists(db):
+        where = bdb.describe_db(db)
+        raise LookupError(f"no database at {where}: run `bench run` or `bench demo` first")
     return bdb.connect(db)
 
 

@@ -20,6 +20,7 @@ from bench.cli.common import (
     RootOpt,
     RunsDirOpt,
     SeedsOpt,
+    ThreadsOpt,
     app,
     clean_errors,
     existing_db,
@@ -32,6 +33,7 @@ from bench.report import plots
 from bench.report.render import render_paper, render_table5
 from bench.spec import experiments as bexp
 from bench.store import db as bdb
+from bench.train.runtime import Runtime
 
 ModelOpt = Annotated[str | None, typer.Option(help="override the experiment's model")]
 DatasetOpt = Annotated[
@@ -106,13 +108,18 @@ def experiment(
     unlabelled: UnlabOpt = None,
     only: OnlyOpt = None,
     plot_dir: PlotDirOpt = None,
+    threads: ThreadsOpt = None,
     device: DeviceOpt = None,
     db: DbOpt = None,
     runs_dir: RunsDirOpt = None,
     data_root: RootOpt = None,
     progress: ProgressOpt = True,
 ) -> None:
-    """Run a named experiment (a table or figure of the paper): what is missing is done."""
+    """Run a named experiment (a table or figure of the paper): what is missing is done.
+
+    Several workers (processes, machines) may run the same command on one database: each
+    job is trained and evaluated by one of them, and a job whose worker died is resumed.
+    """
     ov = _overrides(
         model, dataset, preset, epochs, batch_size, lr, train_steps,
         train_subset, test_subset, monitor_subset, seed, unlabelled, only,
@@ -133,6 +140,8 @@ def experiment(
     def announce(job: bexp.Job, stage: str) -> None:
         if stage == "start":
             typer.echo(f"== {job.spec.name} ({job.role})", err=True)
+        elif stage == "busy":
+            typer.echo(f"   {job.spec.name}: another worker is on it; back to it later", err=True)
 
     experiment_jobs.run_experiment(
         engine,
@@ -142,6 +151,7 @@ def experiment(
         data_root=data_root,
         progress=progress,
         on_job=announce,
+        runtime=Runtime(threads=threads),
     )
     _render(engine, name, job_list, plot_dir)
 

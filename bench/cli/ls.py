@@ -64,8 +64,8 @@ def ls(
             arms = ", ".join(dict.fromkeys(a.defense for a in e.arms))
             typer.echo(f"  {n:<15} {e.description}; {e.model}/{e.dataset}/{e.preset}: {arms}")
     if "runs" in show:
-        path = bdb.db_path(db)
-        engine = bdb.connect(db) if path.exists() else None
+        path = bdb.describe_db(db)
+        engine = bdb.connect(db) if bdb.db_exists(db) else None
         frame = runs_frame(engine) if engine is not None else None
         if frame is None or frame.empty:
             typer.echo(f"runs: none in {path} (try `bench demo`)")

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from torch import nn
 
@@ -121,17 +122,33 @@ def audit_checkpoint(
     if grad is None:
         grad = _compute_gradient_check(run, ckpt, n, data_root, device, loader)
     results.append(grad)
-    for r in results:
-        row = s.scalars(
-            select(AuditFlag).where(
-                AuditFlag.run_id == run.id, AuditFlag.checkpoint == tag, AuditFlag.check == r.check
-            )
-        ).first() or AuditFlag(run_id=run.id, checkpoint=tag, check=r.check)
-        row.checkpoint_sha256, row.status, row.n = ckpt.sha256, r.status, r.n
-        row.value, row.detail, row.created_at = r.value, r.detail[:2000], now()
-        s.add(row)
-    s.commit()
+    _store(s, run.id, tag, ckpt.sha256, results)
     return results
+
+
+def _store(s: Session, run_id: int, tag: str, sha: str, results: list[CheckResult]) -> None:
+    """Replace the stored results of these checks. Two workers auditing the same run at
+    once: the second's insert meets the first's rows (IntegrityError) and updates them."""
+    for attempt in range(3):
+        try:
+            with s.no_autoflush:  # the inserts happen at the commit, inside this try
+                for r in results:
+                    row = s.scalars(
+                        select(AuditFlag).where(
+                            AuditFlag.run_id == run_id,
+                            AuditFlag.checkpoint == tag,
+                            AuditFlag.check == r.check,
+                        )
+                    ).first() or AuditFlag(run_id=run_id, checkpoint=tag, check=r.check)
+                    row.checkpoint_sha256, row.status, row.n = sha, r.status, r.n
+                    row.value, row.detail, row.created_at = r.value, r.detail[:2000], now()
+                    s.add(row)
+            s.commit()
+            return
+        except IntegrityError:
+            s.rollback()
+            if attempt == 2:
+                raise
 
 
 def _compute_gradient_check(

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from bench.spec.evaluation import EvalSpec
 from bench.spec.run import RunSpec
-from bench.store.db import Checkpoint, Evaluation, Run, make_evaluation
+from bench.store.db import Checkpoint, Evaluation, Run, add_once, make_evaluation
 
 # Trains (or finds) an auxiliary run, e.g. a transfer surrogate; given by bench.jobs so
 # that evaluation never imports the job layer above it.
@@ -75,7 +75,9 @@ class EvalContext:
         seconds: float,
         extra: dict[str, Any] | None = None,
     ) -> Evaluation:
-        """Add and commit an evaluation row; ``extra`` is recorded but not part of the key."""
+        """Add and commit an evaluation row; ``extra`` is recorded but not part of the key.
+
+        Stored once: if another worker stored the same key first, theirs is returned."""
         robust = np.asarray(robust, dtype=bool)
         if robust.shape != (self.n,):
             raise ValueError(f"a mask must cover all {self.n} points, got {robust.shape}")
@@ -91,9 +93,7 @@ class EvalContext:
             seed=self.evspec.seed,
             provenance=self.provenance or {},
         )
-        self.session.add(ev)
-        self.session.commit()
-        return ev
+        return add_once(self.session, ev, lambda: self.find(name, params))
 
 
 def _named(spec: EvalSpec, name: str) -> EvalSpec:

@@ -9,6 +9,7 @@ through here; afterwards the gradient-masking audit is refreshed from what is st
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -28,6 +29,7 @@ from bench.eval.protocols import evaluate
 from bench.jobs.train import train_job
 from bench.spec.evaluation import EvalSpec
 from bench.spec.run import RunSpec
+from bench.store import claims
 from bench.store.db import Checkpoint, Evaluation, Run, find_run
 from bench.store.loading import checkpoint_model
 
@@ -47,16 +49,21 @@ def eval_job(
     progress: bool = True,
     attack_options: dict[str, dict[str, Any]] | None = None,
     skip_wrong: bool = True,
+    wait: bool = True,
 ) -> list[Evaluation]:
     """Evaluate a run's checkpoints; evaluations already in the database are not redone.
 
     ``attack_options`` maps an attack preset to its options (``EvalSpec.options``), e.g.
     ``{"autoattack": {"n_iter": 10}, "transfer-pgd20": {"surrogate_model": "resnet18"}}``.
+    One worker at a time computes an evaluation (its claim): one that another live worker
+    is computing is waited for (``wait``), or left to it: then ``claims.Busy`` is raised
+    once the others are done.
     """
     names, tags = list(attack_names), list(checkpoints)
     if not names or not tags:
         raise ValueError("nothing to evaluate: name at least one attack and one checkpoint")
     out: list[Evaluation] = []
+    busy: list[claims.Busy] = []
     with Session(engine, expire_on_commit=False) as s:
         run = find_run(s, run_name)
         if run is None:
@@ -67,18 +74,13 @@ def eval_job(
         opts = attack_options or {}
         specs = [  # built (and so checked) before any work
             EvalSpec(
-                attack=a,
-                eps=run_eps,
-                options=tuple(sorted(opts.get(a, {}).items())),
-                test_subset=n_req,
-                checkpoint=t,
-                batch_size=batch_size,
-                seed=seed,
+                attack=a, eps=run_eps, options=tuple(sorted(opts.get(a, {}).items())),
+                test_subset=n_req, checkpoint=t, batch_size=batch_size, seed=seed,
                 skip_wrong=skip_wrong,
             )
             for t in tags
             for a in names
-        ]
+        ]  # fmt: skip
         x, y = bdata.subset(*bdata.load_split(run.dataset, False, data_root), n_req)
         ckpts = {c.tag: c for c in run.checkpoints}
         missing = [t for t in tags if t not in ckpts]
@@ -96,10 +98,31 @@ def eval_job(
         for evspec in specs:
             t = evspec.checkpoint
             ctx = replace(base, ckpt=ckpts[t], evspec=evspec, load_model=loaders[t])
-            out.append(evaluate(ctx))
+            try:
+                out.append(_claimed(engine, ctx, wait))
+            except claims.Busy as e:
+                busy.append(e)
         run_name = run.name
     audit_runs(engine, [run_name], data_root=data_root, device=device)
+    if busy:
+        raise busy[0]
     return out
+
+
+def _claimed(engine: Engine, ctx: EvalContext, wait: bool) -> Evaluation:
+    """One evaluation under its claim: the spec on these weights and test points."""
+    key = ctx.evspec.key(ctx.run.key, ctx.ckpt.sha256, ctx.n, {})
+    name = ctx.desc(ctx.evspec.attack)
+
+    def say(holder: claims.Holder, poll: float) -> None:
+        print(
+            f"{name} is being evaluated by {holder.describe()}: waiting for it (looking "
+            f"every {poll:.1f} s)",
+            file=sys.stderr,
+        )
+
+    with claims.hold(engine, claims.eval_key(key), claims.EVAL, wait=wait, on_wait=say):
+        return evaluate(ctx)
 
 
 def _trainer(

@@ -2,11 +2,15 @@
 
 The experiments themselves (arms, settings, expansion into specs) are specs, in
 bench/spec/experiments.py; running one is ``train_job`` and ``eval_job`` over its jobs,
-which skip finished work, so running it again continues where it stopped.
+which skip finished work, so running it again continues where it stopped. Several
+workers may run the same experiment on one database: each job is claimed (bench/store/
+claims.py), and a worker leaves the jobs others are on for later.
 """
 
 from __future__ import annotations
 
+import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,16 +19,20 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from bench.core.constants import CHECKPOINTS
+from bench.core.constants import CHECKPOINTS, RunStatus
 from bench.jobs.evaluate import eval_job
 from bench.jobs.train import train_job
 from bench.spec.experiments import Job
+from bench.store import claims
 from bench.store.db import Evaluation, Run
+from bench.train.runtime import Runtime
+
+STALLED = "stalled"  # marked running, but its worker's claim expired: the next run resumes it
 
 
 @dataclass(frozen=True)
 class JobStatus:
-    status: str  # missing | created | running | interrupted | done
+    status: str  # missing | created | running | stalled | interrupted | failed | done
     epochs_done: int
     evals_done: int
     evals_needed: int
@@ -48,7 +56,10 @@ def job_status(engine: Engine, job: Job) -> JobStatus:
         done = {
             (c.tag, a) for c in run.checkpoints for a in job.attacks if (c.sha256, a) in evaluated
         }
-        return JobStatus(run.status, run.epochs_done, len(done), needed)
+        status = run.status
+        if status == RunStatus.RUNNING and claims.holder(engine, claims.run_key(run.key)) is None:
+            status = STALLED
+        return JobStatus(status, run.epochs_done, len(done), needed)
 
 
 def run_experiment(
@@ -60,30 +71,56 @@ def run_experiment(
     data_root: str | None = None,
     progress: bool = True,
     on_job: Callable[[Job, str], None] | None = None,
+    runtime: Runtime | None = None,
 ) -> None:
-    """Train and evaluate what is missing; finished runs and evaluations are skipped."""
-    for job in job_list:
-        if on_job is not None:
+    """Train and evaluate what is missing; finished runs and evaluations are skipped.
+
+    A job another live worker is on is put back at the end of the queue (``on_job(job,
+    "busy")`` the first time); when only such jobs are left, look again every few
+    seconds: each is finished by its worker, or taken over here if that worker died.
+    """
+    pending, deferred, in_a_row = deque(job_list), set[str](), 0
+    while pending:
+        job = pending.popleft()
+        if on_job is not None and job.spec.key not in deferred:
             on_job(job, "start")
-        train_job(
-            engine,
-            job.spec,
-            runs_dir=runs_dir,
-            device=device,
-            data_root=data_root,
-            progress=progress,
-        )
-        if job.attacks:
-            eval_job(
-                engine,
-                job.spec.name,
-                attack_names=job.attacks,
-                device=device,
-                data_root=data_root,
-                progress=progress,
-            )
+        try:
+            _run_job(engine, job, runs_dir, device, data_root, progress, runtime)
+        except (claims.Busy, claims.LeaseLost):
+            pending.append(job)
+            if on_job is not None and job.spec.key not in deferred:
+                on_job(job, "busy")
+            deferred.add(job.spec.key)
+            in_a_row += 1
+            if in_a_row >= len(pending):  # every job left is another worker's now
+                time.sleep(claims.poll_seconds(claims.lease_seconds()))
+                in_a_row = 0
+            continue
+        in_a_row = 0
         if on_job is not None:
             on_job(job, "done")
+
+
+def _run_job(
+    engine: Engine,
+    job: Job,
+    runs_dir: Path | None,
+    device: str,
+    data_root: str | None,
+    progress: bool,
+    runtime: Runtime | None,
+) -> None:
+    """Train a job's run and evaluate it; ``claims.Busy`` (or ``LeaseLost``) if another
+    worker is on it."""
+    train_job(
+        engine, job.spec, runs_dir=runs_dir, device=device, data_root=data_root,
+        progress=progress, runtime=runtime, wait=False,
+    )  # fmt: skip
+    if job.attacks:
+        eval_job(
+            engine, job.spec.name, attack_names=job.attacks, device=device,
+            data_root=data_root, progress=progress, wait=False,
+        )  # fmt: skip
 
 
 def describe_jobs(engine: Engine, job_list: list[Job]) -> list[str]:

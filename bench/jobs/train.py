@@ -1,12 +1,15 @@
 """Training jobs: a spec becomes a trained run in the database, once.
 
 ``train_job`` trains a spec unless the database says it is done, resuming an interrupted
-run after its last completed epoch; every epoch is recorded as it finishes.
+run after its last completed epoch; every epoch is recorded as it finishes. One worker at
+a time trains a run: it holds the run's claim (bench/store/claims.py) while it trains, and
+its epoch and status writes commit only while the claim is still its own.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -21,8 +24,10 @@ from bench.core.constants import CHECKPOINTS, RunStatus
 from bench.core.home import default_runs_dir
 from bench.jobs.pseudo import prepare_pseudo_labels
 from bench.spec.run import RunSpec
+from bench.store import claims
 from bench.store.checkpoints import read_metadata, sha256
-from bench.store.db import Checkpoint, EpochMetric, Run, now
+from bench.store.claims import Holder, Lease, LeaseLost
+from bench.store.db import Checkpoint, EpochMetric, Run, add_once, now
 from bench.train.loop import EpochReport, completed_epochs, train
 from bench.train.runtime import Runtime
 
@@ -30,9 +35,12 @@ from bench.train.runtime import Runtime
 def get_or_create_run(
     session: Session, spec: RunSpec, runs_dir: Path, data_root: str | None
 ) -> Run:
-    run = session.scalars(select(Run).where(Run.key == spec.key)).first()
-    if run is None:
-        run = Run(
+    def find() -> Run | None:
+        return session.scalars(select(Run).where(Run.key == spec.key)).first()
+
+    run = find()
+    if run is None:  # two workers may create it at once: the second gets the first's row
+        new = Run(
             key=spec.key,
             name=spec.name,
             defense=spec.defense,
@@ -45,8 +53,7 @@ def get_or_create_run(
             data_label=bdata.describe(spec.dataset, data_root),
             status=RunStatus.CREATED.value,
         )
-        session.add(run)
-        session.commit()
+        run = add_once(session, new, find)
     return run
 
 
@@ -60,7 +67,9 @@ def epoch_line(rep: EpochReport, epochs: int) -> str:
     )
 
 
-def _record_epoch(engine: Engine, run_id: int, run_dir: Path, rep: EpochReport) -> None:
+def _record_epoch(
+    engine: Engine, lease: Lease, run_id: int, run_dir: Path, rep: EpochReport
+) -> None:
     with Session(engine) as s:
         row = s.scalars(
             select(EpochMetric).where(EpochMetric.run_id == run_id, EpochMetric.epoch == rep.epoch)
@@ -72,6 +81,7 @@ def _record_epoch(engine: Engine, run_id: int, run_dir: Path, rep: EpochReport) 
         run = s.get_one(Run, run_id)
         run.epochs_done = max(run.epochs_done, rep.epoch)
         _sync_checkpoints(s, run, run_dir)
+        lease.fence(s)
         s.commit()
 
 
@@ -91,9 +101,15 @@ def _sync_checkpoints(session: Session, run: Run, run_dir: Path) -> None:
 
 
 def _on_epoch(
-    engine: Engine, run_id: int, run_dir: Path, rep: EpochReport, epochs: int, progress: bool
+    engine: Engine,
+    lease: Lease,
+    run_id: int,
+    run_dir: Path,
+    rep: EpochReport,
+    epochs: int,
+    progress: bool,
 ) -> None:
-    _record_epoch(engine, run_id, run_dir, rep)
+    _record_epoch(engine, lease, run_id, run_dir, rep)
     if progress:
         tqdm.write(epoch_line(rep, epochs), file=sys.stderr)
 
@@ -109,6 +125,18 @@ def _start(run: Run, device: str, runtime: Runtime | None = None) -> None:
     run.status = RunStatus.RUNNING.value
 
 
+def _waiting(name: str) -> Callable[[Holder, float], None]:
+    def say(holder: Holder, poll: float) -> None:
+        print(
+            f"{name} is being trained by {holder.describe()}: waiting for it (looking every "
+            f"{poll:.1f} s; if that worker died, its claim expires within "
+            f"{claims.lease_seconds():.0f} s and this one resumes the run)",
+            file=sys.stderr,
+        )
+
+    return say
+
+
 def train_job(
     engine: Engine,
     spec: RunSpec,
@@ -119,15 +147,52 @@ def train_job(
     progress: bool = True,
     stop_after: int | None = None,
     runtime: Runtime | None = None,
+    wait: bool = True,
 ) -> tuple[Run, bool]:
-    """Train ``spec`` unless done; returns the run and whether any training happened.
+    """Train ``spec`` unless done; returns the run and whether any training happened here.
 
-    Checkpoints go to ``runs_dir/<run name>`` (default: ``$BENCH_HOME/runs``).
+    Checkpoints go to ``runs_dir/<run name>`` (default: ``$BENCH_HOME/runs``). While
+    another live worker trains the same run, wait for it (``wait``: afterwards the run is
+    done, or resumed here if that worker died) or raise ``claims.Busy`` (``LeaseLost``
+    if this worker's claim lapsed while it trained).
     """
     runs_dir = default_runs_dir() if runs_dir is None else Path(runs_dir)
     with Session(engine, expire_on_commit=False) as s:
         run = get_or_create_run(s, spec, runs_dir, data_root)
-        if run.status == RunStatus.DONE:
+    if run.status == RunStatus.DONE:
+        return run, False
+    key = claims.run_key(spec.key)
+    while True:
+        with claims.hold(engine, key, claims.RUN, wait=wait, on_wait=_waiting(run.name)) as lease:
+            try:
+                return _train_claimed(
+                    engine, spec, run.id, lease, runs_dir=runs_dir, device=device,
+                    data_root=data_root, progress=progress, stop_after=stop_after,
+                    runtime=runtime,
+                )  # fmt: skip
+            except LeaseLost:  # not renewed in time (a stalled worker): claim it again
+                if not wait:
+                    raise
+                print(f"{run.name}: lost its claim; claiming it again", file=sys.stderr)
+
+
+def _train_claimed(
+    engine: Engine,
+    spec: RunSpec,
+    run_id: int,
+    lease: Lease,
+    *,
+    runs_dir: Path,
+    device: str,
+    data_root: str | None,
+    progress: bool,
+    stop_after: int | None,
+    runtime: Runtime | None,
+) -> tuple[Run, bool]:
+    """``train_job`` once this worker holds the run's claim."""
+    with Session(engine, expire_on_commit=False) as s:
+        run = s.get_one(Run, run_id)
+        if run.status == RunStatus.DONE:  # the worker we waited for finished it
             return run, False
         done = completed_epochs(Path(run.run_dir))
         if done:
@@ -135,8 +200,9 @@ def train_job(
         _start(run, device, runtime)
         x_tr, _ = bdata.load_split(spec.dataset, True, data_root)
         run.n_train = len(bdata.subset(x_tr, x_tr, spec.train_subset)[1])
+        lease.fence(s)
         s.commit()
-        run_id, run_dir = run.id, Path(run.run_dir)
+        run_dir = Path(run.run_dir)
     try:
         if spec.unlabelled is not None:  # train the labeller if missing; write pseudo-labels
             labeller = partial(
@@ -146,26 +212,37 @@ def train_job(
                 engine, spec, run_id, train=labeller, device=device, data_root=data_root
             )
         train(
-            spec,
-            run_dir,
-            device=device,
-            data_root=data_root,
-            on_epoch=lambda rep: _on_epoch(engine, run_id, run_dir, rep, spec.epochs, progress),
-            progress=progress,
-            stop_after=stop_after,
-            runtime=runtime,
-        )
+            spec, run_dir, device=device, data_root=data_root,
+            on_epoch=lambda rep: _on_epoch(
+                engine, lease, run_id, run_dir, rep, spec.epochs, progress
+            ),
+            progress=progress, stop_after=stop_after, runtime=runtime, check=lease.check,
+        )  # fmt: skip
+    except LeaseLost:
+        raise  # the run is another worker's now: its status is theirs to write
     except BaseException as e:  # the run resumes from its last epoch when started again
         failed = not isinstance(e, KeyboardInterrupt | SystemExit)
-        with Session(engine) as s:
-            row = s.get_one(Run, run_id)
-            row.status = (RunStatus.FAILED if failed else RunStatus.INTERRUPTED).value
-            s.commit()
+        _set_status(engine, lease, run_id, RunStatus.FAILED if failed else RunStatus.INTERRUPTED)
         raise
+    return _finish(engine, lease, run_id), True
+
+
+def _set_status(engine: Engine, lease: Lease, run_id: int, status: RunStatus) -> None:
+    with Session(engine) as s:
+        s.get_one(Run, run_id).status = status.value
+        try:
+            lease.fence(s)
+        except LeaseLost:
+            return
+        s.commit()
+
+
+def _finish(engine: Engine, lease: Lease, run_id: int) -> Run:
     with Session(engine, expire_on_commit=False) as s:
         run = s.get_one(Run, run_id)
         run.status = RunStatus.DONE.value
         run.finished_at = now()
         run.train_seconds = sum(e.seconds for e in run.epochs)
+        lease.fence(s)
         s.commit()
-        return run, True
+        return run

@@ -40,7 +40,7 @@ from bench.models.zoo import (
     zoo_registry,
 )
 from bench.store.checkpoints import sha256
-from bench.store.db import Checkpoint, Evaluation, Run
+from bench.store.db import Checkpoint, Evaluation, Run, add_once
 
 
 def resolve_file(name: str, checkpoint_file: str | None, root: str | None) -> Path:
@@ -66,9 +66,15 @@ def get_or_create_zoo_run(
         "epochs": None,
     }
     key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
-    run = s.scalars(select(Run).where(Run.key == key)).first()
+
+    def find() -> Run | None:
+        return s.scalars(select(Run).where(Run.key == key)).first()
+
+    run = find()
     if run is not None:
         return run
+    # robust_acc: the PGD-20 monitor value of our own checkpoints; unknown here, so -1.
+    ckpt = Checkpoint(tag="best", epoch=0, path=str(file), sha256=digest, robust_acc=-1.0)
     run = Run(
         key=key,
         name=f"zoo-{dataset}-{name}-{digest[:6]}",
@@ -83,17 +89,9 @@ def get_or_create_zoo_run(
         run_dir=str(file.parent),
         data_label=bdata.describe(dataset, data_root),
         provenance=provenance.collect(device),
+        checkpoints=[ckpt],
     )
-    s.add(run)
-    s.flush()
-    # robust_acc: the PGD-20 monitor value of our own checkpoints; unknown here, so -1.
-    s.add(
-        Checkpoint(
-            run_id=run.id, tag="best", epoch=0, path=str(file), sha256=digest, robust_acc=-1.0
-        )
-    )
-    s.commit()
-    return run
+    return add_once(s, run, find)  # two workers adding it at once: one row
 
 
 def zoo_eval(

@@ -1,19 +1,19 @@
-"""The results database (SQLite through SQLAlchemy 2.0): the schema, how to open it, and
-the queries several layers share (find, list and delete runs; stored audit results).
+"""The results database (SQLAlchemy 2.0; SQLite or PostgreSQL): the schema, and the
+queries several layers share (find, list and delete runs; stored audit results).
 
 States only, never code: runs (spec + provenance), per-epoch metrics, checkpoints and
 evaluations. Numbers are stored as numbers; each evaluation also keeps which test points
-stayed robust (a packed bit mask), so worst cases over attacks need no new attack.
+stayed robust (a packed bit mask), so worst cases over attacks need no new attack. Claims
+say which worker is working on a run or an evaluation now (bench/store/claims.py).
+Opening a database is bench/store/engine.py (``connect`` etc., re-exported here); schema
+changes are Alembic migrations (bench/store/migrations/, docs/databases.md).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
-import time
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 from sqlalchemy import (
@@ -25,18 +25,20 @@ from sqlalchemy import (
     LargeBinary,
     String,
     UniqueConstraint,
-    create_engine,
-    event,
-    inspect,
     select,
-    text,
 )
-from sqlalchemy.engine import URL, Engine
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
 from bench.core.constants import RunStatus
-from bench.core.home import ENV_DB, default_db
+from bench.store.engine import DatabaseError as DatabaseError
+from bench.store.engine import connect as connect
+from bench.store.engine import db_exists as db_exists
+from bench.store.engine import db_path as db_path
+from bench.store.engine import db_url as db_url
+from bench.store.engine import describe_db as describe_db
+
+T = TypeVar("T")
 
 
 def now() -> dt.datetime:
@@ -153,6 +155,24 @@ class AuditFlag(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=now)
 
 
+class Claim(Base):
+    """Which worker is working on a job now: one row per run or evaluation key.
+
+    ``owner`` (host:pid:uuid) holds it until ``expires_at``, renewed by its heartbeat; a
+    free (owner NULL) or expired claim may be taken by another worker. ``attempts``
+    counts how often it was taken (a run resumed after a killed worker: 2).
+    """
+
+    __tablename__ = "claims"
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)  # run:<key>, eval:<key>
+    kind: Mapped[str] = mapped_column(String(16))  # run | eval
+    owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
 def make_evaluation(
     *,
     key: str,
@@ -196,85 +216,6 @@ def pack_mask(mask: np.ndarray) -> bytes:
 
 def unpack_mask(blob: bytes, n: int) -> np.ndarray:
     return np.unpackbits(np.frombuffer(blob, dtype=np.uint8))[:n].astype(bool)
-
-
-class DatabaseError(RuntimeError):
-    """The results database cannot be opened or read; the message is one line."""
-
-
-def db_path(path: str | os.PathLike[str] | None = None) -> Path:
-    return Path(path or os.environ.get(ENV_DB) or default_db()).expanduser().resolve()
-
-
-def connect(path: str | os.PathLike[str] | None = None) -> Engine:
-    """Open (creating if needed) the SQLite results database at ``path``.
-
-    The URL is built with ``URL.create``, so any file name works (``?``, ``%`` included);
-    a file that is not a SQLite database, or a folder, is a one-line ``DatabaseError``.
-    """
-    p = db_path(path)
-    if p.is_dir():
-        raise DatabaseError(f"--db {p} is a folder, not a database file")
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise DatabaseError(f"cannot create the folder of {p}: {e.strerror}") from None
-    url = URL.create("sqlite", database=str(p))
-    engine = create_engine(url, json_serializer=lambda o: json.dumps(o))
-
-    @event.listens_for(engine, "connect")
-    def _pragmas(conn: Any, _record: Any) -> None:  # WAL: readers don't block a training run
-        cur = conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA foreign_keys=ON")
-        cur.close()
-
-    try:
-        _create(engine)
-        _upgrade(engine)
-    except SQLAlchemyError as e:
-        engine.dispose()
-        raise DatabaseError(
-            f"{p} is not a usable SQLite results database ({_oneline(e)})"
-        ) from None
-    return engine
-
-
-def _oneline(e: BaseException) -> str:
-    text = str(getattr(e, "orig", None) or e)
-    return " ".join(text.split())[:160]
-
-
-def _create(engine: Engine) -> None:
-    """Create missing tables. Two processes opening a new database at once race between
-    SQLAlchemy's existence check and CREATE TABLE: "already exists" means the other one
-    won for that table, so check again (a few times, briefly) instead of failing."""
-    for attempt in range(10):
-        try:
-            Base.metadata.create_all(engine)
-            return
-        except OperationalError as e:
-            if "already exists" not in str(e) or attempt == 9:
-                raise
-            time.sleep(0.05 * (attempt + 1))
-
-
-def _upgrade(engine: Engine) -> None:
-    """Add the nullable columns newer versions introduced to a database made by an older one."""
-    insp = inspect(engine)
-    with engine.begin() as conn:
-        for table in Base.metadata.sorted_tables:
-            have = {c["name"] for c in insp.get_columns(table.name)}
-            for col in table.columns:
-                if col.name not in have and col.nullable:
-                    kind = col.type.compile(dialect=engine.dialect)
-                    sql = f'ALTER TABLE {table.name} ADD COLUMN "{col.name}" {kind}'
-                    try:
-                        with conn.begin_nested():
-                            conn.execute(text(sql))
-                    except OperationalError as e:  # another process added it first
-                        if "duplicate column" not in str(e):
-                            raise
 
 
 def find_run(session: Session, name_or_key: str) -> Run | None:
@@ -328,3 +269,18 @@ def audit_records(engine: Engine, runs: list[str] | None = None) -> list[dict[st
             }
             for a, r in s.execute(query).all()
         ]
+
+
+def add_once(session: Session, row: T, find: Callable[[], T | None]) -> T:
+    """Add and commit ``row``; if another worker committed the same unique key first
+    (IntegrityError), roll back and return theirs (``find``): no duplicate, no crash."""
+    session.add(row)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        other = find()
+        if other is None:
+            raise
+        return other
+    return row

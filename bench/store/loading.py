@@ -58,7 +58,7 @@ def load_model(
             file = target if target.is_file() else target / f"{checkpoint}.safetensors"
             run, name = _run_for_path(s, file)
             if run is None:
-                raise LookupError(f"run {name!r} of {file} is not in {bdb.db_path(db)}")
+                raise LookupError(f"run {name!r} of {file} is not in {bdb.describe_db(db)}")
             ckpt = next(
                 (c for c in run.checkpoints if Path(c.path).resolve() == file.resolve()), None
             )
@@ -69,7 +69,7 @@ def load_model(
         if run is None:
             raise LookupError(
                 f"no run or file {str(run_name_or_path)!r} (runs: `bench ls runs`; db "
-                f"{bdb.db_path(db)})"
+                f"{bdb.describe_db(db)})"
             )
         ckpt = s.scalars(
             select(Checkpoint).where(Checkpoint.run_id == run.id, Checkpoint.tag == checkpoint)

@@ -138,8 +138,13 @@ def train(
     stop_after: int | None = None,
     monitor_batch: int = EVAL_BATCH,
     runtime: Runtime | None = None,
+    check: Callable[[], None] | None = None,
 ) -> nn.Module:
-    """Train ``spec`` in ``run_dir``, resuming if a state file is there. Returns the last model."""
+    """Train ``spec`` in ``run_dir``, resuming if a state file is there. Returns the last model.
+
+    ``check`` is called between batches and before the epoch's files are written; it
+    raises to stop (the job layer's: this worker's claim on the run was lost).
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
     info = bdata.DATASETS.get(spec.dataset)
     x_tr, y_tr, n_labelled = _training_data(spec, run_dir, data_root)
@@ -168,11 +173,13 @@ def train(
         torch.manual_seed(seed_mix(spec.seed, epoch))
         batches.set_epoch(epoch)
         lr = st.opt.param_groups[0]["lr"]
-        loss = _epoch(spec, st, batches, epoch, n_labelled, progress, runtime)
+        loss = _epoch(spec, st, batches, epoch, n_labelled, progress, runtime, check)
         train_seconds = time.perf_counter() - t0
         clean, robust = _monitor(
             st.model, test, monitor, monitor_batch, device, spec.seed, progress
         )
+        if check is not None:
+            check()
         _keep(spec, st, run_dir, epoch, robust.accuracy)
         report = EpochReport(
             epoch=epoch + 1,
@@ -203,6 +210,7 @@ def _epoch(
     n_labelled: int,
     progress: bool,
     runtime: Runtime,
+    check: Callable[[], None] | None = None,
 ) -> float:
     """One pass over the training data; returns the mean training loss."""
     st.model.train()
@@ -216,6 +224,8 @@ def _epoch(
     )
     model = st.step_model if st.step_model is not None else st.model
     for x, y, idx in bar:
+        if check is not None:
+            check()
         x = runtime.batch(x)
         unlab = (idx >= n_labelled).to(y.device) if spec.unlabelled is not None else None
         ctx = StepContext(epoch=epoch, epochs=spec.epochs, indices=idx, unlabelled=unlab)

@@ -1,0 +1,1 @@
+"""Alembic revisions of the results database (run by bench/store/migrate.py)."""
