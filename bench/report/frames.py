@@ -1,4 +1,5 @@
-"""Database -> pandas DataFrames of numbers: every frame the reports use, in one place.
+"""Database -> pandas DataFrames of numbers: the frames every report uses (the static
+site's own, built on these, are in boards.py).
 
 A cell keeps its number apart from its display string: frames hold floats and counts, and
 the renderers (bench/report/render.py) turn them into text at the very end.

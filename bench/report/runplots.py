@@ -126,10 +126,12 @@ def plot_ladder(evs: pd.DataFrame, run: str, caption: str, out: Path) -> Path:
     height = 0.4
     for k, (tag, colour) in enumerate((("best", "tab:blue"), ("last", "tab:orange"))):
         rows = sub[sub["checkpoint"] == tag].set_index("attack")
+        if rows.empty:
+            continue
         ys = [i + (0.5 - k) * height for i, a in enumerate(order) if a in rows.index]
         vals = [float(rows.loc[a, "accuracy"]) for a in order if a in rows.index]
         errs = [_err(rows.loc[a]) for a in order if a in rows.index]
-        epoch = int(rows["checkpoint_epoch"].iloc[0]) if len(rows) else 0
+        epoch = int(rows["checkpoint_epoch"].iloc[0])
         ax.barh(ys, vals, height=height, color=colour, label=f"{tag} (epoch {epoch})",
                 xerr=list(zip(*errs, strict=True)) if errs else None, capsize=2)  # fmt: skip
         for y, v in zip(ys, vals, strict=True):

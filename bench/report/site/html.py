@@ -39,8 +39,8 @@ p, li { max-width: 1100px; }
 .badge.standin { background: #fde6e4; color: #8a1c1c; }
 .badge.warn { background: var(--flag); color: #7a4d00; }
 .scroll { overflow-x: auto; }
-table { border-collapse: collapse; margin: 6px 0 14px; font-size: 13px; }
-th, td { border-bottom: 1px solid var(--line); padding: 5px 9px; text-align: left;
+table { border-collapse: collapse; margin: 6px 0 14px; font-size: 12.5px; }
+th, td { border-bottom: 1px solid var(--line); padding: 5px 7px; text-align: left;
   vertical-align: top; }
 th { background: var(--head); font-weight: 600; white-space: nowrap; }
 table.sortable th { cursor: pointer; user-select: none; }
@@ -52,8 +52,9 @@ td.num .v { font-weight: 600; font-variant-numeric: tabular-nums; }
 td.missing { color: #a0a7b4; text-align: center; }
 .sub { display: block; color: var(--muted); font-size: 11px; white-space: nowrap; }
 .note { display: block; color: var(--muted); font-size: 11px; max-width: 620px; }
-td.name { min-width: 200px; max-width: 270px; }
+td.name { min-width: 170px; max-width: 220px; }
 td.name .note { overflow-wrap: anywhere; }
+td.audit { min-width: 140px; max-width: 210px; }
 .pos { color: var(--good); } .neg { color: var(--bad); }
 tr.flagged td { background: var(--flag); }
 tr.flagged td:first-child { box-shadow: inset 4px 0 0 var(--flagline); }

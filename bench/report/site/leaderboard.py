@@ -100,8 +100,7 @@ def board_page(sub: pd.DataFrame, groups: dict[str, tuple[str, int]], flags: Fla
 
 def _board_table(g: pd.DataFrame, sub: pd.DataFrame, flags: Flags, tag: str) -> str:
     cols = [
-        Col("Defense", "display name; the run(s) below, each linking to its page"),
-        Col("Model"),
+        Col("Defense", "display name; model, preset, epochs, training images; the run(s)"),
         Col("Seeds", "number of seeds (runs differing only in the seed)", num=True),
         Col("Epoch", "the checkpoint's epoch (per seed)", num=True),
         *(Col(attack_label(a), f"{a}: accuracy %", num=True) for a in BOARD_ATTACKS),
@@ -117,12 +116,12 @@ def _board_table(g: pd.DataFrame, sub: pd.DataFrame, flags: Flags, tag: str) -> 
             {f["check"] for m in members for f in flags.get((m, tag), []) if f["status"] == FLAG}
         )
         epochs = mine.groupby("run", sort=False)["checkpoint_epoch"].first()
-        cells = [_attack_cell(r.loc[a] if a in r.index else None, a, tag, mine)
+        n_row = len(first["seeds"])
+        cells = [_attack_cell(r.loc[a] if a in r.index else None, a, tag, mine, n_row)
                  for a in BOARD_ATTACKS]  # fmt: skip
         rows.append(
             [
                 _defense_cell(first, str(group).split("|")[0], first["members"]),
-                cell(first["model"]),
                 cell(len(first["seeds"]), sort=float(len(first["seeds"])), cls="num"),
                 cell(", ".join(map(str, epochs)), sort=float(epochs.mean()), cls="num"),
                 *cells,
@@ -137,9 +136,11 @@ def _defense_cell(first: pd.Series, label: str, members: list) -> Cell:
     """The defense's name, its training setting, and links to its runs' pages."""
     name = display_name(str(first["defense"]), str(first["model"]))
     setting = (
-        f"preset {first['preset']}, {count(first['epochs'], 'epoch')}, "
+        f"{first['model']} · {first['preset']} · {count(first['epochs'], 'epoch')} · "
         f"{count(first['train_subset'], 'training image')}"
     )
+    if first["defense"] == "zoo":
+        setting = "RobustBench model-zoo entry (published weights)"
     if len(members) == 1:
         run = str(members[0][0])
         links = f'<a href="{esc(run_file(run))}">{esc(run)}</a>'
@@ -154,7 +155,8 @@ def _defense_cell(first: pd.Series, label: str, members: list) -> Cell:
     )
 
 
-def _attack_cell(row: pd.Series | None, atk: str, tag: str, mine: pd.DataFrame) -> Cell:
+def _attack_cell(row: pd.Series | None, atk: str, tag: str, mine: pd.DataFrame, n_row: int) -> Cell:
+    """Ours (± sd or [interval]), test points, seeds when fewer than the row's, the paper."""
     if row is None or pd.isna(row["accuracy"]):
         return Cell("—", title=f"{atk}: not evaluated on the {tag} checkpoint", cls="num missing")
     acc = float(row["accuracy"])
@@ -167,6 +169,8 @@ def _attack_cell(row: pd.Series | None, atk: str, tag: str, mine: pd.DataFrame) 
         html.append(f'<span class="sub">[{lo:.1f}, {hi:.1f}] n={n}</span>')
     if int(row["n_seeds"]) > 1:
         html.append(f'<span class="sub">n={int(row["n"])}</span>')
+    if int(row["n_seeds"]) < n_row:
+        html.append(f'<span class="sub">{int(row["n_seeds"])} of {n_row} seeds</span>')
     if not pd.isna(row["paper"]):
         sign = "pos" if row["diff"] >= 0 else "neg"
         html.append(
@@ -190,5 +194,5 @@ def _audit_cell(members: list, mine: pd.DataFrame, flags: Flags, flagged: list[s
         text = audit_text(mine[mine["run"] == run], flags, str(run))
         texts.append((f"seed {seed}: " if len(members) > 1 else "") + text)
     mark = f'<span class="flag">⚠ {esc(", ".join(flagged))}</span><br>' if flagged else ""
-    body = f"{mark}<span class='sub'>{esc('; '.join(texts))}</span>"
-    return Cell(body, sort=", ".join(flagged), title="; ".join(texts))
+    body = f"{mark}<span class='note'>{esc('; '.join(texts))}</span>"
+    return Cell(body, sort=", ".join(flagged), title="; ".join(texts), cls="audit")

@@ -80,6 +80,10 @@ def _facts(d: RunData) -> str:
         ("Epochs", f"{r['epochs_done']} of {spec.get('epochs', '?')}"),
         ("Training images", count(r["n_train"], "image")),
         ("Training time", f"{r['train_seconds']:.0f} s" + (f" ({d.runtime})" if d.runtime else "")),
+    ]
+    if spec.get("kind") == "external":  # a published checkpoint: nothing was trained here
+        rows[-3:] = [("Training", f"none here: {spec.get('source', 'an external model')}")]
+    rows += [
         ("Seed", r["seed"]),
         ("Folder", r["run_dir"]),
         ("Created / finished", f"{r['created_at']} / {r['finished_at'] or '-'}"),
