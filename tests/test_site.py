@@ -54,7 +54,7 @@ def test_report_writes_a_linked_offline_site(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     pages = {p.name: p.read_text() for p in out.glob("*.html")}
     assert {"index.html", "paper.html", "figures.html", "board-mnist-eps0.3.html"} <= set(pages)
-    assert "board-cifar10-jpeg-eps0.03137.html" in pages and f"run-{MART0}.html" in pages
+    assert "board-cifar10-jpeg-eps0.0313725.html" in pages and f"run-{MART0}.html" in pages
     for name, text in pages.items():
         assert not re.search(r"""(src|href)=["']?(https?:)?//""", text), name  # no network
         assert "<script src" not in text and "@import" not in text and "@font-face" not in text
@@ -66,7 +66,7 @@ def test_report_writes_a_linked_offline_site(tmp_path: Path) -> None:
     assert 'class="flagged"' in board and "fgsm-ge-pgd" in board  # marked, not hidden
     assert (
         "partial copy" in board
-        and "offline stand-in" in pages["board-cifar10-jpeg-eps0.03137.html"]
+        and "offline stand-in" in pages["board-cifar10-jpeg-eps0.0313725.html"]
     )
     run_page = pages[f"run-{MART0}.html"]
     for part in ("Training curves", "Attack ladder", "Per-point agreement", "sha256", "audit"):

@@ -36,7 +36,7 @@ def run_file(run: str) -> str:
 
 
 def board_file(dataset: str, eps: float) -> str:
-    return f"board-{safe(dataset)}-eps{eps:.4g}.html"
+    return f"board-{safe(dataset)}-eps{eps:.6g}.html"
 
 
 def board_title(dataset: str, eps: float) -> str:
@@ -55,8 +55,8 @@ def boards(frame: pd.DataFrame) -> list[tuple[str, float, pd.DataFrame]]:
         return []
     key = frame["eps"].round(6)
     return [
-        (str(d), float(e), sub)
-        for (d, e), sub in frame.assign(_eps=key).groupby(["dataset", "_eps"], sort=True)
+        (str(d), float(sub["eps"].iloc[0]), sub.drop(columns="_eps"))
+        for (d, _), sub in frame.assign(_eps=key).groupby(["dataset", "_eps"], sort=True)
     ]
 
 
