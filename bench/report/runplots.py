@@ -58,8 +58,9 @@ def curves_caption(engine: Engine, runs: list[str], curves: pd.DataFrame) -> str
     return ". ".join(parts) + "."
 
 
-def plot_curves(engine: Engine, runs: list[str], out: Path) -> Path:
-    """Accuracy (clean dashed, PGD-20 solid), loss and learning rate against epoch."""
+def plot_curves(engine: Engine, runs: list[str], out: Path, in_image: bool = True) -> Path:
+    """Accuracy (clean dashed, PGD-20 solid), loss and learning rate against epoch; the
+    caption goes under the axes (``in_image``) and always into the .txt beside the PNG."""
     if not runs:
         raise ValueError("name at least one run (see `bench ls runs`)")
     known = {r["name"] for r in run_records(engine, runs)}
@@ -95,7 +96,7 @@ def plot_curves(engine: Engine, runs: list[str], out: Path) -> Path:
                      label=f"{tag} checkpoint")  # fmt: skip
     axes[0].legend(fontsize=7, loc="lower right")
     title = "Training curves" + (f": {runs[0]}" if len(runs) == 1 else f" ({len(runs)} runs)")
-    return save_figure(fig, out, title, curves_caption(engine, runs, curves))
+    return save_figure(fig, out, title, curves_caption(engine, runs, curves), in_image)
 
 
 def _mark_checkpoints(
@@ -115,14 +116,16 @@ def _mark_checkpoints(
                         textcoords="offset points")  # fmt: skip
 
 
-def plot_ladder(evs: pd.DataFrame, run: str, caption: str, out: Path) -> Path:
+def plot_ladder(
+    evs: pd.DataFrame, run: str, caption: str, out: Path, in_image: bool = True
+) -> Path:
     """Horizontal bars per attack (strongest at the bottom), best and last checkpoints."""
     sub = evs[evs["run"] == run]
     order = (
         sub.groupby("attack")["accuracy"].max().sort_values(ascending=True).index.tolist()
     )  # the bottom bar is the strongest attack
     plt, _ = pyplot()
-    fig, ax = plt.subplots(figsize=(8, 1.8 + 0.3 * len(order)))
+    fig, ax = plt.subplots(figsize=(8, 2.6 + 0.45 * len(order)))
     height = 0.4
     for k, (tag, colour) in enumerate((("best", "tab:blue"), ("last", "tab:orange"))):
         rows = sub[sub["checkpoint"] == tag].set_index("attack")
@@ -143,7 +146,7 @@ def plot_ladder(evs: pd.DataFrame, run: str, caption: str, out: Path) -> Path:
     ax.set_xlabel("accuracy (%), 95% Wilson interval")
     ax.grid(axis="x", alpha=0.3)
     ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
-    return save_figure(fig, out, f"Attack ladder: {run}", caption)
+    return save_figure(fig, out, f"Attack ladder: {run}", caption, in_image)
 
 
 def _err(row: pd.Series) -> tuple[float, float]:

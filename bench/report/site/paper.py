@@ -123,7 +123,8 @@ def figures_page(engine: Engine, records: list[dict[str, Any]], img: Path) -> st
         parts.append(
             f"<h2>{esc(EXPERIMENTS.get(name).description)}</h2>"
             f"<p><code>{esc(setting)}</code></p>"
-            f'<figure><img src="img/fig{k}/{esc(png.name)}" alt="{esc(name)}">'
-            f"<figcaption>{esc(caption)}</figcaption></figure>"
+            f'<figure><img src="img/fig{k}/{esc(png.name)}" alt="{esc(caption)}"></figure>'
+            "<p class='note'>The caption is part of the picture, as <code>bench plot</code> "
+            "draws it (and in the .txt file beside it).</p>"
         )
     return "\n".join(parts)

@@ -46,7 +46,7 @@ def run_page(engine: Engine, d: RunData, img: Path) -> str:
     if d.epochs.empty:
         parts.append("<p>No training epochs in the database (an external or unfinished run).</p>")
     else:
-        png = plot_curves(engine, [name], img / f"curves-{safe(name)}.png")
+        png = plot_curves(engine, [name], img / f"curves-{safe(name)}.png", in_image=False)
         parts += [_figure(png, "training curves"), _epoch_details(d.epochs)]
     parts.append("<h2>Attack ladder (best and last checkpoints)</h2>")
     if d.evs.empty:
@@ -57,7 +57,7 @@ def run_page(engine: Engine, d: RunData, img: Path) -> str:
             f"preset {d.rec['preset']}; bars: accuracy with its 95% Wilson interval; attack "
             "settings in the table below."
         )
-        png = plot_ladder(d.evs, name, caption, img / f"ladder-{safe(name)}.png")
+        png = plot_ladder(d.evs, name, caption, img / f"ladder-{safe(name)}.png", False)
         parts += [_figure(png, "attack ladder"), _ladder_table(d.evs)]
         parts.append("<h2>Per-point agreement between attacks</h2>")
         parts.append(_agreement(engine, name))
