@@ -10,6 +10,8 @@ fi
 stamp=.venv/.bench-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
+  # .[dev]: pytest, ruff, import-linter and selenium (the site's browser test; the browser
+  # itself, Debian chromium + chromium-driver, is installed by .ci/run where apt can).
   .venv/bin/python -m pip install --quiet -e '.[dev]'
   touch "$stamp"
 fi

@@ -7,7 +7,7 @@ from pathlib import Path
 import matplotlib.image as mpimg
 import pytest
 from conftest import requires_mnist
-from sqlalchemy.orm import Session
+from tests_helpers import synthetic_curves
 from typer.testing import CliRunner
 
 from bench.cli import app
@@ -119,33 +119,10 @@ def test_cli_lists_experiments_and_rejects_unknown_ones(tmp_path: Path) -> None:
     assert res.exit_code == 2
 
 
-def _synthetic_curves(engine, jobs: list[bexp.Job]) -> None:
-    """Runs and per-epoch metrics written straight into the DB (no training needed)."""
-    with Session(engine) as s:
-        for i, job in enumerate(j for j in jobs if j.role == "run"):
-            run = bdb.Run(
-                key=job.spec.key, name=job.spec.name, defense=job.spec.defense,
-                model=job.spec.model, dataset=job.spec.dataset, preset=job.spec.preset,
-                spec=job.spec.to_dict(), seed=0, run_dir="x", status="done", n_train=128,
-                data_label="mnist: 17,000 train / 10,000 test images (partial copy)",
-            )  # fmt: skip
-            s.add(run)
-            s.flush()
-            for e in range(1, 4):
-                s.add(
-                    bdb.EpochMetric(
-                        run_id=run.id, epoch=e, lr=0.1, train_loss=1.0, clean_acc=0.9,
-                        robust_acc=0.1 * e + 0.01 * i, n_monitor=32, seconds=1.0,
-                        monitor_attack={"preset": "pgd20", "eps": 0.3, "step_size": 0.03},
-                    )
-                )  # fmt: skip
-        s.commit()
-
-
 def test_ablation_plot_renders_from_the_database(tmp_path: Path) -> None:
     engine = bdb.connect(tmp_path / "p.sqlite")
     jobs = bexp.expand("fig2-ablation", TINY)
-    _synthetic_curves(engine, jobs)
+    synthetic_curves(engine, jobs)
     png = plots.plot_experiment(engine, "fig2-ablation", jobs, tmp_path / "plots")
     img = mpimg.imread(png)
     assert img.shape[1] > 3 * img.shape[0] / 2 and img.std() > 0.05  # three panels, not blank
@@ -160,7 +137,7 @@ def test_ablation_plot_renders_from_the_database(tmp_path: Path) -> None:
 def test_lambda_plot_renders_from_the_database(tmp_path: Path) -> None:
     engine = bdb.connect(tmp_path / "p.sqlite")
     jobs = bexp.expand("fig2-lambda", TINY)
-    _synthetic_curves(engine, jobs[:-1])  # the last run (TRADES beta=50) never ran
+    synthetic_curves(engine, jobs[:-1])  # the last run (TRADES beta=50) never ran
     png = plots.plot_experiment(engine, "fig2-lambda", jobs, tmp_path / "plots")
     assert mpimg.imread(png).std() > 0.05
     text = png.with_suffix(".txt").read_text()

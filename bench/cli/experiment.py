@@ -1,4 +1,5 @@
-"""``bench experiment`` and ``bench plot``: the paper's tables and figures as named jobs.
+"""``bench experiment`` and ``bench plot``: the paper's tables and figures as named jobs
+(and ``bench plot curves RUN...``: training curves of any runs).
 
 Both commands take the same overrides, because the overrides are part of each run's spec:
 ``bench plot NAME`` with the options given to ``bench experiment NAME`` finds its runs.
@@ -29,7 +30,7 @@ from bench.cli.common import (
 )
 from bench.cli.deferred import experiment_jobs, provenance
 from bench.core.home import home
-from bench.report import plots
+from bench.report import plots, runplots
 from bench.report.render import render_paper, render_table5
 from bench.spec import experiments as bexp
 from bench.store import db as bdb
@@ -169,12 +170,28 @@ def _render(engine, name: str, job_list: list[bexp.Job], plot_dir: Path | None) 
         typer.echo(render_paper(engine, 4 if exp.kind == "table4" else 2, runs=names))
 
 
+CURVES = "curves"  # `bench plot curves RUN...`: training curves of runs, not an experiment
+
+
 @app.command()
 @clean_errors
 def plot(
-    name: Annotated[str, typer.Argument(help="a figure experiment: fig2-ablation, fig2-lambda")],
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="a figure experiment (fig2-ablation, fig2-lambda), or `curves` followed by "
+            "run names: their training curves"
+        ),
+    ],
+    runs: Annotated[
+        list[str] | None, typer.Argument(help="with `curves`: the runs to draw", show_default=False)
+    ] = None,
     out: Annotated[
-        Path | None, typer.Option(help="output folder [default $BENCH_HOME/plots]")
+        Path | None,
+        typer.Option(
+            help="output folder [default $BENCH_HOME/plots]; with `curves`, the PNG file "
+            "[default $BENCH_HOME/plots/curves.png]"
+        ),
     ] = None,
     model: ModelOpt = None,
     dataset: DatasetOpt = None,
@@ -195,8 +212,14 @@ def plot(
     db: DbOpt = None,
     data_root: RootOpt = None,
 ) -> None:
-    """Render a figure of the paper from the database (same overrides as `experiment`)."""
+    """Render a figure of the paper from the database (same overrides as `experiment`), or
+    the training curves of runs (`bench plot curves RUN [RUN...] --out FILE.png`)."""
     engine = existing_db(db)
+    if name == CURVES:
+        _curves(engine, runs or [], out)
+        return
+    if runs:
+        raise ValueError(f"{name} takes no run names (only `bench plot curves RUN...` does)")
     out = out or home() / "plots"
     ov = _overrides(
         model, dataset, preset, epochs, batch_size, lr, train_steps,
@@ -211,4 +234,12 @@ def plot(
             f"run `bench experiment {name}` with the same options, or pass --allow-missing"
         )
     path = plots.plot_experiment(engine, name, job_list, out)
+    typer.echo(f"wrote {path} (caption in {path.with_suffix('.txt')})")
+
+
+def _curves(engine, runs: list[str], out: Path | None) -> None:
+    out = out or home() / "plots" / "curves.png"
+    if out.suffix.lower() != ".png":
+        raise ValueError(f"--out {out}: `bench plot curves` writes a PNG file; name it *.png")
+    path = runplots.plot_curves(engine, runs, out)
     typer.echo(f"wrote {path} (caption in {path.with_suffix('.txt')})")

@@ -1,4 +1,5 @@
-"""``bench table`` and ``bench audit``: results from the database, as tables or checks."""
+"""``bench table``, ``bench report`` and ``bench audit``: results from the database, as
+tables, a static site, or checks."""
 
 from __future__ import annotations
 
@@ -8,12 +9,24 @@ from typing import Annotated
 
 import typer
 
-from bench.cli.common import DbOpt, DeviceOpt, RootOpt, app, clean_errors, existing_db, write_output
+from bench.cli.common import (
+    DbOpt,
+    DeviceOpt,
+    ProgressOpt,
+    RootOpt,
+    app,
+    clean_errors,
+    existing_db,
+    write_output,
+)
 from bench.cli.deferred import audit, provenance
+from bench.core.home import home
 from bench.eval.checks import FLAG
 from bench.report import reference as bref
 from bench.report.frames import evaluations_frame
 from bench.report.render import check_format, render_long, render_paper, render_table5
+from bench.report.site import build_site
+from bench.store import db as bdb
 
 
 @app.command()
@@ -57,6 +70,31 @@ def table(
         typer.echo(f"note: no evaluations in {what} yet; see `bench table --paper "
                    f"--table {number}` for the command that fills it", err=True)  # fmt: skip
     write_output(text, output)
+
+
+@app.command()
+@clean_errors
+def report(
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="folder for the site [default $BENCH_HOME/site]; an earlier site there is replaced"
+        ),
+    ] = None,
+    run: Annotated[
+        list[str] | None, typer.Option("--run", help="only this run (repeatable) [default: all]")
+    ] = None,
+    db: DbOpt = None,
+    progress: ProgressOpt = True,
+) -> None:
+    """Write a static site (HTML, CSS, PNG; opens from file://): leaderboards, run pages,
+    the paper's tables and figures."""
+    engine = existing_db(db)
+    out = out or home() / "site"
+    index = build_site(
+        engine, out, runs=run or None, progress=progress, source=str(bdb.db_path(db))
+    )
+    typer.echo(f"wrote {index} (open it in a browser; no server needed)")
 
 
 @app.command("audit")

@@ -1,4 +1,5 @@
-"""Database -> pandas DataFrames of numbers: every frame the reports use, in one place.
+"""Database -> pandas DataFrames of numbers: the frames every report uses (the static
+site's own, built on these, are in boards.py).
 
 A cell keeps its number apart from its display string: frames hold floats and counts, and
 the renderers (bench/report/render.py) turn them into text at the very end.
@@ -7,6 +8,7 @@ the renderers (bench/report/render.py) turn them into text at the very end.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pandas as pd
 from sqlalchemy import select
@@ -115,21 +117,28 @@ def defense_rank(defense: str) -> int:
 
 def with_autoattack(engine: Engine, df: pd.DataFrame) -> pd.DataFrame:
     """Add an ``autoattack`` row per checkpoint where only its four parts are stored."""
+    return with_worst_case(engine, df, "autoattack", lambda sub: ["autoattack"],
+                           "worst case of the 4 parts")  # fmt: skip
+
+
+def with_worst_case(
+    engine: Engine, df: pd.DataFrame, name: str, members: Callable[[pd.DataFrame], list[str]],
+    how: str,
+) -> pd.DataFrame:  # fmt: skip
+    """Add a ``name`` row per checkpoint that has none: the per-point worst case (stored
+    masks ANDed, bench/eval/perpoint.py) of ``members(its evaluations)``, all present."""
     extra = []
     for (run, tag), sub in df.groupby(["run", "checkpoint"], sort=False):
-        if (sub["attack"] == "autoattack").any():
+        if (sub["attack"] == name).any() or not members(sub):
             continue
-        mask, n, missing = worst_case(engine, str(run), str(tag), ["autoattack"])
+        mask, n, missing = worst_case(engine, str(run), str(tag), members(sub))
         if mask is None or missing:
             continue
         row = sub.iloc[0].to_dict()
         row.update(
-            attack="autoattack",
-            n=n,
-            correct=int(mask.sum()),
-            accuracy=100.0 * mask.mean(),
-            attack_params="worst case of the 4 parts",
-        )
+            attack=name, n=n, correct=int(mask.sum()), accuracy=100.0 * mask.mean(),
+            attack_params=how,
+        )  # fmt: skip
         extra.append(row)
     return pd.concat([df, pd.DataFrame(extra)], ignore_index=True) if extra else df
 
@@ -164,7 +173,7 @@ def paper_frame(
     records = []
     for (run, tag), sub in have.groupby(["run", "checkpoint"], sort=False):
         flagged = [f["check"] for f in flags.get((str(run), str(tag)), []) if f["status"] == FLAG]
-        records += [_paper_cell(table, sub, atk, ",".join(flagged)) for atk in layout]
+        records += [paper_cell(table, sub, atk, ",".join(flagged)) for atk in layout]
     out = pd.DataFrame.from_records(records, columns=COLUMNS)
     rank = out["defense"].map(defense_rank)
     return (
@@ -175,7 +184,7 @@ def paper_frame(
     )
 
 
-def _paper_cell(table: int, sub: pd.DataFrame, atk: str, flagged: str) -> dict:
+def paper_cell(table: int, sub: pd.DataFrame, atk: str, flagged: str) -> dict:
     """One cell's numbers: ours (with its Wilson interval), the paper's, and the difference."""
     first = sub.iloc[0]
     run, tag = first["run"], first["checkpoint"]

@@ -82,7 +82,7 @@ def plot_ablation(engine: Engine, job_list: list[Job], out: Path) -> Path:
     runs = [j for j in job_list if j.role == "run"]
     curves = epoch_frame(engine, [j.spec.name for j in runs])
     panels = sorted({a.panel for j in runs for a in j.arms})
-    plt, ticker = _pyplot()
+    plt, ticker = pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.6), squeeze=False)
     for ax, panel in zip(axes[0], panels, strict=True):
         for job in runs:
@@ -122,7 +122,7 @@ def plot_lambda(engine: Engine, job_list: list[Job], out: Path) -> Path:
     df = pd.DataFrame(rows)
     lams = sorted(df["lam"].unique())
     pos = {v: i for i, v in enumerate(lams)}
-    plt, _ = _pyplot()
+    plt, _ = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.6))
     for method, sub in df.groupby("method", sort=False):
         color = "tab:blue" if method == "MART" else "tab:orange"
@@ -143,20 +143,29 @@ def plot_lambda(engine: Engine, job_list: list[Job], out: Path) -> Path:
 def _save(
     fig: Any, out: Path, engine: Engine, job_list: list[Job], curves: pd.DataFrame, title
 ) -> Path:
-    text = caption(engine, job_list, curves)
+    return save_figure(fig, out, title, caption(engine, job_list, curves))
+
+
+def save_figure(fig: Any, out: Path, title: str, text: str, in_image: bool = True) -> Path:
+    """Title on top, the wrapped caption under the axes (``in_image``: else the page that
+    shows the PNG prints it); the PNG, and the caption in .txt."""
     fig.suptitle(title)
-    wrapped = _wrap(text, fig.get_figwidth())
-    fig.text(0.01, 0.01, wrapped, fontsize=7, va="bottom", ha="left")
-    n_lines = wrapped.count("\n") + 1
-    fig.tight_layout(rect=(0, 0.04 + 0.025 * n_lines, 1, 0.95))
+    n_lines, height = 0, fig.get_figheight()
+    if in_image:
+        wrapped = _wrap(text, fig.get_figwidth())
+        fig.text(0.01, 0.01, wrapped, fontsize=7, va="bottom", ha="left")
+        n_lines = wrapped.count("\n") + 1  # 7 pt lines: 0.12 in
+    fig.tight_layout(rect=(0, (0.2 + 0.12 * n_lines) / height, 1, 1 - 0.3 / height))
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    _pyplot()[0].close(fig)
+    tmp = out.with_name(out.name + ".tmp")  # renamed when whole: never half a picture
+    fig.savefig(tmp, dpi=120, format="png")
+    pyplot()[0].close(fig)
+    tmp.replace(out)
     out.with_suffix(".txt").write_text(f"{title}\n\n{text}\n")
     return out
 
 
-def _pyplot() -> tuple[Any, Any]:
+def pyplot() -> tuple[Any, Any]:
     """matplotlib (Agg), imported when a figure is drawn: it costs 0.7 s of every start-up."""
     import matplotlib
 

@@ -100,7 +100,7 @@ def _row_name(defense: str, model: str, run: str, dup: bool) -> str:
     return f"{name} ({run})" if dup and defense != "zoo" else name
 
 
-def _audit_text(sub: pd.DataFrame, flags: dict[tuple[str, str], list[dict]], run: str) -> str:
+def audit_text(sub: pd.DataFrame, flags: dict[tuple[str, str], list[dict]], run: str) -> str:
     parts = []
     for tag in sorted(sub["checkpoint"].unique()):
         rows = flags.get((run, str(tag)), [])
@@ -145,7 +145,7 @@ def run_notes(sub: pd.DataFrame) -> list[str]:
     return notes
 
 
-def _notes(evs: pd.DataFrame) -> list[str]:
+def eval_notes(evs: pd.DataFrame) -> list[str]:
     """Provenance under the table: data, runs (or zoo sources), attack settings."""
     if evs.empty:
         return []
@@ -162,7 +162,7 @@ def _notes(evs: pd.DataFrame) -> list[str]:
     return notes
 
 
-def _audit_notes(flags: dict[tuple[str, str], list[dict]], runs: list[str]) -> list[str]:
+def audit_notes(flags: dict[tuple[str, str], list[dict]], runs: list[str]) -> list[str]:
     out = []
     for run in runs:
         for (r, tag), rows in sorted(flags.items()):
@@ -191,9 +191,9 @@ def _markdown(frame: pd.DataFrame, engine: Engine, table: int, ci: bool = False)
         title = f"### Table {table}, {family}: `{dataset}` ({TITLES[table]}, accuracy %)"
         evs = evaluations_frame(engine, runs)
         evs = evs[evs["attack"].isin(attack_order)]
-        lines = [title, "", pd.DataFrame(rows).to_markdown(index=False), "", *_notes(evs)]
+        lines = [title, "", pd.DataFrame(rows).to_markdown(index=False), "", *eval_notes(evs)]
         lines += [f"- `{r}` trained in {t}" for r, t in sorted(runtimes(engine, runs).items())]
-        blocks.append("\n".join(lines + _audit_notes(flags, runs)))
+        blocks.append("\n".join(lines + audit_notes(flags, runs)))
     cells = "best / last checkpoint" if table != 4 else "best / last (Table 4 splits PGD and CW)"
     blocks.append(
         f"Cells: ours, {cells}; over several seeds (column Seeds) the mean ± sample sd, "
@@ -232,7 +232,7 @@ def _table_rows(
                 cell = f"{_cell(best, ci, len(seeds))} / {_cell(last, ci, len(seeds))}"
                 row[_label(atk)] = cell + paper
         row["Audit"] = "; ".join(
-            (f"seed {seed}: " if len(seeds) > 1 else "") + _audit_text(r, flags, run)
+            (f"seed {seed}: " if len(seeds) > 1 else "") + audit_text(r, flags, run)
             for run, seed in first["members"]
         )
         rows.append(row)

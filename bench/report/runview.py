@@ -21,7 +21,7 @@ def _table(df: pd.DataFrame, empty: str) -> str:
     return df.to_markdown(index=False, floatfmt=".4g") if not df.empty else empty
 
 
-def _provenance(prov: dict) -> list[str]:
+def provenance_lines(prov: dict) -> list[str]:
     versions = ", ".join(f"{k} {v}" for k, v in (prov.get("versions") or {}).items())
     lines = [
         f"- commit {prov.get('git_commit', '?')}; device {prov.get('device', '?')}; "
@@ -72,7 +72,7 @@ def run_view(engine: Engine, name: str) -> str:
             f"epochs; {run.train_seconds:.0f} s of training",
             f"- spec: {json.dumps(run.spec, sort_keys=True)}",
             f"- folder: {run.run_dir}",
-            *_provenance(run.provenance or {}),
+            *provenance_lines(run.provenance or {}),
         ]
         return "\n\n".join(
             [

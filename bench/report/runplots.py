@@ -1,0 +1,154 @@
+"""Figures of single runs, from the database (matplotlib, Agg, imported when drawn).
+
+- ``plot_curves`` (``bench plot curves RUN...``, and every run page of ``bench report``):
+  the per-epoch monitor (clean and PGD-20 accuracy on the monitored test points), the
+  training loss and the learning rate against epoch, with the best and last checkpoints
+  marked; several runs share the axes, one colour each.
+- ``plot_ladder``: the attack ladder of one run, best and last checkpoints side by side,
+  with 95% Wilson intervals.
+
+Each figure carries a caption saying how its numbers were obtained (data set and whether
+it is an offline stand-in, training subset, preset, monitor attack and its test points).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy.engine import Engine
+
+import attacks
+from bench.eval.perpoint import wilson_interval
+from bench.report.boards import checkpoint_frame, run_records
+from bench.report.frames import epoch_frame
+from bench.report.plots import pyplot, save_figure
+from bench.report.text import count
+
+MARKERS = {"best": ("*", 13), "last": ("s", 7)}
+
+
+def _label(attack: str) -> str:
+    return attacks.PRESETS.get(attack).label if attack in attacks.PRESETS else attack
+
+
+def curves_caption(engine: Engine, runs: list[str], curves: pd.DataFrame) -> str:
+    """Per run: data, preset, epochs, training images, monitor attack, checkpoint epochs."""
+    ckpts = checkpoint_frame(engine, runs)
+    parts = []
+    for rec in run_records(engine, runs):
+        c = curves[curves["run"] == rec["name"]]
+        tags = ckpts[ckpts["run"] == rec["name"]]
+        marks = ", ".join(f"{t.checkpoint} = epoch {t.epoch}" for t in tags.itertuples())
+        text = (
+            f"{rec['name']}: data {rec['data_label'] or rec['dataset']}; model {rec['model']}, "
+            f"preset {rec['preset']}, eps {rec['spec'].get('eps', float('nan')):.4g}, "
+            f"{count(rec['epochs_done'], 'epoch')} of {rec['spec'].get('epochs')}, "
+            f"{count(rec['n_train'], 'training image')}"
+        )
+        if not c.empty:
+            mon = c.iloc[0]["monitor"] or {}
+            text += (
+                f"; monitor {mon.get('preset', 'pgd20')} (eps {mon.get('eps', 0):.4g}, step "
+                f"{mon.get('step_size', 0):.4g}) and clean accuracy on the first "
+                f"{int(c['n_monitor'].max())} test points"
+            )
+        parts.append(text + (f"; checkpoints {marks}" if marks else ""))
+    return ". ".join(parts) + "."
+
+
+def plot_curves(engine: Engine, runs: list[str], out: Path, in_image: bool = True) -> Path:
+    """Accuracy (clean dashed, PGD-20 solid), loss and learning rate against epoch; the
+    caption goes under the axes (``in_image``) and always into the .txt beside the PNG."""
+    if not runs:
+        raise ValueError("name at least one run (see `bench ls runs`)")
+    known = {r["name"] for r in run_records(engine, runs)}
+    if unknown := [r for r in runs if r not in known]:
+        raise LookupError(f"no run named {unknown[0]!r} in the database (see `bench ls runs`)")
+    curves = epoch_frame(engine, runs)
+    if missing := [r for r in runs if r not in set(curves["run"])]:
+        raise LookupError(f"{missing[0]} has no finished epoch in the database: nothing to draw")
+    ckpts = checkpoint_frame(engine, runs)
+    plt, ticker = pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.6), gridspec_kw={"width_ratios": [2, 1, 1]})
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, run in enumerate(runs):
+        c, colour = curves[curves["run"] == run], colours[i % len(colours)]
+        name = run if len(runs) > 1 else "PGD-20"
+        axes[0].plot(c["epoch"], c["robust_acc"], color=colour, marker="o", ms=3, label=name)
+        clean = f"{run} clean" if len(runs) > 1 else "clean"
+        axes[0].plot(c["epoch"], c["clean_acc"], color=colour, ls="--", alpha=0.8, label=clean)
+        _mark_checkpoints(axes[0], c, ckpts[ckpts["run"] == run], colour, len(runs) == 1)
+        axes[1].plot(c["epoch"], c["train_loss"], color=colour, marker="o", ms=3)
+        axes[2].plot(c["epoch"], c["lr"], color=colour, marker="o", ms=3, drawstyle="steps-mid")
+    titles = ("accuracy on the monitored test points (%)", "training loss", "learning rate")
+    for ax, title in zip(axes, titles, strict=True):
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True, min_n_ticks=1))
+        ax.grid(alpha=0.3)
+    axes[0].set_ylim(0, 100)
+    if curves["lr"].gt(0).all() and curves["lr"].max() > 20 * curves["lr"].min():
+        axes[2].set_yscale("log")
+    for tag, (marker, size) in MARKERS.items():  # legend keys for the checkpoint markers
+        axes[0].plot([], [], marker=marker, ms=size * 0.7, color="grey", mec="black", ls="none",
+                     label=f"{tag} checkpoint")  # fmt: skip
+    axes[0].legend(fontsize=7, loc="lower right")
+    title = "Training curves" + (f": {runs[0]}" if len(runs) == 1 else f" ({len(runs)} runs)")
+    return save_figure(fig, out, title, curves_caption(engine, runs, curves), in_image)
+
+
+def _mark_checkpoints(
+    ax: Any, c: pd.DataFrame, ckpts: pd.DataFrame, colour: str, annotate: bool
+) -> None:
+    """A star at the best checkpoint's epoch and a square at the last one, on PGD-20."""
+    by_epoch = c.set_index("epoch")["robust_acc"]
+    for t in ckpts.itertuples():
+        if t.epoch not in by_epoch.index or t.checkpoint not in MARKERS:
+            continue
+        marker, size = MARKERS[t.checkpoint]
+        y = float(by_epoch.loc[t.epoch])
+        ax.plot([t.epoch], [y], marker=marker, ms=size, color=colour, mec="black", ls="none")
+        if annotate:
+            ax.annotate(f"{t.checkpoint} (epoch {t.epoch})", (t.epoch, y), fontsize=7,
+                        xytext=(-40, 8 if t.checkpoint == "best" else -14),
+                        textcoords="offset points")  # fmt: skip
+
+
+def plot_ladder(
+    evs: pd.DataFrame, run: str, caption: str, out: Path, in_image: bool = True
+) -> Path:
+    """Horizontal bars per attack (strongest at the bottom), best and last checkpoints."""
+    sub = evs[evs["run"] == run]
+    order = (
+        sub.groupby("attack")["accuracy"].max().sort_values(ascending=True).index.tolist()
+    )  # the bottom bar is the strongest attack
+    plt, _ = pyplot()
+    fig, ax = plt.subplots(figsize=(8, 2.6 + 0.45 * len(order)))
+    height = 0.4
+    for k, (tag, colour) in enumerate((("best", "tab:blue"), ("last", "tab:orange"))):
+        rows = sub[sub["checkpoint"] == tag].set_index("attack")
+        if rows.empty:
+            continue
+        ys = [i + (0.5 - k) * height for i, a in enumerate(order) if a in rows.index]
+        vals = [float(rows.loc[a, "accuracy"]) for a in order if a in rows.index]
+        errs = [_err(rows.loc[a]) for a in order if a in rows.index]
+        epoch = int(rows["checkpoint_epoch"].iloc[0])
+        ax.barh(ys, vals, height=height, color=colour, label=f"{tag} (epoch {epoch})",
+                xerr=list(zip(*errs, strict=True)) if errs else None, capsize=2)  # fmt: skip
+        for y, v in zip(ys, vals, strict=True):
+            inside = v > 12
+            ax.text(1 if inside else v + 1, y, f"{v:.2f}", va="center", fontsize=7,
+                    color="white" if inside else "black")  # fmt: skip
+    ax.set_yticks(range(len(order)), [_label(a) for a in order])
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("accuracy (%), 95% Wilson interval")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
+    return save_figure(fig, out, f"Attack ladder: {run}", caption, in_image)
+
+
+def _err(row: pd.Series) -> tuple[float, float]:
+    lo, hi = wilson_interval(int(row["correct"]), int(row["n"]))
+    return (max(0.0, row["accuracy"] - 100 * lo), max(0.0, 100 * hi - row["accuracy"]))
