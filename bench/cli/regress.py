@@ -24,7 +24,9 @@ def regress(
     update: Annotated[bool, typer.Option("--update", help="rewrite the baselines")] = False,
     only: Annotated[str | None, typer.Option(help="attacks or training [default: both]")] = None,
     baseline: Annotated[Path, typer.Option(help="attack baseline file")] = REGRESS_BASELINE,
-    training_baseline: Annotated[Path, typer.Option(help="training baseline file")] = REGRESS_TRAIN_BASELINE,
+    training_baseline: Annotated[
+        Path, typer.Option(help="training baseline file")
+    ] = REGRESS_TRAIN_BASELINE,
     data_root: RootOpt = None,
 ) -> None:
     """Re-attack committed checkpoints and re-train a tiny grid; exit 1 on a regression."""
