@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from bench.eval.audit import FLAG
+from bench.eval.checks import FLAG
 from bench.eval.perpoint import COMPOSITE, current_evaluations, masks_by_n
 from bench.report.frames import (
     audit_flags,

@@ -20,7 +20,6 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 from tqdm import tqdm
 
-from bench.eval.audit import audit_records
 from bench.report.boards import checkpoint_frame, leaderboard_frame, run_records
 from bench.report.frames import (
     audit_flags,
@@ -35,6 +34,7 @@ from bench.report.site.html import CSS, Cell, Col, cell, data_badges, esc, page,
 from bench.report.site.leaderboard import board_file, board_page, board_title, boards, run_file
 from bench.report.site.paper import figures_page, tables_page
 from bench.report.site.runpage import RunData, run_page
+from bench.store.db import audit_records
 
 MARKER = ".bench-site"  # a folder with this file was written by bench report
 

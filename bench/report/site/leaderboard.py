@@ -16,7 +16,7 @@ import pandas as pd
 import attacks
 from bench.core.constants import CHECKPOINTS
 from bench.core.reference import FAMILY, ROBUSTBENCH_SOURCE, SOURCE, TABLE4_SOURCE
-from bench.eval.audit import FLAG
+from bench.eval.checks import FLAG
 from bench.report.boards import BOARD_ATTACKS, TRANSFER
 from bench.report.frames import aggregate_seeds
 from bench.report.render import audit_notes, audit_text, display_name, eval_notes
