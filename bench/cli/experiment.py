@@ -28,13 +28,12 @@ from bench.cli.common import (
     parse_seeds,
     split_list,
 )
-from bench.cli.deferred import experiment_jobs, provenance
+from bench.cli.deferred import experiment_jobs, provenance, train_runtime
 from bench.core.home import home
 from bench.report import plots, runplots
 from bench.report.render import render_paper, render_table5
 from bench.spec import experiments as bexp
 from bench.store import db as bdb
-from bench.train.runtime import Runtime
 
 ModelOpt = Annotated[str | None, typer.Option(help="override the experiment's model")]
 DatasetOpt = Annotated[
@@ -152,7 +151,7 @@ def experiment(
         data_root=data_root,
         progress=progress,
         on_job=announce,
-        runtime=Runtime(threads=threads),
+        runtime=train_runtime.Runtime(threads=threads),
     )
     _render(engine, name, job_list, plot_dir)
 

@@ -14,7 +14,7 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from bench.core.constants import CHECKPOINTS
-from bench.eval.audit import FLAG
+from bench.eval.checks import FLAG
 from bench.eval.perpoint import wilson_interval
 from bench.report.boards import agreement_frames
 from bench.report.render import display_name, points
