@@ -10,8 +10,8 @@ what ``import bench.cli`` costs, its slowest packages, and ``import torch`` for 
 
 Other processes on the machine slow every figure down; the fastest run is the least
 disturbed, so compare minima, and only figures taken at a low load average. The CPU time
-depends less on the load (on an idle machine the wall time is about the CPU time). Run it
-with another checkout's interpreter (``/path/to/other/.venv/bin/python
+depends much less on the load (an import is one thread: idle, wall time is close to it).
+Run it with another checkout's interpreter (``/path/to/other/.venv/bin/python
 benchmarks/startup.py``, from outside both checkouts) to compare two versions under the
 same load.
 

@@ -3,7 +3,9 @@
 ``run``/``eval``/``demo`` (bench/cli/run.py), ``table``/``audit`` (report.py), ``ls``,
 ``show``/``rm`` (inspect.py),
 ``experiment``/``plot`` (experiment.py) and ``zoo`` (zoo.py). Each module registers its
-commands on ``bench.cli.common.app`` when imported here.
+commands on ``bench.cli.common.app`` when imported here. They import only what loads
+without PyTorch, and reach the layers that train, attack or use a device through
+``deferred.py``, so ``bench --help``, ``ls``, ``table``, ``show`` and ``rm`` start fast.
 """
 
 from __future__ import annotations
