@@ -6,6 +6,11 @@ packed per-point robust mask the harness produced when the baseline was written.
 attacks again and reports, per (checkpoint, attack), the points that flipped; more flips
 than the tolerance is a regression. ``update`` rewrites the masks and says what changed.
 
+AutoAttack's parts (``apgd-ce``, ``apgd-t``) are chained as AutoAttack chains them: each
+attacks only the points still robust after clean and the parts listed before it, and its
+stored mask is cumulative (robust after it and every earlier part), so the last part's mask
+is AutoAttack's (APGD-CE + APGD-T) verdict.
+
 Exact where it can be: on the machine that wrote the baseline the masks are identical; on
 another CPU the last bits of float arithmetic may differ, which the tolerance (a few
 points) absorbs. Every flipped point is listed either way.
@@ -18,8 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
+from torch import nn
 
 import attacks
+from attacks.autoattack import STANDARD_ORDER
 from bench import data as bdata
 from bench.core.constants import REGRESS_BASELINE
 from bench.eval.loop import robust_points
@@ -50,11 +58,34 @@ def _masks(entry: dict, folder: Path, data_root: str | None) -> dict[str, np.nda
     model = build_model(entry["model"], info.num_classes, info.shape[0])
     load_weights(model, file).eval()
     x, y = bdata.subset(*bdata.load_split(entry["dataset"], False, data_root), entry["n"])
-    out = {}
+    out: dict[str, np.ndarray] = {}
+    chained: np.ndarray | None = None  # robust after clean and the AutoAttack parts so far
     for name in entry["attacks"]:
-        atk = None if name == "clean" else attacks.build(name, eps=entry["eps"])
-        out[name] = robust_points(model, x, y, atk, batch_size=entry["n"], seed=0).robust
+        if name in STANDARD_ORDER:
+            before = chained if chained is not None else _attack(model, x, y, None, entry["eps"])
+            chained = out[name] = _chain_part(model, x, y, name, entry["eps"], before)
+        else:
+            out[name] = _attack(model, x, y, name, entry["eps"])
     return out
+
+
+def _attack(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, name: str | None, eps: float
+) -> np.ndarray:
+    atk = None if name is None or name == "clean" else attacks.build(name, eps=eps)
+    return robust_points(model, x, y, atk, batch_size=len(x), seed=0).robust
+
+
+def _chain_part(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, part: str, eps: float, before: np.ndarray
+) -> np.ndarray:
+    """An AutoAttack part on the points robust ``before``; the mask covers every point."""
+    idx = np.flatnonzero(before)
+    mask = np.zeros(len(before), dtype=bool)
+    if len(idx):
+        pick = torch.as_tensor(idx, dtype=torch.long)
+        mask[idx] = _attack(model, x[pick], y[pick], part, eps)
+    return mask
 
 
 def check(path: Path = REGRESS_BASELINE, data_root: str | None = None) -> list[Delta]:

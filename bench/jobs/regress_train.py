@@ -46,6 +46,9 @@ GRID: dict[str, Any] = {
     "monitor_subset": 100,
     "epochs": 3,
     "threads": 1,
+    # The preset's training values, pinned: a later change to the demo preset must not
+    # change this grid (an override equal to the preset's value leaves the spec unchanged).
+    "pinned": {"lr": 0.05, "milestones": [], "batch_size": 64, "steps": 10, "eps": 0.1},
 }
 DEFENSES = ("standard", "trades", "mart")
 CHECK_SEEDS = (0, 1)
@@ -76,7 +79,8 @@ def train_once(
     spec = resolve(
         defense, grid["model"], grid["dataset"], grid["preset"], seed=seed,
         train_subset=grid["train_subset"], test_subset=grid["test_subset"],
-        monitor_subset=grid["monitor_subset"], overrides={"epochs": grid["epochs"]},
+        monitor_subset=grid["monitor_subset"],
+        overrides={**grid.get("pinned", {}), "epochs": grid["epochs"]},
     )  # fmt: skip
     reports: list = []
     with tempfile.TemporaryDirectory() as t:

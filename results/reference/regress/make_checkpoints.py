@@ -16,7 +16,13 @@ out.mkdir(parents=True, exist_ok=True)
 entries = []
 for model, n, d in [("tiny-cnn", 4000, "natural"), ("smallcnn", 2000, "mart")]:
     spec = resolve(
-        d, model, "mnist", "demo-mnist", train_subset=n, test_subset=100, overrides={"epochs": 2}
+        d,
+        model,
+        "mnist",
+        "demo-mnist",
+        train_subset=n,
+        test_subset=100,
+        overrides={"epochs": 2, "lr": 0.05, "milestones": [], "batch_size": 64, "steps": 10},
     )
     with tempfile.TemporaryDirectory() as t:
         train(spec, Path(t), progress=False)
@@ -30,7 +36,7 @@ for model, n, d in [("tiny-cnn", 4000, "natural"), ("smallcnn", 2000, "mart")]:
             "dataset": "mnist",
             "eps": 0.1,
             "n": 500,
-            "attacks": ["clean", "fgsm", "pgd20", "cw20"],
+            "attacks": ["clean", "fgsm", "pgd20", "cw20", "apgd-ce", "apgd-t"],
             "masks": {},
             "trained_by": spec.name,
         }
