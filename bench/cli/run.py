@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from bench.cli import placing as pl
 from bench.cli.common import (
     DEFAULT_ATTACK_LIST,
     AttackParamOpt,
@@ -34,7 +35,7 @@ from bench.cli.common import (
     print_evals,
     split_list,
 )
-from bench.cli.deferred import jobs, provenance, train_runtime
+from bench.cli.deferred import executors, jobs, provenance, train_runtime
 from bench.core.constants import CHECKPOINTS, EVAL_BATCH, RunStatus
 from bench.report.render import render_paper
 from bench.spec.auxiliary import attach_unlabelled
@@ -98,8 +99,28 @@ def run(
     runs_dir: RunsDirOpt = None,
     data_root: RootOpt = None,
     progress: ProgressOpt = True,
+    status: pl.StatusOpt = False,
+    executor: pl.ExecutorOpt = None,
+    workers: pl.WorkersOpt = 2,
+    slurm_partition: pl.PartitionOpt = None,
+    gpus_per_job: pl.GpusOpt = 0,
+    cpus_per_job: pl.CpusOpt = 1,
+    time: pl.TimeOpt = 60,
+    slurm_array: pl.ArrayOpt = True,
+    submitit_cluster: pl.ClusterOpt = "slurm",
+    ray_address: pl.RayAddressOpt = "local",
+    executor_dir: pl.ExecutorDirOpt = None,
+    wait: pl.WaitOpt = True,
 ) -> None:
-    """Train a defense (resuming an interrupted run), then evaluate it."""
+    """Train a defense (resuming an interrupted run), then evaluate it.
+
+    With `--seeds`, one run per seed; `--executor local|slurm|ray` places each seed's
+    training and evaluation as a job (as `bench experiment` does), `--status` shows them.
+    """
+    placing = pl.options(
+        executor, workers, slurm_partition, gpus_per_job, cpus_per_job, time, slurm_array,
+        submitit_cluster, ray_address, executor_dir, wait,
+    )  # fmt: skip
     dataset = dataset or default_dataset(model)
     names, options = parse_attacks(attack_list, attack_param) if evaluate else ([], {})
     device = provenance.check_device(device)
@@ -129,6 +150,17 @@ def run(
     runtime = train_runtime.Runtime(
         channels_last=channels_last, compile=compile_model, threads=threads
     )
+    if placing is not None or status:
+        grid = pl.grid_jobs(specs, names, options, skip_wrong)
+        if status:
+            for line in executors.status_lines(bdb.connect(db), grid):
+                typer.echo(line)
+            return
+        pl.run_jobs(
+            bdb.connect(db), grid, placing, runs_dir=runs_dir, data_root=data_root,
+            device=device, runtime=runtime, progress=progress,
+        )  # fmt: skip
+        return
     _train_and_evaluate(
         bdb.connect(db), specs, runtime, (names, options, skip_wrong),
         runs_dir=runs_dir, device=device, data_root=data_root, progress=progress,
