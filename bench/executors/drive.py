@@ -51,14 +51,16 @@ def place(
         say("not waiting (--no-wait): `--status` with the same options shows their progress")
         return
     try:
-        _wait(executor, engine, todo, opts.poll, say)
+        wait_for(executor, engine, todo, opts.poll, say)
     finally:
         executor.close()
 
 
-def _wait(
+def wait_for(
     executor: Executor, engine: Engine, jobs: list[Job], poll: float, say: Callable[[str], None]
 ) -> None:
+    """Until the engine has nothing running: say how many jobs are done as that changes;
+    then ``JobsFailed`` if the engine reports failures or a job is not done."""
     shown = -1
     while True:
         going = executor.running()
