@@ -218,3 +218,48 @@ def test_executors_import_no_engine() -> None:
         "assert not {'ray', 'submitit'} & set(sys.modules), sorted(sys.modules)"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+FAKE_SBATCH = """#!/bin/sh
+cp "$1" "$(dirname "$0")/last.sbatch"
+echo "Submitted batch job 4242"
+"""
+FAKE_SACCT = """#!/bin/sh
+printf 'JobID|State|NodeList\\n4242_[0-1]|PENDING|None assigned\\n'
+"""
+
+
+def _fake_slurm(folder: Path) -> Path:
+    """sbatch that keeps the script and answers a job id, sacct that says PENDING, srun."""
+    folder.mkdir()
+    for name, text in (("sbatch", FAKE_SBATCH), ("sacct", FAKE_SACCT), ("srun", "#!/bin/sh\n")):
+        (folder / name).write_text(text)
+        (folder / name).chmod(0o755)
+    return folder
+
+
+def test_slurm_submission_against_a_fake_sbatch(tmp_path: Path, monkeypatch) -> None:
+    """What reaches SLURM: the sbatch script's requests and the job array, and `--status`
+    reading sacct. The fake scheduler runs nothing, so the jobs stay pending."""
+    fake = _fake_slurm(tmp_path / "bin")
+    monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
+    where = ["--db", str(tmp_path / "slurm.sqlite")]
+    slurm = ["--executor", "slurm", "--slurm-partition", "gpu", "--gpus-per-job", "1",
+             "--cpus-per-job", "4", "--time", "30", "--no-wait"]  # fmt: skip
+    res = CliRunner().invoke(app, [*CLI_RUN, *where, *slurm])
+    assert res.exit_code == 0, res.output
+    assert "placed 2 job(s) on slurm" in res.output and "--no-wait" in res.output
+    script = (fake / "last.sbatch").read_text()
+    for line in ("--partition=gpu", "--gpus-per-node=1", "--cpus-per-task=4", "--time=30",
+                 "--array=0-1%"):  # fmt: skip
+        assert f"#SBATCH {line}" in script, script
+    status = CliRunner().invoke(app, [*CLI_RUN, *where, "--status"])
+    lines = [ln for ln in status.output.splitlines() if ln.startswith("missing")]
+    assert len(lines) == 2 and all("| slurm 4242_" in ln for ln in lines), status.output
+    assert all(ln.endswith(": PENDING") for ln in lines)
+
+
+def test_slurm_without_sbatch_is_one_line(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    res = CliRunner().invoke(app, [*CLI_RUN, "--executor", "slurm", "--db", str(tmp_path / "x")])
+    assert res.exit_code == 2 and "no sbatch on PATH" in res.output, res.output

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,11 @@ class SlurmExecutor:
     name = "slurm"
 
     def __init__(self, opts: Options) -> None:
+        if opts.cluster == "slurm" and shutil.which("sbatch") is None:
+            raise ValueError(
+                "--executor slurm: no sbatch on PATH, so this is not a SLURM login node "
+                "(--submitit-cluster local runs the jobs through submitit on this machine)"
+            )
         self.opts = opts
         self.jobs: list[Any] = []  # submitit.Job
         self.names: list[str] = []
@@ -47,7 +53,10 @@ class SlurmExecutor:
     def _executor(self) -> Any:
         folder = (self.opts.folder() / "submitit").resolve()
         cluster = self.opts.cluster
-        ex = submitit.AutoExecutor(folder=folder / "%j", cluster=cluster)
+        try:
+            ex = submitit.AutoExecutor(folder=folder / "%j", cluster=cluster)
+        except RuntimeError as e:  # submitit found no srun
+            raise ValueError(f"--executor slurm: {e}") from None
         params: dict[str, Any] = {
             "timeout_min": self.opts.time_min, "gpus_per_node": self.opts.gpus_per_job,
             "cpus_per_task": self.opts.cpus_per_job, "name": "bench",
