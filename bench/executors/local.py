@@ -10,7 +10,6 @@ they keep going after ``--no-wait`` returns (or the terminal closes).
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import os
 import socket
@@ -21,11 +20,11 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 
 from bench.executors.base import Options
-from bench.executors.work import Context, write_task
+from bench.executors.work import Context, with_threads, write_task
 from bench.spec.experiments import Job
 from bench.store import placements
 from bench.store.db import Placement
-from bench.train.runtime import Runtime, usable_cores
+from bench.train.runtime import usable_cores
 
 
 class LocalExecutor:
@@ -41,10 +40,7 @@ class LocalExecutor:
 
     def submit(self, engine: Engine, ctx: Context, jobs: list[Job]) -> None:
         n = self.opts.workers
-        runtime = ctx.runtime or Runtime()
-        if runtime.threads is None:  # share the cores rather than oversubscribe them
-            runtime = dataclasses.replace(runtime, threads=max(1, usable_cores() // n))
-        ctx = dataclasses.replace(ctx, runtime=runtime)
+        ctx = with_threads(ctx, max(1, usable_cores() // n))  # share the cores
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         folder = (self.opts.folder() / f"local-{stamp}-{os.getpid()}").resolve()
         task = write_task(folder / "task.pkl", ctx, jobs)

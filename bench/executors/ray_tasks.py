@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 
 from bench.core.lazy import LazyModule
 from bench.executors.base import Options
-from bench.executors.work import Context, run_placed
+from bench.executors.work import Context, run_placed, with_threads
 from bench.spec.experiments import Job
 from bench.store import placements
 from bench.store.db import Placement
@@ -56,6 +56,7 @@ class RayExecutor:
 
     def submit(self, engine: Engine, ctx: Context, jobs: list[Job]) -> None:
         where = self._connect()
+        ctx = with_threads(ctx, self.opts.cpus_per_job)
         task = ray.remote(
             num_cpus=self.opts.cpus_per_job, num_gpus=self.opts.gpus_per_job, max_retries=0
         )(run_placed)

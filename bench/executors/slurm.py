@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 
 from bench.core.lazy import LazyModule
 from bench.executors.base import Options
-from bench.executors.work import Context, run_placed
+from bench.executors.work import Context, run_placed, with_threads
 from bench.spec.experiments import Job
 from bench.store import placements
 from bench.store.db import Placement
@@ -68,6 +68,7 @@ class SlurmExecutor:
 
     def submit(self, engine: Engine, ctx: Context, jobs: list[Job]) -> None:
         ex = self._executor()
+        ctx = with_threads(ctx, self.opts.cpus_per_job)
         try:
             if self.opts.array:
                 with ex.batch():

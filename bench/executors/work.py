@@ -12,6 +12,7 @@ skipped by everyone.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 import sys
@@ -66,6 +67,15 @@ def context(
 def _absolute(key: str, value: str) -> str:
     """Folders as absolute paths: a worker may start in another directory (Ray does)."""
     return value if key == "BENCH_LEASE_SECONDS" else str(Path(value).resolve())
+
+
+def with_threads(ctx: Context, threads: int) -> Context:
+    """``ctx`` with ``threads`` CPU threads per job unless --threads chose: a job shares its
+    machine's cores with the others (local workers, a job's --cpus-per-job elsewhere)."""
+    runtime = ctx.runtime or Runtime()
+    if runtime.threads is not None:
+        return ctx
+    return dataclasses.replace(ctx, runtime=dataclasses.replace(runtime, threads=threads))
 
 
 def _enter(ctx: Context) -> Engine:
