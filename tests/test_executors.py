@@ -106,7 +106,7 @@ def _claimed_pid(engine, pids: set[int]) -> int | None:
 
 @requires_mnist
 def test_local_workers_survive_a_kill(reference: str, tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setenv("BENCH_LEASE_SECONDS", "2")
+    monkeypatch.setenv("BENCH_LEASE_SECONDS", "3")
     db, jobs = str(tmp_path / "local.sqlite"), grid_jobs()
     opts = executors.Options(workers=2, log_dir=tmp_path / "ex", wait=False, poll=0.3)
     ex = executors.check("local", opts)
