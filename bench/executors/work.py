@@ -121,7 +121,8 @@ def pull(ctx: Context, jobs: list[Job]) -> None:
 def write_task(path: Path, ctx: Context, jobs: list[Job]) -> Path:
     """The file a local worker reads: this command's context and jobs, pickled."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as f:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds the DB URL
+    with os.fdopen(fd, "wb") as f:
         pickle.dump((ctx, jobs), f)
     return path
 
