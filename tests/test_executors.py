@@ -36,6 +36,7 @@ from typer.testing import CliRunner
 
 from bench import executors
 from bench.cli import app
+from bench.executors import base
 from bench.executors.drive import wait_for
 from bench.jobs.experiments import job_status, run_experiment
 from bench.spec import experiments as bexp
@@ -263,3 +264,11 @@ def test_slurm_without_sbatch_is_one_line(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     res = CliRunner().invoke(app, [*CLI_RUN, "--executor", "slurm", "--db", str(tmp_path / "x")])
     assert res.exit_code == 2 and "no sbatch on PATH" in res.output, res.output
+
+
+@pytest.mark.parametrize("name", ["slurm", "ray"])
+def test_a_missing_engine_package_is_one_line(name: str, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(base, "find_spec", lambda _module: None)
+    res = CliRunner().invoke(app, [*CLI_RUN, "--executor", name, "--db", str(tmp_path / "x")])
+    assert res.exit_code == 2, res.output
+    assert "pip install -e '.[cluster]'" in res.output and "Traceback" not in res.output

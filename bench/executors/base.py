@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Protocol
 
@@ -60,6 +61,16 @@ class Options:
     def folder(self) -> Path:
         """Where placed jobs' task files and logs go."""
         return Path(self.log_dir) if self.log_dir is not None else home() / "executors"
+
+
+def require(module: str, executor: str) -> None:
+    """A one-line error when the engine's package is not installed (checked before any
+    work, without importing it)."""
+    if find_spec(module) is None:
+        raise ValueError(
+            f"--executor {executor} needs the {module} package: pip install -e '.[cluster]' "
+            f"(or pip install {module})"
+        )
 
 
 class Executor(Protocol):

@@ -52,6 +52,10 @@ def place(
         return
     try:
         wait_for(executor, engine, todo, opts.poll, say)
+    except KeyboardInterrupt:
+        say("stopped waiting: local workers and SLURM jobs go on (Ray tasks stop with this "
+            "command); `--status` shows them")  # fmt: skip
+        raise
     finally:
         executor.close()
 

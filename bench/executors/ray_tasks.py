@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.engine import Engine
 
 from bench.core.lazy import LazyModule
-from bench.executors.base import Options
+from bench.executors.base import Options, require
 from bench.executors.work import Context, run_placed, with_threads
 from bench.spec.experiments import Job
 from bench.store import placements
@@ -32,6 +32,7 @@ class RayExecutor:
     name = "ray"
 
     def __init__(self, opts: Options) -> None:
+        require("ray", self.name)
         if not opts.wait:
             raise ValueError(
                 "--no-wait with --executor ray: Ray tasks end with the command that "

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.engine import Engine
 
 from bench.core.lazy import LazyModule
-from bench.executors.base import Options
+from bench.executors.base import Options, require
 from bench.executors.work import Context, run_placed, with_threads
 from bench.spec.experiments import Job
 from bench.store import placements
@@ -38,6 +38,7 @@ class SlurmExecutor:
     name = "slurm"
 
     def __init__(self, opts: Options) -> None:
+        require("submitit", self.name)
         if opts.cluster == "slurm" and shutil.which("sbatch") is None:
             raise ValueError(
                 "--executor slurm: no sbatch on PATH, so this is not a SLURM login node "
