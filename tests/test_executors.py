@@ -272,3 +272,26 @@ def test_a_missing_engine_package_is_one_line(name: str, tmp_path: Path, monkeyp
     res = CliRunner().invoke(app, [*CLI_RUN, "--executor", name, "--db", str(tmp_path / "x")])
     assert res.exit_code == 2, res.output
     assert "pip install -e '.[cluster]'" in res.output and "Traceback" not in res.output
+
+
+@requires_mnist
+def test_experiment_no_wait_then_status(tmp_path: Path) -> None:
+    """`bench experiment --executor local --no-wait` returns at once; the workers go on,
+    and `--status` follows them until every job is done."""
+    exp = [
+        "experiment", "table2-mnist", "--model", "tiny-cnn", "--dataset", "mnist",
+        "--only", "standard", "--epochs", "1", "--train-subset", "128", "--test-subset", "64",
+        "--train-steps", "3", "--db", str(tmp_path / "exp.sqlite"),
+    ]  # fmt: skip
+    place = ["--executor", "local", "--workers", "1", "--threads", "1", "--no-wait",
+             "--device", "cpu", "--runs-dir", str(tmp_path / "runs")]  # fmt: skip
+    res = CliRunner().invoke(app, [*exp, *place])
+    assert res.exit_code == 0, res.output
+    assert "placed 1 job(s) on local" in res.output and "not waiting" in res.output
+    deadline, line = time.monotonic() + 300, ""
+    while time.monotonic() < deadline and not line.endswith("EXITED"):  # the worker ended
+        status = CliRunner().invoke(app, [*exp, "--status"])
+        line = status.output.splitlines()[-1].strip()
+        assert "| local " in line, status.output
+        time.sleep(0.5)
+    assert line.startswith("done") and "evals 8/8" in line and "EXITED" in line, line
