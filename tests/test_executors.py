@@ -295,3 +295,24 @@ def test_experiment_no_wait_then_status(tmp_path: Path) -> None:
         assert "| local " in line, status.output
         time.sleep(0.5)
     assert line.startswith("done") and "evals 8/8" in line and "EXITED" in line, line
+
+
+@requires_mnist
+def test_bench_eval_on_a_local_worker(reference: str, tmp_path: Path) -> None:
+    """`bench eval RUN --executor local`: the run's evaluations as a job on a worker; the
+    numbers equal the reference's (the same run, evaluated in this process)."""
+    db, job = str(tmp_path / "eval.sqlite"), grid_jobs()[0]
+    run_experiment(
+        bdb.connect(db), [dataclasses.replace(job, attacks=())], runs_dir=tmp_path / "runs",
+        device="cpu", progress=False, runtime=ONE_THREAD,
+    )  # fmt: skip
+    ev = ["eval", job.spec.name, "--attacks", ",".join(ATTACKS), "--db", db, "--device", "cpu"]
+    bad = CliRunner().invoke(app, [*ev, "--executor", "local", "--test-subset", "10"])
+    assert bad.exit_code == 2 and "drop --checkpoint" in bad.output, bad.output
+    res = CliRunner().invoke(
+        app, [*ev, "--executor", "local", "--workers", "1", "--executor-dir", str(tmp_path)]
+    )
+    assert res.exit_code == 0 and "placed 1 job(s) on local" in res.output, res.output
+    status = CliRunner().invoke(app, [*ev, "--status"])
+    assert "evals 4/4" in status.output and "| local " in status.output, status.output
+    check_grid(db, reference, [job])
