@@ -25,6 +25,7 @@ from bench.core.home import default_runs_dir
 from bench.jobs.experiments import run_experiment, run_job
 from bench.spec.experiments import Job
 from bench.store import db as bdb
+from bench.store.engine import is_sqlite
 from bench.train.runtime import Runtime
 
 # The environment a worker takes from the command that placed it (a SLURM node or a Ray
@@ -57,11 +58,20 @@ def context(
     """The context of a command's engine and options, with its BENCH_* environment."""
     env = tuple((k, _absolute(k, os.environ[k])) for k in PASSED_ENV if os.environ.get(k))
     return Context(
-        db=engine.url.render_as_string(hide_password=False),
+        db=_db(engine),
         runs_dir=str(Path(runs_dir or default_runs_dir()).resolve()),
         data_root=str(Path(data_root).resolve()) if data_root else None,
         device=device, runtime=runtime, progress=progress, env=env,
     )  # fmt: skip
+
+
+def _db(engine: Engine) -> str:
+    """What a worker passes to ``connect``: a SQLite file's path as it is (a URL would
+    have to escape characters such as ``?`` and ``%`` in it), else the URL."""
+    url = engine.url
+    if is_sqlite(url) and url.database:
+        return url.database
+    return url.render_as_string(hide_password=False)
 
 
 def _absolute(key: str, value: str) -> str:
