@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from bench.core.lazy import LazyModule
 
 if TYPE_CHECKING:  # what the names stand for (the layers contract sees these imports)
-    from bench import jobs
+    from bench import executors, jobs
     from bench.core import provenance
     from bench.eval import audit
     from bench.jobs import experiments as experiment_jobs
@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # what the names stand for (the layers contract sees these im
     from bench.models import zoo as model_zoo
     from bench.train import runtime as train_runtime
 else:
+    executors = LazyModule("bench.executors")  # placing jobs on local workers, SLURM, Ray
     jobs = LazyModule("bench.jobs")  # train_job, eval_job
     provenance = LazyModule("bench.core.provenance")  # check_device
     audit = LazyModule("bench.eval.audit")  # recomputing the gradient-masking audit
@@ -39,6 +40,7 @@ else:
 
 __all__ = [
     "audit",
+    "executors",
     "experiment_jobs",
     "jobs",
     "model_zoo",

@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from bench.cli import placing as pl
 from bench.cli.common import (
     DbOpt,
     DeviceOpt,
@@ -28,7 +29,7 @@ from bench.cli.common import (
     parse_seeds,
     split_list,
 )
-from bench.cli.deferred import experiment_jobs, provenance, train_runtime
+from bench.cli.deferred import executors, experiment_jobs, provenance, train_runtime
 from bench.core.home import home
 from bench.report import plots, runplots
 from bench.report.render import render_paper, render_table5
@@ -114,12 +115,30 @@ def experiment(
     runs_dir: RunsDirOpt = None,
     data_root: RootOpt = None,
     progress: ProgressOpt = True,
+    status: pl.StatusOpt = False,
+    executor: pl.ExecutorOpt = None,
+    workers: pl.WorkersOpt = 2,
+    slurm_partition: pl.PartitionOpt = None,
+    gpus_per_job: pl.GpusOpt = 0,
+    cpus_per_job: pl.CpusOpt = 1,
+    time: pl.TimeOpt = 60,
+    slurm_array: pl.ArrayOpt = True,
+    submitit_cluster: pl.ClusterOpt = "slurm",
+    ray_address: pl.RayAddressOpt = "local",
+    executor_dir: pl.ExecutorDirOpt = None,
+    wait: pl.WaitOpt = True,
 ) -> None:
     """Run a named experiment (a table or figure of the paper): what is missing is done.
 
     Several workers (processes, machines) may run the same command on one database: each
     job is trained and evaluated by one of them, and a job whose worker died is resumed.
+    `--executor local|slurm|ray` places the jobs on worker processes, SLURM or Ray instead
+    of running them here; `--status` shows their progress and where they were placed.
     """
+    placing = pl.options(
+        executor, workers, slurm_partition, gpus_per_job, cpus_per_job, time, slurm_array,
+        submitit_cluster, ray_address, executor_dir, wait,
+    )  # fmt: skip
     ov = _overrides(
         model, dataset, preset, epochs, batch_size, lr, train_steps,
         train_subset, test_subset, monitor_subset, seed, unlabelled, only,
@@ -131,11 +150,20 @@ def experiment(
     typer.echo(f"{name}: {exp.description} ({exp.source}); {len(job_list)} job(s)")
     m, d, p = bexp.settings(exp, ov)
     typer.echo(f"  model {m}, data set {d}, preset {p}; attacks {', '.join(exp.attacks)}")
-    for line in experiment_jobs.describe_jobs(engine, job_list):
+    describe = executors.status_lines if status else experiment_jobs.describe_jobs
+    for line in describe(engine, job_list):
         typer.echo(f"  {line}")
-    if dry_run:
+    if dry_run or status:
         return
     device = provenance.check_device(device)
+    if placing is not None:
+        pl.run_jobs(
+            engine, job_list, placing, runs_dir=runs_dir, data_root=data_root, device=device,
+            runtime=train_runtime.Runtime(threads=threads), progress=progress,
+        )  # fmt: skip
+        if wait:
+            _render(engine, name, job_list, plot_dir)
+        return
 
     def announce(job: bexp.Job, stage: str) -> None:
         if stage == "start":

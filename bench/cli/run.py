@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from bench.cli import placing as pl
 from bench.cli.common import (
     DEFAULT_ATTACK_LIST,
     AttackParamOpt,
@@ -98,8 +99,28 @@ def run(
     runs_dir: RunsDirOpt = None,
     data_root: RootOpt = None,
     progress: ProgressOpt = True,
+    status: pl.StatusOpt = False,
+    executor: pl.ExecutorOpt = None,
+    workers: pl.WorkersOpt = 2,
+    slurm_partition: pl.PartitionOpt = None,
+    gpus_per_job: pl.GpusOpt = 0,
+    cpus_per_job: pl.CpusOpt = 1,
+    time: pl.TimeOpt = 60,
+    slurm_array: pl.ArrayOpt = True,
+    submitit_cluster: pl.ClusterOpt = "slurm",
+    ray_address: pl.RayAddressOpt = "local",
+    executor_dir: pl.ExecutorDirOpt = None,
+    wait: pl.WaitOpt = True,
 ) -> None:
-    """Train a defense (resuming an interrupted run), then evaluate it."""
+    """Train a defense (resuming an interrupted run), then evaluate it.
+
+    With `--seeds`, one run per seed; `--executor local|slurm|ray` places each seed's
+    training and evaluation as a job (as `bench experiment` does), `--status` shows them.
+    """
+    placing = pl.options(
+        executor, workers, slurm_partition, gpus_per_job, cpus_per_job, time, slurm_array,
+        submitit_cluster, ray_address, executor_dir, wait,
+    )  # fmt: skip
     dataset = dataset or default_dataset(model)
     names, options = parse_attacks(attack_list, attack_param) if evaluate else ([], {})
     device = provenance.check_device(device)
@@ -129,6 +150,13 @@ def run(
     runtime = train_runtime.Runtime(
         channels_last=channels_last, compile=compile_model, threads=threads
     )
+    if placing is not None or status:  # the seeds' jobs on an executor, or where they are
+        pl.place_or_status(
+            bdb.connect(db), pl.grid_jobs(specs, names, options, skip_wrong), placing, status,
+            runs_dir=runs_dir, data_root=data_root, device=device, runtime=runtime,
+            progress=progress,
+        )  # fmt: skip
+        return
     _train_and_evaluate(
         bdb.connect(db), specs, runtime, (names, options, skip_wrong),
         runs_dir=runs_dir, device=device, data_root=data_root, progress=progress,
@@ -183,8 +211,28 @@ def eval_cmd(
     db: DbOpt = None,
     data_root: RootOpt = None,
     progress: ProgressOpt = True,
+    status: pl.StatusOpt = False,
+    executor: pl.ExecutorOpt = None,
+    workers: pl.WorkersOpt = 2,
+    slurm_partition: pl.PartitionOpt = None,
+    gpus_per_job: pl.GpusOpt = 0,
+    cpus_per_job: pl.CpusOpt = 1,
+    time: pl.TimeOpt = 60,
+    slurm_array: pl.ArrayOpt = True,
+    submitit_cluster: pl.ClusterOpt = "slurm",
+    ray_address: pl.RayAddressOpt = "local",
+    executor_dir: pl.ExecutorDirOpt = None,
+    wait: pl.WaitOpt = True,
 ) -> None:
-    """Attack stored checkpoints; evaluations already in the database are skipped."""
+    """Attack stored checkpoints; evaluations already in the database are skipped.
+
+    `--executor local|slurm|ray` places each run's evaluation as a job (the run's own test
+    subset and eps, both checkpoints); `--status` shows them.
+    """
+    placing = pl.options(
+        executor, workers, slurm_partition, gpus_per_job, cpus_per_job, time, slurm_array,
+        submitit_cluster, ray_address, executor_dir, wait,
+    )  # fmt: skip
     names, options = parse_attacks(attack_list, attack_param)
     tags = check_checkpoints(checkpoint)
     device = provenance.check_device(device)
@@ -194,6 +242,25 @@ def eval_cmd(
         targets += [r.name for r in bdb.list_runs(engine) if r.status == RunStatus.DONE]
     if not targets:
         raise ValueError("name at least one run, or pass --all")
+    if placing is not None or status:
+        if (tags, test_subset, eps, batch_size, seed) != (
+            list(CHECKPOINTS),
+            None,
+            None,
+            EVAL_BATCH,
+            0,
+        ):
+            raise ValueError(
+                "--executor and --status take each run's own test subset and eps, both "
+                "checkpoints, the default batch size and seed: drop --checkpoint, "
+                "--test-subset, --eps, --batch-size and --seed, or run without them"
+            )
+        grid = pl.eval_jobs(engine, targets, names, options, skip_wrong)
+        pl.place_or_status(
+            engine, grid, placing, status, runs_dir=None, data_root=data_root, device=device,
+            runtime=None, progress=progress,
+        )  # fmt: skip
+        return
     for name in targets:
         evs = jobs.eval_job(
             engine,

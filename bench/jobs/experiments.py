@@ -85,7 +85,7 @@ def run_experiment(
         if on_job is not None and job.spec.key not in deferred:
             on_job(job, "start")
         try:
-            _run_job(engine, job, runs_dir, device, data_root, progress, runtime)
+            run_job(engine, job, runs_dir, device, data_root, progress, runtime)
         except (claims.Busy, claims.LeaseLost):
             pending.append(job)
             if on_job is not None and job.spec.key not in deferred:
@@ -101,7 +101,7 @@ def run_experiment(
             on_job(job, "done")
 
 
-def _run_job(
+def run_job(
     engine: Engine,
     job: Job,
     runs_dir: Path | None,
@@ -109,17 +109,20 @@ def _run_job(
     data_root: str | None,
     progress: bool,
     runtime: Runtime | None,
+    *,
+    wait: bool = False,
 ) -> None:
-    """Train a job's run and evaluate it; ``claims.Busy`` (or ``LeaseLost``) if another
-    worker is on it."""
+    """Train a job's run and evaluate it. Another worker on it: wait for it (``wait``: an
+    executor's task for this one job), or raise ``claims.Busy`` (or ``LeaseLost``)."""
     train_job(
         engine, job.spec, runs_dir=runs_dir, device=device, data_root=data_root,
-        progress=progress, runtime=runtime, wait=False,
+        progress=progress, runtime=runtime, wait=wait,
     )  # fmt: skip
     if job.attacks:
         eval_job(
             engine, job.spec.name, attack_names=job.attacks, device=device,
-            data_root=data_root, progress=progress, wait=False,
+            data_root=data_root, progress=progress, wait=wait,
+            attack_options=job.attack_options(), skip_wrong=job.skip_wrong,
         )  # fmt: skip
 
 

@@ -86,10 +86,18 @@ class Overrides:
 
 @dataclass(frozen=True)
 class Job:
+    """One run to train and the attacks to evaluate it with: what executors place."""
+
     spec: RunSpec
     attacks: tuple[str, ...]
     arms: tuple[Arm, ...] = field(default_factory=tuple)
     role: str = "run"  # run | pseudo-labeller
+    # attack options per preset (EvalSpec.options), e.g. (("autoattack", (("n_iter", 10),)),)
+    options: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
+    skip_wrong: bool = True
+
+    def attack_options(self) -> dict[str, dict[str, Any]]:
+        return {attack: dict(opts) for attack, opts in self.options}
 
 
 EXPERIMENTS: Registry[Experiment] = Registry("experiment")

@@ -4,7 +4,8 @@ queries several layers share (find, list and delete runs; stored audit results).
 States only, never code: runs (spec + provenance), per-epoch metrics, checkpoints and
 evaluations. Numbers are stored as numbers; each evaluation also keeps which test points
 stayed robust (a packed bit mask), so worst cases over attacks need no new attack. Claims
-say which worker is working on a run or an evaluation now (bench/store/claims.py).
+say which worker is working on a run or an evaluation now (bench/store/claims.py);
+placements, where an executor placed a job (bench/executors).
 Opening a database is bench/store/engine.py (``connect`` etc., re-exported here); schema
 changes are Alembic migrations (bench/store/migrations/, docs/databases.md).
 """
@@ -172,6 +173,24 @@ class Claim(Base):
     heartbeat_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Placement(Base):
+    """Where an executor placed a job (bench/executors): which engine, its own id for it,
+    when, and the engine's last known state. The job's progress is the database's own
+    (runs, epochs, evaluations, claims); this row only says where to look for its worker.
+    """
+
+    __tablename__ = "placements"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_key: Mapped[str] = mapped_column(String(64), index=True)  # the run's spec key
+    job_name: Mapped[str] = mapped_column(String(200))
+    executor: Mapped[str] = mapped_column(String(16))  # local | slurm | ray
+    external_id: Mapped[str] = mapped_column(String(200))  # pid, SLURM job id, Ray task id
+    location: Mapped[str] = mapped_column(String(500), default="")  # host, log folder, address
+    submitted_at: Mapped[dt.datetime] = mapped_column(DateTime, default=now)
+    state: Mapped[str] = mapped_column(String(200), default="SUBMITTED")
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=now)
 
 
 def make_evaluation(
