@@ -1,0 +1,114 @@
+"""One run across processes (bench/train/distributed.py): two gloo processes on the CPU.
+
+SmallCNN MART on 256 MNIST images, batch 64 (32 per rank), one thread per process:
+the weights after each epoch equal a one-process run within 1e-5; a 2-process run
+stopped after epoch 1 and resumed gives the weights of a straight one bit for bit; and
+through the command line, rank 0 alone writes (one run row, one row per epoch, the
+checkpoints) while the followers write nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from functools import partial
+from pathlib import Path
+
+import ddp_helpers
+import pytest
+import torch
+from conftest import REPO, requires_mnist
+from safetensors.torch import load_file
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bench.spec.run import resolve
+from bench.store import db as bdb
+from bench.store.checkpoints import load_state
+from bench.train import distributed
+from bench.train.loop import Interrupted, follow, train
+from bench.train.runtime import Runtime
+
+pytestmark = requires_mnist
+TOL = 1e-5
+ONE = Runtime(threads=1)
+# `bench run` options that resolve to SPEC below.
+CLI = [
+    "--defense", "mart", "--model", "smallcnn", "--train-subset", "256", "--test-subset", "32",
+    "--epochs", "2", "--batch-size", "64", "--train-steps", "10", "--threads", "1",
+]  # fmt: skip
+SPEC = resolve(
+    "mart", "smallcnn", "mnist", train_subset=256, test_subset=32,
+    overrides={"epochs": 2, "batch_size": 64, "steps": 10},
+)  # fmt: skip
+
+
+def _two_processes(run_dir: Path, stop_after: int | None = None) -> None:
+    code = distributed.launch(
+        2, "cpu", partial(ddp_helpers.lead, SPEC, run_dir, stop_after), follow
+    )
+    assert code == 0
+
+
+def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return load_state(run_dir / "state.pt")["model"]
+
+
+def _max_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    assert a.keys() == b.keys()
+    return max((a[k].float() - b[k].float()).abs().max().item() for k in a)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, torch.Tensor]]:
+    """Weights after epochs 1 and 2: one process, and two (stopped after 1, resumed)."""
+    base = tmp_path_factory.mktemp("ddp")
+    out = {}
+    for name, run in (("one", None), ("two", _two_processes)):
+        run_dir = base / name
+        if run is None:
+            with pytest.raises(Interrupted):
+                train(SPEC, run_dir, progress=False, stop_after=1, runtime=ONE)
+        else:
+            run(run_dir, stop_after=1)
+        assert load_state(run_dir / "state.pt")["epoch"] == 1
+        out[f"{name}-1"] = _weights(run_dir)
+        train(SPEC, run_dir, progress=False, runtime=ONE) if run is None else run(run_dir)
+        out[f"{name}-2"] = _weights(run_dir)
+        out[f"{name}-last"] = load_file(run_dir / "last.safetensors")
+    return out
+
+
+def test_two_processes_give_the_one_process_weights(runs: dict) -> None:
+    for epoch in (1, 2):
+        diff = _max_diff(runs[f"one-{epoch}"], runs[f"two-{epoch}"])
+        print(f"epoch {epoch}: max |w(2 processes) - w(1 process)| = {diff:.3g}")
+        assert diff < TOL
+    assert _max_diff(runs["one-2"], runs["one-1"]) > 1e-3  # epoch 2 did train
+
+
+def test_cli_nproc_two_rank_zero_alone_writes_and_replays_the_resumed_run(
+    runs: dict, tmp_path: Path
+) -> None:
+    db, runs_dir = tmp_path / "b.sqlite", tmp_path / "runs"
+    res = subprocess.run(
+        [sys.executable, "-m", "bench.cli", "run", *CLI, "--nproc", "2", "--no-eval",
+         "--quiet", "--db", str(db), "--runs-dir", str(runs_dir)],
+        cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
+        env={**os.environ, "BENCH_HOME": str(tmp_path / "home")},
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    engine = bdb.connect(db)
+    with Session(engine) as s:
+        (run,) = s.scalars(select(bdb.Run)).all()
+        assert run.name == SPEC.name and run.status == "done"
+        assert sorted(e.epoch for e in run.epochs) == [1, 2]
+        assert sorted(c.tag for c in run.checkpoints) == ["best", "last"]
+        assert run.provenance["runtime"]["nproc"] == 2
+    assert sorted(p.name for p in (runs_dir / SPEC.name).iterdir()) == [
+        "best.safetensors", "last.safetensors", "state.pt",
+    ]  # fmt: skip
+    # The straight run equals the one stopped after epoch 1 and resumed, bit for bit.
+    straight = _weights(runs_dir / SPEC.name)
+    assert _max_diff(straight, runs["two-2"]) == 0.0
