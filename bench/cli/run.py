@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from bench.cli import parallel
 from bench.cli.common import (
     DEFAULT_ATTACK_LIST,
     AttackParamOpt,
@@ -17,6 +19,7 @@ from bench.cli.common import (
     DbOpt,
     DeviceOpt,
     MonitorOpt,
+    NprocOpt,
     PrecisionOpt,
     ProgressOpt,
     RootOpt,
@@ -80,6 +83,7 @@ def run(
     channels_last: ChannelsLastOpt = True,
     compile_model: CompileOpt = False,
     threads: ThreadsOpt = None,
+    nproc: NprocOpt = None,
     train_subset: Annotated[int | None, typer.Option(min=1, help="first N training images")] = None,
     test_subset: Annotated[int | None, typer.Option(min=1, help="first N test images")] = None,
     monitor_subset: MonitorOpt = None,
@@ -100,6 +104,7 @@ def run(
     progress: ProgressOpt = True,
 ) -> None:
     """Train a defense (resuming an interrupted run), then evaluate it."""
+    nproc = parallel.check_nproc(nproc)
     dataset = dataset or default_dataset(model)
     names, options = parse_attacks(attack_list, attack_param) if evaluate else ([], {})
     device = provenance.check_device(device)
@@ -127,12 +132,13 @@ def run(
     if unlabelled is not None:  # pseudo-labelled by a natural run, trained when missing
         specs = [attach_unlabelled(spec, unlabelled, data_root) for spec in specs]
     runtime = train_runtime.Runtime(
-        channels_last=channels_last, compile=compile_model, threads=threads
+        channels_last=channels_last, compile=compile_model, threads=threads, nproc=nproc
     )
-    _train_and_evaluate(
-        bdb.connect(db), specs, runtime, (names, options, skip_wrong),
+    work = partial(
+        _train_and_evaluate, specs=specs, runtime=runtime, attacks_=(names, options, skip_wrong),
         runs_dir=runs_dir, device=device, data_root=data_root, progress=progress,
     )  # fmt: skip
+    parallel.train_in_group(work, db, nproc, device)
 
 
 def _train_and_evaluate(
