@@ -1,10 +1,11 @@
 """One run across processes (bench/train/distributed.py): two gloo processes on the CPU.
 
 SmallCNN MART on 256 MNIST images, batch 64 (32 per rank), one thread per process:
-the weights after each epoch equal a one-process run within 1e-5; a 2-process run
-stopped after epoch 1 and resumed gives the weights of a straight one bit for bit; and
-through the command line, rank 0 alone writes (one run row, one row per epoch, the
-checkpoints) while the followers write nothing.
+the weights after each epoch equal a one-process run within 1e-5. When rank 0 loses its
+claim in epoch 2 the whole group stops, and trained again it resumes to the weights of a
+straight 2-process run, bit for bit. Through the command line (`bench run --nproc 2`),
+rank 0 alone writes: one run row, one row per epoch, the checkpoints; run again, it
+finds the run done and the followers leave with it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import ddp_helpers
 import pytest
 import torch
 from conftest import REPO, requires_mnist
-from safetensors.torch import load_file
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -44,15 +44,8 @@ SPEC = resolve(
 )  # fmt: skip
 
 
-def _two_processes(run_dir: Path, stop_after: int | None = None) -> None:
-    code = distributed.launch(
-        2, "cpu", partial(ddp_helpers.lead, SPEC, run_dir, stop_after), follow
-    )
-    assert code == 0
-
-
-def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
-    return load_state(run_dir / "state.pt")["model"]
+def _weights(run_dir: Path, file: str = "state.pt") -> dict[str, torch.Tensor]:
+    return load_state(run_dir / file)["model"]
 
 
 def _max_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
@@ -62,21 +55,21 @@ def _max_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, torch.Tensor]]:
-    """Weights after epochs 1 and 2: one process, and two (stopped after 1, resumed)."""
+    """Weights after epochs 1 and 2: one process, stopped after epoch 1 and resumed; and
+    two, whose rank 0 loses its claim early in epoch 2 and then trains the run again."""
     base = tmp_path_factory.mktemp("ddp")
-    out = {}
-    for name, run in (("one", None), ("two", _two_processes)):
-        run_dir = base / name
-        if run is None:
-            with pytest.raises(Interrupted):
-                train(SPEC, run_dir, progress=False, stop_after=1, runtime=ONE)
-        else:
-            run(run_dir, stop_after=1)
-        assert load_state(run_dir / "state.pt")["epoch"] == 1
-        out[f"{name}-1"] = _weights(run_dir)
-        train(SPEC, run_dir, progress=False, runtime=ONE) if run is None else run(run_dir)
-        out[f"{name}-2"] = _weights(run_dir)
-        out[f"{name}-last"] = load_file(run_dir / "last.safetensors")
+    with pytest.raises(Interrupted):
+        train(SPEC, base / "one", progress=False, stop_after=1, runtime=ONE)
+    out = {"one-1": _weights(base / "one")}
+    train(SPEC, base / "one", progress=False, runtime=ONE)
+    out["one-2"] = _weights(base / "one")
+    # 4 batches an epoch, a check before each and one before the epoch's files: call 7 is
+    # epoch 2's second batch.
+    lead = partial(ddp_helpers.lead_losing_claim, SPEC, base / "two", 7)
+    assert distributed.launch(2, "cpu", lead, follow) == 0
+    assert load_state(base / "two" / "interrupted.pt")["epoch"] == 1
+    out["two-1"] = _weights(base / "two", "interrupted.pt")
+    out["two-2"] = _weights(base / "two")
     return out
 
 
@@ -92,12 +85,12 @@ def test_cli_nproc_two_rank_zero_alone_writes_and_replays_the_resumed_run(
     runs: dict, tmp_path: Path
 ) -> None:
     db, runs_dir = tmp_path / "b.sqlite", tmp_path / "runs"
-    res = subprocess.run(
-        [sys.executable, "-m", "bench.cli", "run", *CLI, "--nproc", "2", "--no-eval",
-         "--quiet", "--db", str(db), "--runs-dir", str(runs_dir)],
-        cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
-        env={**os.environ, "BENCH_HOME": str(tmp_path / "home")},
-    )  # fmt: skip
+    cmd = [
+        sys.executable, "-m", "bench.cli", "run", *CLI, "--nproc", "2", "--no-eval",
+        "--quiet", "--db", str(db), "--runs-dir", str(runs_dir),
+    ]  # fmt: skip
+    env = {**os.environ, "BENCH_HOME": str(tmp_path / "home")}
+    res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
     assert res.returncode == 0, res.stderr
     engine = bdb.connect(db)
     with Session(engine) as s:
@@ -109,6 +102,8 @@ def test_cli_nproc_two_rank_zero_alone_writes_and_replays_the_resumed_run(
     assert sorted(p.name for p in (runs_dir / SPEC.name).iterdir()) == [
         "best.safetensors", "last.safetensors", "state.pt",
     ]  # fmt: skip
-    # The straight run equals the one stopped after epoch 1 and resumed, bit for bit.
-    straight = _weights(runs_dir / SPEC.name)
-    assert _max_diff(straight, runs["two-2"]) == 0.0
+    # The straight run equals the one stopped in epoch 2 and resumed, bit for bit.
+    assert _max_diff(_weights(runs_dir / SPEC.name), runs["two-2"]) == 0.0
+    # Run again: rank 0 finds the run done, and the followers are dismissed.
+    again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+    assert again.returncode == 0 and "already trained" in again.stderr, again.stderr
