@@ -1,10 +1,9 @@
 """One run across processes: data-parallel training (DistributedDataParallel).
 
-Rank 0 leads. It alone holds the run's claim, reads and writes the resume state, writes
-checkpoints and database rows, runs the monitor evaluation and calls the lease ``check``;
-it sends each run it trains to the followers (:func:`announce`: the spec, the resume
-state, the runtime) and dismisses them when its command is done (:func:`dismiss`).
-Followers (:func:`serve`) train their shard of every batch and write nothing.
+Rank 0 leads: it alone holds the run's claim, calls the lease ``check``, reads and writes
+the resume state, checkpoints and database rows, and runs the monitor evaluation. It sends
+each run it trains to the followers (:func:`announce`: spec, resume state, runtime) and
+dismisses them when done (:func:`dismiss`); they (:func:`serve`) train and write nothing.
 
 Every rank walks the same global batch order (``Batches`` with ``shard``) and takes rows
 ``[lo, hi)`` of each global batch. Random draws made per example during a step (the
@@ -227,7 +226,7 @@ def wrap(model: nn.Module) -> nn.Module:
     return DistributedDataParallel(model, device_ids=ids)
 
 
-def shard() -> tuple[int, int]:
+def shard() -> tuple[int, int]:  # (rank, world)
     return (0, 1) if _GROUP is None else (_GROUP.rank, _GROUP.world)
 
 
@@ -300,18 +299,20 @@ def launch(size: int, device: str, lead: Callable[[], None], follow: Callable[[]
         p.start()
     try:
         _wait(procs)
+    except KeyboardInterrupt:  # they got it too: rank 0 records the interruption
+        _wait(procs, time.monotonic())
+        raise
     finally:
         for p in procs:
             if p.is_alive():
                 p.terminate()
             p.join()
-    codes = [p.exitcode or 0 for p in procs]
+    codes = [c if c >= 0 else 128 - c for c in (p.exitcode or 0 for p in procs)]
     return codes[0] or next((c for c in codes if c), 0)
 
 
-def _wait(procs: list[Any]) -> None:
+def _wait(procs: list[Any], failed_at: float | None = None) -> None:
     """Until all have exited, or one failed and the others had ``GRACE_SECONDS``."""
-    failed_at = None
     while any(p.is_alive() for p in procs):
         if failed_at is None and any(p.exitcode not in (None, 0) for p in procs):
             failed_at = time.monotonic()
