@@ -5,7 +5,9 @@ the weights after each epoch equal a one-process run within 1e-5. When rank 0 lo
 claim in epoch 2 the whole group stops, and trained again it resumes to the weights of a
 straight 2-process run, bit for bit. Through the command line (`bench run --nproc 2`),
 rank 0 alone writes: one run row, one row per epoch, the checkpoints; run again, it
-finds the run done and the followers leave with it.
+finds the run done and the followers leave with it. Without processes: the shards of
+every batch make up the global batch (also a last batch that does not split evenly), and
+a shard's random draws are the global batch's, sliced.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from conftest import REPO, requires_mnist
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bench import data as bdata
 from bench.spec.run import resolve
 from bench.store import db as bdb
 from bench.store.checkpoints import load_state
@@ -107,3 +110,33 @@ def test_cli_nproc_two_rank_zero_alone_writes_and_replays_the_resumed_run(
     # Run again: rank 0 finds the run done, and the followers are dismissed.
     again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
     assert again.returncode == 0 and "already trained" in again.stderr, again.stderr
+
+
+def test_shards_of_every_batch_make_the_global_batch_even_when_it_does_not_split() -> None:
+    x = torch.randint(0, 256, (70, 3, 8, 8), dtype=torch.uint8)
+    y = torch.arange(70)
+    whole = list(bdata.Batches(x, y, 32, shuffle=True, seed=5, augment="crop-flip"))
+    parts = [bdata.Batches(x, y, 32, shuffle=True, seed=5, augment="crop-flip", shard=(r, 3))
+             for r in range(3)]  # fmt: skip
+    assert [s[-1] for s in parts[0].spans()] == [32, 32, 6]  # the last: shards of 2
+    for b, batches in enumerate(zip(*parts, strict=True)):
+        assert torch.equal(torch.cat([xb for xb, _, _ in batches]), whole[b][0])
+        assert torch.equal(torch.cat([idx for _, _, idx in batches]), whole[b][2])
+        sizes = [len(yb) for _, yb, _ in batches]
+        assert max(sizes) - min(sizes) <= 1
+
+
+def test_draws_in_a_shard_are_the_global_batch_draws_sliced() -> None:
+    x = torch.rand(10, 3, 4, 4).contiguous(memory_format=torch.channels_last)
+    drop = torch.nn.Dropout(0.5)
+
+    def draw(t: torch.Tensor) -> list[torch.Tensor]:
+        torch.manual_seed(3)
+        return [torch.randn_like(t), torch.empty_like(t).uniform_(-1, 1), drop(t), torch.rand(2)]
+
+    whole = draw(x)
+    with distributed.draws((4, 7, 10)):
+        part = draw(x[4:7])
+    for w, p in zip(whole[:3], part[:3], strict=True):
+        assert torch.equal(w[4:7], p)
+    assert torch.equal(whole[3], part[3])  # not per example: drawn as in one process
