@@ -40,9 +40,9 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
-from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel
-from torch.overrides import TorchFunctionMode
+
+from bench.train.draws import GlobalDraws
 
 T = TypeVar("T")
 # Followers wait while rank 0 waits for a claim, evaluates or trains a labeller.
@@ -238,57 +238,17 @@ def weighted(loss: torch.Tensor, span: Span) -> torch.Tensor:
 
 
 def draws(span: Span) -> Any:
-    """Within: per-example random draws come from the global batch's draw (see module doc)."""
+    """Within: per-example random draws come from the global batch's (bench/train/draws.py)."""
     lo, hi, n = span
-    return nullcontext() if hi - lo == n else _GlobalDraws(lo, hi, n)
-
-
-class _GlobalDraws(TorchFunctionMode):
-    """Random ops on a tensor with this shard's rows draw for the global batch and slice.
-
-    Covers ``randn_like``, ``rand_like``, in-place ``uniform_``, ``normal_``,
-    ``bernoulli_`` and ``F.dropout``; the RNG advances as in one process.
-    """
-
-    def __init__(self, lo: int, hi: int, n: int) -> None:
-        super().__init__()
-        self.lo, self.hi, self.n = lo, hi, n
-
-    def __torch_function__(
-        self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None
-    ) -> Any:
-        kwargs = kwargs or {}
-        t = args[0] if args else None
-        rows = isinstance(t, torch.Tensor) and t.dim() > 0 and t.shape[0] == self.hi - self.lo
-        if rows and func in (torch.randn_like, torch.rand_like):
-            return func(self._whole(t), *args[1:], **kwargs)[self.lo : self.hi]
-        if rows and func in _IN_PLACE:
-            whole = getattr(self._whole(t), func.__name__)(*args[1:], **kwargs)
-            return t.copy_(whole[self.lo : self.hi])
-        if rows and func is F.dropout and kwargs.get("training", True):
-            mask = F.dropout(torch.ones_like(self._whole(t)), kwargs.get("p", 0.5), True)
-            out = t * mask[self.lo : self.hi]
-            return t.copy_(out) if kwargs.get("inplace") else out
-        return func(*args, **kwargs)
-
-    def _whole(self, t: torch.Tensor) -> torch.Tensor:
-        """An empty global batch laid out as ``t`` (the draw order follows the layout)."""
-        shape, fmt = (self.n, *t.shape[1:]), torch.contiguous_format
-        if (
-            t.dim() == 4
-            and not t.is_contiguous()
-            and t.is_contiguous(memory_format=torch.channels_last)
-        ):
-            fmt = torch.channels_last
-        return torch.empty(shape, dtype=t.dtype, device=t.device, memory_format=fmt)
-
-
-_IN_PLACE = (torch.Tensor.uniform_, torch.Tensor.normal_, torch.Tensor.bernoulli_)
+    return nullcontext() if hi - lo == n else GlobalDraws(lo, hi, n)
 
 
 def launch(size: int, device: str, lead: Callable[[], None], follow: Callable[[], None]) -> int:
     """Run ``lead`` on rank 0 and ``follow`` on ranks 1.. of ``size`` new processes on this
-    machine; returns rank 0's exit code (else the first non-zero one)."""
+    machine, one GPU each on CUDA; returns rank 0's exit code (else the first non-zero)."""
+    gpus = torch.cuda.device_count() if torch.device(device).type == "cuda" else size
+    if gpus < size:
+        raise ValueError(f"{size} processes on CUDA need {size} GPUs; this machine has {gpus}")
     store = dist.TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False)
     ctx = mp.get_context("spawn")
     procs = [
