@@ -37,6 +37,7 @@ CASES = {
     "device-bogus": ([*RUN, "--device", "bogus"], "device"),
     "seeds-text": ([*RUN, "--seeds", "a,b"], "--seeds expects whole numbers"),
     "seeds-repeated": ([*RUN, "--seeds", "1,1"], "distinct seeds"),
+    "nproc-zero": ([*RUN, "--nproc", "0"], "--nproc must be at least 1"),
     "lr-inf": ([*RUN, "--lr", "inf"], "lr must be a finite number"),
     "milestone-zero": ([*RUN, "--milestones", "0,5"], "milestones are epochs"),
     "model-unknown": (["run", "--defense", "mart", "--model", "nosuch", "--no-eval"], "model"),

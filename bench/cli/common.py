@@ -91,6 +91,13 @@ CompileOpt = Annotated[
 ThreadsOpt = Annotated[
     int | None, typer.Option(min=1, help="CPU threads [default: PyTorch's for the free cores]")
 ]
+NprocOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="processes that train each run together, data parallel (gloo on CPUs, NCCL on "
+        "GPUs; under torchrun: its WORLD_SIZE) [default: 1]"
+    ),
+]
 ProgressOpt = Annotated[
     bool,
     typer.Option(

@@ -25,6 +25,8 @@ if TYPE_CHECKING:  # what the names stand for (the layers contract sees these im
     from bench.jobs import regress_train as regress_train_jobs
     from bench.jobs import zoo as zoo_jobs
     from bench.models import zoo as model_zoo
+    from bench.train import distributed as train_distributed
+    from bench.train import loop as train_loop
     from bench.train import runtime as train_runtime
 else:
     executors = LazyModule("bench.executors")  # placing jobs on local workers, SLURM, Ray
@@ -37,6 +39,8 @@ else:
     zoo_jobs = LazyModule("bench.jobs.zoo")
     model_zoo = LazyModule("bench.models.zoo")  # RobustBench entries and their files
     train_runtime = LazyModule("bench.train.runtime")  # Runtime: memory format, threads
+    train_distributed = LazyModule("bench.train.distributed")  # --nproc: the process group
+    train_loop = LazyModule("bench.train.loop")  # follow: what ranks 1.. of a group run
 
 __all__ = [
     "audit",
@@ -47,6 +51,8 @@ __all__ = [
     "provenance",
     "regress_jobs",
     "regress_train_jobs",
+    "train_distributed",
+    "train_loop",
     "train_runtime",
     "zoo_jobs",
 ]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from bench.cli import parallel
 from bench.cli import placing as pl
 from bench.cli.common import (
     DEFAULT_ATTACK_LIST,
@@ -18,6 +20,7 @@ from bench.cli.common import (
     DbOpt,
     DeviceOpt,
     MonitorOpt,
+    NprocOpt,
     PrecisionOpt,
     ProgressOpt,
     RootOpt,
@@ -81,6 +84,7 @@ def run(
     channels_last: ChannelsLastOpt = True,
     compile_model: CompileOpt = False,
     threads: ThreadsOpt = None,
+    nproc: NprocOpt = None,
     train_subset: Annotated[int | None, typer.Option(min=1, help="first N training images")] = None,
     test_subset: Annotated[int | None, typer.Option(min=1, help="first N test images")] = None,
     monitor_subset: MonitorOpt = None,
@@ -121,6 +125,11 @@ def run(
         executor, workers, slurm_partition, gpus_per_job, cpus_per_job, time, slurm_array,
         submitit_cluster, ray_address, executor_dir, wait,
     )  # fmt: skip
+    nproc = parallel.check_nproc(nproc)
+    if placing is not None and nproc > 1:
+        raise ValueError(
+            "--nproc with --executor: a placed job trains in one process; use one or the other"
+        )
     dataset = dataset or default_dataset(model)
     names, options = parse_attacks(attack_list, attack_param) if evaluate else ([], {})
     device = provenance.check_device(device)
@@ -148,7 +157,7 @@ def run(
     if unlabelled is not None:  # pseudo-labelled by a natural run, trained when missing
         specs = [attach_unlabelled(spec, unlabelled, data_root) for spec in specs]
     runtime = train_runtime.Runtime(
-        channels_last=channels_last, compile=compile_model, threads=threads
+        channels_last=channels_last, compile=compile_model, threads=threads, nproc=nproc
     )
     if placing is not None or status:  # the seeds' jobs on an executor, or where they are
         pl.place_or_status(
@@ -157,10 +166,11 @@ def run(
             progress=progress,
         )  # fmt: skip
         return
-    _train_and_evaluate(
-        bdb.connect(db), specs, runtime, (names, options, skip_wrong),
+    work = partial(
+        _train_and_evaluate, specs=specs, runtime=runtime, attacks_=(names, options, skip_wrong),
         runs_dir=runs_dir, device=device, data_root=data_root, progress=progress,
     )  # fmt: skip
+    parallel.train_in_group(work, db, nproc, device)
 
 
 def _train_and_evaluate(

@@ -278,7 +278,8 @@ def epoch_frame(engine: Engine, names: list[str]) -> pd.DataFrame:
 
 def runtimes(engine: Engine, runs: list[str]) -> dict[str, str]:
     """How each run was computed, where it decides the last bits of its numbers: training
-    precision, threads, memory format (bench/train/runtime.py); empty when not recorded."""
+    precision, threads, processes, memory format (bench/train/runtime.py); empty when not
+    recorded."""
     with Session(engine) as s:
         out = {}
         for r in s.scalars(select(Run).where(Run.name.in_(runs))):
@@ -288,6 +289,7 @@ def runtimes(engine: Engine, runs: list[str]) -> dict[str, str]:
             fmt = "channels_last" if rt.get("channels_last") else "contiguous"
             out[r.name] = (
                 f"{r.spec.get('precision', 'fp32')}, {rt.get('torch_threads')} threads, {fmt}"
+                + (f", {rt['nproc']} processes" if rt.get("nproc", 1) > 1 else "")
                 + (f", {rt['cpu_capability']} kernels" if rt.get("cpu_capability") else "")
                 + (", compiled" if rt.get("compile") else "")
                 + f", on {(r.provenance or {}).get('device', '?')}"

@@ -9,11 +9,13 @@ started again continues after its last completed epoch. Each epoch reseeds from
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -28,9 +30,9 @@ from bench.data.unlabelled import with_pseudo_labelled
 from bench.eval.loop import EvalResult, robust_points
 from bench.spec.run import RunSpec, build_for_spec
 from bench.store.checkpoints import load_state, save_state, save_weights
-from bench.train import precision
+from bench.train import distributed, precision
 from bench.train.runtime import Runtime
-from defenses.base import StepContext
+from defenses.base import Defense, StepContext
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,7 @@ class _State:
 
     scaler: torch.amp.GradScaler | None = None
     step_model: nn.Module | None = None  # what training calls: channels_last, maybe compiled
+    loss_model: nn.Module | None = None  # what the loss calls: step_model, DDP-wrapped in a group
 
     def to_file(self) -> dict:
         return {
@@ -101,7 +104,7 @@ class _State:
 def _setup(spec: RunSpec, device: str, runtime: Runtime) -> _State:
     precision.check(spec.precision, device)
     runtime.apply(device)
-    model = build_for_spec(spec).to(device)
+    model = distributed.prepare(build_for_spec(spec).to(device))
     defense = defenses.build(spec.defense, **spec.params())
     opt = torch.optim.SGD(
         model.parameters(), lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay
@@ -127,6 +130,22 @@ def _training_data(
     return x_tr, y_tr, n_labelled
 
 
+@dataclass
+class _Job:
+    """How one call trains; a follower of a process group has no callbacks and no test set."""
+
+    spec: RunSpec
+    run_dir: Path
+    device: str
+    runtime: Runtime
+    data_root: str | None = None
+    progress: bool = True
+    stop_after: int | None = None
+    monitor_batch: int = EVAL_BATCH
+    on_epoch: Callable[[EpochReport], None] | None = None
+    check: Callable[[], None] | None = None
+
+
 def train(
     spec: RunSpec,
     run_dir: Path,
@@ -143,110 +162,159 @@ def train(
     """Train ``spec`` in ``run_dir``, resuming if a state file is there. Returns the last model.
 
     ``check`` is called between batches and before the epoch's files are written; it
-    raises to stop (the job layer's: this worker's claim on the run was lost).
+    raises to stop (the job layer's: this worker's claim on the run was lost). In a
+    process group (bench/train/distributed.py) this is rank 0, and the followers train
+    the same run with it.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
-    info = bdata.DATASETS.get(spec.dataset)
-    x_tr, y_tr, n_labelled = _training_data(spec, run_dir, data_root)
-    test = bdata.subset(*bdata.load_split(spec.dataset, False, data_root), spec.test_subset)
-    test = bdata.subset(*test, spec.monitor_subset)  # what the best checkpoint is chosen on
-    runtime = runtime or Runtime()
-    st = _setup(spec, device, runtime)
-    monitor = attacks.build(MONITOR_ATTACK, eps=spec.eps)
     state_path = run_dir / STATE_FILE
     state = load_state(state_path) if state_path.exists() else {}
+    runtime = runtime or Runtime()
+    train_set = _training_data(spec, run_dir, data_root)
+    stateful = defenses.DEFENSES.get(spec.defense).state_dict is not Defense.state_dict
+    distributed.check(len(train_set[1]), spec.batch_size, stateful)
+    distributed.announce({
+        "spec": spec.to_dict(), "run_dir": str(run_dir), "data_root": data_root,
+        "state": state, "stop_after": stop_after, "runtime": runtime,
+    })  # fmt: skip
+    # Replay what was recorded before the interruption: recording is idempotent.
+    for h in state.get("history", []) if on_epoch is not None else []:
+        on_epoch(EpochReport(**h))
+    job = _Job(
+        spec, run_dir, distributed.device(device), runtime, data_root, progress, stop_after,
+        monitor_batch, on_epoch, check,
+    )  # fmt: skip
+    return _run(job, train_set, state)
+
+
+def follow() -> None:
+    """A follower rank: train each run rank 0 announces, writing nothing, until dismissed."""
+
+    def one(msg: dict) -> None:
+        spec = RunSpec.from_dict(msg["spec"])
+        run_dir = Path(msg["run_dir"])
+        job = _Job(
+            spec, run_dir, distributed.device("cpu"), msg["runtime"], msg["data_root"],
+            progress=False, stop_after=msg["stop_after"],
+        )  # fmt: skip
+        with contextlib.suppress(Interrupted):
+            _run(job, _training_data(spec, run_dir, msg["data_root"]), msg["state"])
+
+    distributed.serve(one)
+
+
+def _run(job: _Job, train_set: tuple[torch.Tensor, torch.Tensor, int], state: dict) -> nn.Module:
+    """The epochs after the resume state's: every rank trains; rank 0 ends each epoch."""
+    spec, lead = job.spec, distributed.leads()
+    x_tr, y_tr, n_labelled = train_set
+    st = _setup(spec, job.device, job.runtime)
     if state:
         st.load(state)
-        # Replay what was recorded before the interruption: recording is idempotent.
-        for h in st.history:
-            if on_epoch is not None:
-                on_epoch(EpochReport(**h))
-    x_tr, y_tr = runtime.data(x_tr, y_tr, device)
+    st.loss_model = distributed.wrap(st.step_model or st.model)
+    x_tr, y_tr = job.runtime.data(x_tr, y_tr, job.device)
     batches = bdata.Batches(
-        x_tr, y_tr, spec.batch_size, shuffle=True, seed=spec.seed, augment=info.augment,
-        device=device,
+        x_tr, y_tr, spec.batch_size, shuffle=True, seed=spec.seed,
+        augment=bdata.DATASETS.get(spec.dataset).augment, device=job.device,
+        shard=distributed.shard(),
     )  # fmt: skip
+    test = _monitor_set(spec, job.data_root) if lead else None
     for epoch in range(st.done, spec.epochs):
-        if stop_after is not None and epoch >= stop_after:
-            raise Interrupted(f"stopped after {stop_after} epoch(s)")
+        if job.stop_after is not None and epoch >= job.stop_after:
+            distributed.finished()  # every rank stops here
+            raise Interrupted(f"stopped after {job.stop_after} epoch(s)")
         t0 = time.perf_counter()
         torch.manual_seed(seed_mix(spec.seed, epoch))
         batches.set_epoch(epoch)
         lr = st.opt.param_groups[0]["lr"]
-        loss = _epoch(spec, st, batches, epoch, n_labelled, progress, runtime, check)
-        train_seconds = time.perf_counter() - t0
-        clean, robust = _monitor(
-            st.model, test, monitor, monitor_batch, device, spec.seed, progress
-        )
-        if check is not None:
-            check()
-        _keep(spec, st, run_dir, epoch, robust.accuracy)
-        report = EpochReport(
-            epoch=epoch + 1,
-            lr=lr,
-            train_loss=loss,
-            clean_acc=clean.accuracy,
-            robust_acc=robust.accuracy,
-            n_monitor=robust.n,
-            monitor_attack={"preset": MONITOR_ATTACK, **monitor.params()},
-            train_seconds=train_seconds,
-            seconds=time.perf_counter() - t0,
-            best_epoch=st.best_epoch,
-            best_robust=st.best_robust,
-        )
-        st.history.append(dataclasses.asdict(report))
+        loss = _epoch(job, st, batches, epoch, n_labelled)
+        timing = (t0, time.perf_counter() - t0)
+        distributed.on_lead(partial(_end_epoch, job, st, test, epoch, lr, loss, timing))
         st.done = epoch + 1
-        save_state(st.to_file(), state_path)
-        if on_epoch is not None:
-            on_epoch(report)
+    distributed.finished()
     return st.model
 
 
-def _epoch(
-    spec: RunSpec,
+def _monitor_set(spec: RunSpec, data_root: str | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The test points the best checkpoint is chosen on."""
+    test = bdata.subset(*bdata.load_split(spec.dataset, False, data_root), spec.test_subset)
+    return bdata.subset(*test, spec.monitor_subset)
+
+
+def _end_epoch(
+    job: _Job,
     st: _State,
-    batches: bdata.Batches,
+    test: tuple[torch.Tensor, torch.Tensor] | None,
     epoch: int,
-    n_labelled: int,
-    progress: bool,
-    runtime: Runtime,
-    check: Callable[[], None] | None = None,
-) -> float:
-    """One pass over the training data; returns the mean training loss."""
+    lr: float,
+    loss: float,
+    timing: tuple[float, float],
+) -> None:
+    """Monitor, checkpoints, resume state and ``on_epoch`` (rank 0 alone in a group)."""
+    assert test is not None
+    t0, train_seconds = timing
+    monitor = attacks.build(MONITOR_ATTACK, eps=job.spec.eps)
+    clean, robust = _monitor(
+        st.model, test, monitor, job.monitor_batch, job.device, job.spec.seed, job.progress
+    )
+    if job.check is not None:
+        job.check()
+    _keep(job.spec, st, job.run_dir, epoch, robust.accuracy)
+    report = EpochReport(
+        epoch=epoch + 1,
+        lr=lr,
+        train_loss=loss,
+        clean_acc=clean.accuracy,
+        robust_acc=robust.accuracy,
+        n_monitor=robust.n,
+        monitor_attack={"preset": MONITOR_ATTACK, **monitor.params()},
+        train_seconds=train_seconds,
+        seconds=time.perf_counter() - t0,
+        best_epoch=st.best_epoch,
+        best_robust=st.best_robust,
+    )
+    st.history.append(dataclasses.asdict(report))
+    st.done = epoch + 1
+    save_state(st.to_file(), job.run_dir / STATE_FILE)
+    if job.on_epoch is not None:
+        job.on_epoch(report)
+
+
+def _epoch(job: _Job, st: _State, batches: bdata.Batches, epoch: int, n_labelled: int) -> float:
+    """One pass over the training data (this rank's shard); returns the mean training loss."""
+    spec = job.spec
     st.model.train()
     total, count = 0.0, 0
     bar = tqdm(
         batches,
         desc=f"{spec.defense} epoch {epoch + 1}/{spec.epochs}",
         unit="batch",
-        disable=not progress,
+        disable=not job.progress,
         leave=False,
     )
     model = st.step_model if st.step_model is not None else st.model
-    for x, y, idx in bar:
-        if check is not None:
-            check()
-        x = runtime.batch(x)
+    for (x, y, idx), span in zip(bar, batches.spans(), strict=True):
+        x = job.runtime.batch(x)
         unlab = (idx >= n_labelled).to(y.device) if spec.unlabelled is not None else None
         ctx = StepContext(epoch=epoch, epochs=spec.epochs, indices=idx, unlabelled=unlab)
-        with precision.autocast(spec.precision, str(x.device)):
+        with precision.autocast(spec.precision, str(x.device)), distributed.draws(span):
             x_adv = st.defense.perturb(model, x, y, ctx)
             model.train()
-            loss = st.defense.loss(model, x, y, x_adv, ctx)
-        if not math.isfinite(loss.item()):
+            loss = st.defense.loss(st.loss_model or model, x, y, x_adv, ctx)
+        if not distributed.agree(job.check, math.isfinite(loss.item())):
             raise FloatingPointError(
                 f"non-finite training loss at epoch {epoch + 1}: lower the learning rate or "
                 "check the defense's parameters"
             )
         st.opt.zero_grad(set_to_none=True)
         assert st.scaler is not None
-        st.scaler.scale(loss).backward()
+        st.scaler.scale(distributed.weighted(loss, span)).backward()
         st.scaler.step(st.opt)
         st.scaler.update()
         total += loss.item() * len(y)
         count += len(y)
         bar.set_postfix(loss=f"{total / count:.4f}")
     st.sched.step()
+    total, count = distributed.all_sum([total, count])
     return total / max(count, 1)
 
 

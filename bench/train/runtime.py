@@ -23,10 +23,11 @@ from torch import nn
 class Runtime:
     channels_last: bool = True
     compile: bool = False  # torch.compile the training forward (warm-up cost: see speed.py)
-    threads: int | None = None  # None: one per core this process may run on
+    threads: int | None = None  # None: the cores this process may run on, over nproc
+    nproc: int = 1  # processes training the run together (bench/train/distributed.py)
 
     def n_threads(self) -> int:
-        return self.threads if self.threads is not None else usable_cores()
+        return self.threads if self.threads is not None else max(1, usable_cores() // self.nproc)
 
     def apply(self, device: str) -> None:
         """Process-wide settings: the thread count, and cuDNN autotuning on CUDA."""
