@@ -38,6 +38,10 @@ CASES = {
     "seeds-text": ([*RUN, "--seeds", "a,b"], "--seeds expects whole numbers"),
     "seeds-repeated": ([*RUN, "--seeds", "1,1"], "distinct seeds"),
     "nproc-zero": ([*RUN, "--nproc", "0"], "--nproc must be at least 1"),
+    "nproc-with-executor": (
+        [*RUN, "--nproc", "2", "--executor", "local"],
+        "--nproc with --executor",
+    ),
     "lr-inf": ([*RUN, "--lr", "inf"], "lr must be a finite number"),
     "milestone-zero": ([*RUN, "--milestones", "0,5"], "milestones are epochs"),
     "model-unknown": (["run", "--defense", "mart", "--model", "nosuch", "--no-eval"], "model"),
