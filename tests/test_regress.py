@@ -13,31 +13,54 @@ from conftest import requires_mnist
 from typer.testing import CliRunner
 
 import attacks
+from attacks.autoattack import STANDARD_ORDER
 from bench.cli import app
 from bench.core.constants import REGRESS_BASELINE
 from bench.jobs import regress_train
+from bench.store.db import unpack_mask
 from defenses import mart, trades
 
 
-@pytest.fixture
-def tiny_baseline(tmp_path: Path) -> Path:
-    """The committed baseline cut to its tiny checkpoint (fast), in a temporary folder."""
+def _tiny(folder: Path, autoattack: bool) -> Path:
+    """The committed baseline cut to its tiny checkpoint, in a temporary folder; without
+    AutoAttack's parts unless asked (APGD-T is most of the time)."""
     spec = json.loads(REGRESS_BASELINE.read_text())
     spec["checkpoints"] = [e for e in spec["checkpoints"] if e["model"] == "tiny-cnn"]
     for e in spec["checkpoints"]:
-        shutil.copy(REGRESS_BASELINE.parent / e["file"], tmp_path / e["file"])
-    path = tmp_path / "attacks.json"
+        shutil.copy(REGRESS_BASELINE.parent / e["file"], folder / e["file"])
+        if not autoattack:
+            e["attacks"] = [a for a in e["attacks"] if a not in STANDARD_ORDER]
+            e["masks"] = {k: v for k, v in e["masks"].items() if k in e["attacks"]}
+    path = folder / "attacks.json"
     path.write_text(json.dumps(spec))
     return path
 
 
+@pytest.fixture
+def tiny_baseline(tmp_path: Path) -> Path:
+    return _tiny(tmp_path, autoattack=False)
+
+
 @requires_mnist
-def test_the_committed_baseline_holds(tiny_baseline: Path) -> None:
+def test_the_committed_baseline_holds(tmp_path: Path) -> None:
     res = CliRunner().invoke(
-        app, ["regress", "--only", "attacks", "--baseline", str(tiny_baseline)]
+        app, ["regress", "--only", "attacks", "--baseline", str(_tiny(tmp_path, True))]
     )
     assert res.exit_code == 0, res.output
     assert "0 regressions" in res.output
+    assert "| apgd-ce |" in res.output and "| apgd-t |" in res.output
+
+
+def test_autoattack_masks_are_chained() -> None:
+    """Each AutoAttack part's stored mask is cumulative: robust after clean and every part
+    before it, as AutoAttack counts (so APGD-T's mask is the APGD-CE + APGD-T verdict)."""
+    for e in json.loads(REGRESS_BASELINE.read_text())["checkpoints"]:
+        masks = {k: unpack_mask(bytes.fromhex(v), e["n"]) for k, v in e["masks"].items()}
+        before = masks["clean"]
+        for part in (a for a in e["attacks"] if a in STANDARD_ORDER):
+            assert not (masks[part] & ~before).any(), (e["file"], part)
+            before = masks[part]
+        assert masks["apgd-t"].sum() <= masks["pgd20"].sum() + 2, e["file"]
 
 
 @requires_mnist
