@@ -49,6 +49,7 @@ GRID: dict[str, Any] = {
     # The preset's training values, pinned: a later change to the demo preset must not
     # change this grid (an override equal to the preset's value leaves the spec unchanged).
     "pinned": {"lr": 0.05, "milestones": [], "batch_size": 64, "steps": 10, "eps": 0.1},
+    "pinned_params": {"trades": {"beta": 4.0}, "mart": {"lam": 5.0}},  # the same, per defense
 }
 DEFENSES = ("standard", "trades", "mart")
 CHECK_SEEDS = (0, 1)
@@ -81,6 +82,7 @@ def train_once(
         train_subset=grid["train_subset"], test_subset=grid["test_subset"],
         monitor_subset=grid["monitor_subset"],
         overrides={**grid.get("pinned", {}), "epochs": grid["epochs"]},
+        defense_overrides=grid.get("pinned_params", {}).get(defense),
     )  # fmt: skip
     reports: list = []
     with tempfile.TemporaryDirectory() as t:
