@@ -62,8 +62,11 @@ def _masks(entry: dict, folder: Path, data_root: str | None) -> dict[str, np.nda
     chained: np.ndarray | None = None  # robust after clean and the AutoAttack parts so far
     for name in entry["attacks"]:
         if name in STANDARD_ORDER:
-            before = chained if chained is not None else _attack(model, x, y, None, entry["eps"])
-            chained = out[name] = _chain_part(model, x, y, name, entry["eps"], before)
+            if chained is None:  # the first part starts from the clean mask (computed once)
+                chained = out.get("clean")
+                if chained is None:
+                    chained = _attack(model, x, y, None, entry["eps"])
+            chained = out[name] = _chain_part(model, x, y, name, entry["eps"], chained)
         else:
             out[name] = _attack(model, x, y, name, entry["eps"])
     return out
