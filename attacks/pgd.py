@@ -19,9 +19,12 @@ if TYPE_CHECKING:
 STARTS = ("uniform", "normal", "none")
 
 
-def random_start(x: Tensor, eps: float, start: str, sigma: float) -> Tensor:
+def random_start(x: Tensor, eps: float, start: str, sigma: float, *, clip: bool = True) -> Tensor:
+    """The first iterate. ``clip=False`` leaves a uniform start outside [0, 1] where it falls
+    (Dynamic's official code); the first projected step brings it back."""
     if start == "uniform":
-        return (x + torch.empty_like(x).uniform_(-eps, eps)).clamp_(0.0, 1.0)
+        x0 = x + torch.empty_like(x).uniform_(-eps, eps)
+        return x0.clamp_(0.0, 1.0) if clip else x0
     if start == "normal":
         # The official MART/TRADES code: x + sigma * N(0, 1), left unclipped until the first step.
         return x + sigma * torch.randn_like(x)

@@ -14,7 +14,12 @@ is above ``c_t``. Two choices the sources leave open are parameters:
 * ``fosc_origin``: ``"start"`` (default, the official code: ``x^0`` is the random start) or
   ``"natural"`` (the paper's definition: the centre of the eps-ball);
 * ``weight_by_loss``: the official code weights each example's CE by its own (constant) CE
-  from the second epoch on; off by default, as the paper says plain CE (docs/reference.md §2.6).
+  from the second epoch on; off by default, as the paper says plain CE (docs/reference.md §2.6);
+* ``clip_start``: the official code does not clip the uniform random start to [0, 1] (the
+  paper does not say); off by default, following the official code. The first projected step
+  clips every iterate after it.
+
+Where the paper speaks its choice is the default, elsewhere the official code's.
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ class Dynamic(PGDDefense):
     t_fraction: float = 100 / 120  # T' / total epochs (official code: 100 of 120)
     fosc_origin: str = "start"
     weight_by_loss: bool = False
+    clip_start: bool = False
     name: ClassVar[str] = "dynamic"
     display_name: ClassVar[str] = "Dynamic"
     summary: ClassVar[str] = "CE(x') with PGD stopped per example once FOSC <= c_t (c_t -> 0)"
@@ -70,7 +76,7 @@ class Dynamic(PGDDefense):
         model.eval()
         try:
             x = x.detach()
-            x_adv = random_start(x, self.eps, self.start, self.start_sigma)
+            x_adv = random_start(x, self.eps, self.start, self.start_sigma, clip=self.clip_start)
             origin = x_adv.clone() if self.fosc_origin == "start" else x
             active = torch.ones(len(y), dtype=torch.bool, device=x.device)
             for k in range(self.steps):

@@ -3,7 +3,8 @@
 ``BCE(p(x'), y) + lam * KL(p(x) || p(x')) * (1 - p_y(x))`` where
 - BCE = CE_mean(x') + mean ``-log(1.0001 - p'_{k*} + 1e-12)``, ``k*`` the most likely wrong
   class of the adversarial example (an index: no gradient through the choice);
-- KL per example ``sum_k p_k (log p_k - log(p'_k + 1e-12))``, weighted by
+- KL per example ``sum_k p_k (log p_k - log(p'_k + 1e-12))`` with ``0 log 0 = 0`` (the
+  official ``KLDivLoss``: a clean probability that underflows to 0 adds 0, not NaN), weighted by
   ``1.0000001 - p_y(x)``, summed and divided by B; nothing is detached.
 Clean and adversarial batches go through the model in two separate forward passes.
 """
@@ -24,6 +25,12 @@ def top_wrong_class(probs: Tensor, y: Tensor) -> Tensor:
     """Index of the most probable class other than the label (ties as the official argsort)."""
     top2 = torch.argsort(probs, dim=1)[:, -2:]
     return torch.where(top2[:, -1] == y, top2[:, -2], top2[:, -1])
+
+
+def _log_or_zero(p: Tensor) -> Tensor:
+    """``log p`` where ``p > 0`` and 0 where ``p`` underflowed to 0, so ``p * log p`` is 0 there
+    (``KLDivLoss``'s ``0 log 0 = 0``), with a finite gradient: never ``log 0 = -inf``."""
+    return torch.log(torch.where(p > 0, p, torch.ones_like(p)))
 
 
 def mart_per_example(
@@ -52,7 +59,7 @@ def mart_per_example(
     p_nat = F.softmax(logits_nat, dim=1)
     p_true = p_nat.gather(1, y[:, None]).squeeze(1)
     if kl:
-        reg = (p_nat * (torch.log(p_nat) - torch.log(p_adv + 1e-12))).sum(dim=1)
+        reg = (p_nat * (_log_or_zero(p_nat) - torch.log(p_adv + 1e-12))).sum(dim=1)
         if weight:
             reg = reg * (1.0000001 - p_true)
     else:

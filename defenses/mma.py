@@ -16,9 +16,14 @@ Per batch (``BorealisAI/mma_training``, ``trainer.py`` and ``anpgd.py``):
    the objective (the official code mixes the two gradients; mixing losses is the same).
 
 Because the split uses the very logits of the clean loss term (train mode), the attack
-runs inside ``loss`` rather than ``perturb``. One deviation: the official code returns
-``x + eps* * direction`` unclipped; here it is clipped to [0, 1], i.e. it is the point the
-bisection actually evaluated.
+runs inside ``loss`` rather than ``perturb``. Two details the MMA paper leaves open are
+parameters, each defaulting to the official code (``anpgd.py``):
+
+* ``search_mode``: the PGD part runs in eval mode; the margin at its end point and the
+  bisection run in the caller's mode, train mode during training (``"train"``, official;
+  with dropout, as SmallCNN has, those forward passes are stochastic), or ``"eval"``;
+* ``clip_point``: the official code trains on ``x + eps* * direction`` unclipped (``False``),
+  although the bisection evaluated the clipped point; ``True`` clips it to [0, 1].
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ if TYPE_CHECKING:
     from torch import Tensor, nn
 
 SEARCH_RANGE = 1.05  # the bisection's upper end, as a multiple of d_max (official code)
+SEARCH_MODES = ("train", "eval")
 
 
 def soft_logit_margin(logits: Tensor, y: Tensor) -> Tensor:
@@ -109,8 +115,11 @@ def an_pgd(
     step_scale: float,
     d_max: float,
     search_steps: int,
+    search_mode: str = "train",
+    clip_point: bool = False,
 ) -> tuple[Tensor, Tensor]:
-    """Adaptive-norm PGD: ``(x at its margin, eps*)`` per example; the model in eval mode."""
+    """Adaptive-norm PGD: ``(x at its margin, eps*)`` per example. PGD runs in eval mode, the
+    margin and bisection in ``search_mode`` ("train": the mode the model came in)."""
     was_training = model.training
     model.eval()
     try:
@@ -123,13 +132,16 @@ def an_pgd(
                 grad = input_grad(soft_logit_margin(model(x_adv), y).sum(), x_adv)
             x_adv = x_adv.detach() + alpha * grad.sign()
             x_adv = torch.min(torch.max(x_adv, x - e), x + e).clamp(0, 1)
+        model.train(was_training and search_mode == "train")
         with torch.no_grad():
             margin0 = soft_logit_margin(model(x_adv), y)
         direction = (x_adv - x) / (e + 1e-12)
         eps_star = bisect_eps(
             model, x, y, direction, eps, margin0, SEARCH_RANGE * d_max, search_steps
         )
-        x_margin = (x + _ball(eps_star, x) * direction).clamp(0, 1)
+        x_margin = x + _ball(eps_star, x) * direction
+        if clip_point:
+            x_margin = x_margin.clamp(0, 1)
     finally:
         model.train(was_training)
     return x_margin.detach(), eps_star
@@ -146,12 +158,16 @@ class MMA(Defense):
     step_scale: float = 2.5  # AN-PGD step = step_scale * eps / steps
     search_steps: int = 10
     clean_coeff: float = 1 / 3
+    search_mode: str = "train"  # margin and bisection in train mode (official) or eval mode
+    clip_point: bool = False  # official: the margin point is not clipped to [0, 1]
     name: ClassVar[str] = "mma"
     display_name: ClassVar[str] = "MMA"
     summary: ClassVar[str] = "2/3 CE at each example's margin eps* (AN-PGD, hinge d_max) + 1/3 CE"
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.search_mode not in SEARCH_MODES:
+            raise ValueError(f"unknown search_mode {self.search_mode!r}; valid: {SEARCH_MODES}")
         # eps* per training example index, grown on demand (not a hyperparameter).
         self._eps = torch.zeros(0)
 
@@ -186,6 +202,8 @@ class MMA(Defense):
                 step_scale=self.step_scale,
                 d_max=self.d_max,
                 search_steps=self.search_steps,
+                search_mode=self.search_mode,
+                clip_point=self.clip_point,
             )
             x_mix = x.clone()
             x_mix[correct] = x_margin

@@ -115,6 +115,69 @@ def test_mma_remembers_eps_per_index_and_round_trips() -> None:
     assert "_eps" not in fresh.params()
 
 
+class ModeLog(torch.nn.Module):
+    """Wraps a model and records, per forward pass, whether it ran in train mode."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner, self.modes = inner, []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.modes.append(self.training)
+        return self.inner(x)
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_an_pgd_searches_in_the_callers_mode_as_the_official_code(mode: str) -> None:
+    """PGD in eval mode; the margin at its end and the bisection in train mode (official,
+    ``search_mode="train"``) or eval mode. Dropout makes this matter for SmallCNN."""
+    inner, _ = margin_model(8, 0.2)
+    model = ModeLog(inner).train()
+    x, y = torch.full((2, 8), 0.5), torch.zeros(2, dtype=torch.long)
+    an_pgd(
+        model,
+        x,
+        y,
+        torch.full((2,), 0.1),
+        steps=3,
+        step_scale=2.5,
+        d_max=0.45,
+        search_steps=4,
+        search_mode=mode,
+    )
+    searched = mode == "train"
+    assert model.modes == [False] * 3 + [searched] * 5  # 3 PGD steps, margin, 4 bisections
+    assert model.training
+    with pytest.raises(ValueError, match="search_mode"):
+        MMA(search_mode="test")
+
+
+@pytest.mark.parametrize("clip", [False, True])
+def test_mma_margin_point_is_unclipped_as_the_official_code(clip: bool) -> None:
+    """Past eps 0.5 around x = 0.5, ``x + eps* * direction`` leaves [0, 1]: the official code
+    trains on it as it is (``clip_point=False``, the default); ``True`` clips it."""
+    model, d = margin_model(16, 0.55)
+    x, y = torch.full((1, 16), 0.5), torch.zeros(1, dtype=torch.long)
+    x_m, eps = an_pgd(
+        model,
+        x,
+        y,
+        torch.full((1,), 0.1),
+        steps=5,
+        step_scale=2.5,
+        d_max=0.6,
+        search_steps=10,
+        clip_point=clip,
+    )
+    if clip:
+        assert x_m.min() >= 0 and x_m.max() <= 1
+    else:
+        assert eps.item() > 0.5  # the bisection evaluates clipped points: it ends above 0.5
+        assert x_m.max() > 1  # the point the official code trains on
+        torch.testing.assert_close(x_m - x, eps.item() * d.sign()[None])
+    assert MMA().clip_point is False and MMA().search_mode == "train"
+
+
 # --- Dynamic -----------------------------------------------------------------------------
 
 
@@ -143,6 +206,23 @@ def test_dynamic_stops_examples_by_fosc(c_max: float, moves: int) -> None:
     dyn = Dynamic(eps=0.1, steps=10, step_size=0.025, start="none", c_max=c_max)
     x_adv = dyn.perturb(model, x, y, StepContext(epoch=0, epochs=10))
     torch.testing.assert_close(x_adv, x + moves * 0.025 * d.sign())
+
+
+@pytest.mark.parametrize("clip", [False, True])
+def test_dynamic_random_start_is_unclipped_as_the_official_code(clip: bool) -> None:
+    """At black pixels (x = 0) a uniform start falls below 0; the official code keeps it
+    there until the first projected step (``clip_start=False``, the default)."""
+    model, d = binary_linear(6, seed=1)
+    x, y = torch.zeros(64, 6), torch.zeros(64, dtype=torch.long)
+    dyn = Dynamic(eps=0.1, steps=10, step_size=0.025, start="uniform", c_max=1e9, clip_start=clip)
+    torch.manual_seed(0)
+    x_adv = dyn.perturb(model, x, y, StepContext(epoch=0, epochs=10))
+    torch.manual_seed(0)
+    x0 = x + torch.empty_like(x).uniform_(-0.1, 0.1)
+    x0 = x0.clamp(0, 1) if clip else x0
+    want = torch.min(torch.max(x0 + 0.025 * d.sign(), x - 0.1), x + 0.1).clamp(0, 1)
+    torch.testing.assert_close(x_adv, want)  # one step (c_t never met), from that start
+    assert Dynamic().clip_start is False
 
 
 def test_dynamic_weight_by_loss_parses_cli_strings() -> None:

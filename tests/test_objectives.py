@@ -79,3 +79,39 @@ def test_mart_without_regulariser_ignores_clean_logits() -> None:
 def test_top_wrong_class_skips_the_label() -> None:
     probs = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.2, 0.5, 0.3]])
     assert top_wrong_class(probs, torch.tensor([0, 2, 0])).tolist() == [1, 1, 1]
+
+
+def official_mart(zn: torch.Tensor, za: torch.Tensor, y: torch.Tensor, lam: float) -> torch.Tensor:
+    """The official code's formula, with ``nn.KLDivLoss(reduction="none")`` for the KL."""
+    p_adv, p_nat = torch.softmax(za, dim=1), torch.softmax(zn, dim=1)
+    wrong = top_wrong_class(p_adv, y)
+    margin = -torch.log(1.0001 - p_adv.gather(1, wrong[:, None]).squeeze(1) + 1e-12)
+    bce = torch.nn.functional.cross_entropy(za, y) + margin.mean()
+    kl = torch.nn.KLDivLoss(reduction="none")(torch.log(p_adv + 1e-12), p_nat).sum(dim=1)
+    true = p_nat.gather(1, y[:, None]).squeeze(1)
+    return bce + lam * (kl * (1.0000001 - true)).sum() / len(y)
+
+
+def test_mart_kl_is_zero_not_nan_where_a_clean_probability_underflows() -> None:
+    """A logit gap above ~104 makes a float32 clean probability exactly 0: ``0 log 0`` must
+    count 0 as in ``KLDivLoss``, with finite gradients, so training does not stop on NaN.
+
+    The reference is the official formula in float64, where nothing underflows (there,
+    ``KLDivLoss`` itself would give a NaN gradient at an exact 0)."""
+    logits_nat = [[150.0, 0.0, -10.0], [1.0, 2.0, 0.5]]
+    logits_adv = [[1.0, 2.0, 0.0], [0.0, 3.0, 1.0]]
+    y = torch.tensor([0, 1])
+    grads, values = [], []
+    for dtype, loss_fn in ((torch.float32, mart_loss), (torch.float64, official_mart)):
+        zn = torch.tensor(logits_nat, dtype=dtype, requires_grad=True)
+        za = torch.tensor(logits_adv, dtype=dtype, requires_grad=True)
+        if dtype == torch.float32:
+            assert torch.softmax(zn, dim=1)[0, 2] == 0  # the case: an exact underflow
+        loss = loss_fn(zn, za, y, 5.0)
+        loss.backward()
+        values.append(loss.item())
+        grads.append((zn.grad.double(), za.grad.double()))
+    assert math.isfinite(values[0]) and values[0] == pytest.approx(values[1], rel=1e-6)
+    for ours, ref in zip(grads[0], grads[1], strict=True):
+        assert torch.isfinite(ours).all()
+        torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-6)

@@ -9,6 +9,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from bench.report import frames, render
+from bench.spec.presets import schedule_note
 from bench.spec.run import resolve
 from bench.store import db as bdb
 
@@ -105,3 +106,25 @@ def test_points_names_attacks_run_on_fewer_test_points() -> None:
     evs = pd.DataFrame({"n": [500, 500, 100, 100], "attack": ["clean", "pgd20", "square", "fab-t"]})
     assert render.points(evs) == "500 test points (100 for fab-t, square)"
     assert render.points(evs[evs["n"] == 500]) == "500 test points"
+
+
+def test_a_run_shorter_than_its_preset_says_its_schedules_were_cut(tmp_path: Path) -> None:
+    engine = fill(tmp_path / "t.sqlite")
+    assert "schedule cut" not in render.render_paper(engine, 2)  # 50 of 50 epochs
+    with Session(engine) as s:
+        run = s.query(bdb.Run).one()
+        run.spec = {**run.spec, "epochs": 4}
+        s.commit()
+    assert (
+        "schedule cut: 4 of the preset's 50 epochs; lr decay at epoch 20, 40 never reached"
+        in render.render_paper(engine, 2)
+    )
+
+
+def test_schedule_note_names_a_compressed_fosc_schedule() -> None:
+    spec = resolve("dynamic", "smallcnn", "mnist", "paper-4.2-mnist", overrides={"epochs": 12})
+    note = schedule_note(spec.to_dict())
+    assert note.startswith("12 of the preset's 50 epochs; lr decay at epoch 20, 40 never")
+    assert note.endswith("FOSC schedule compressed: c_t reaches 0 at epoch 10, not 41.7")
+    full = resolve("dynamic", "smallcnn", "mnist", "paper-4.2-mnist")
+    assert schedule_note(full.to_dict()) == ""

@@ -19,6 +19,7 @@ from bench.core.constants import DEFAULT_ATTACKS, TABLE4_ATTACKS
 from bench.core.reference import FAMILY, ROBUSTBENCH, paper_number, table5_value
 from bench.eval.checks import FLAG
 from bench.eval.perpoint import wilson_interval, worst_case
+from bench.spec.presets import schedule_note
 from bench.store.db import Checkpoint, EpochMetric, Evaluation, Run, audit_records
 
 # The paper's row order; defenses it does not have come after, alphabetically.
@@ -99,6 +100,7 @@ def evaluations_frame(engine: Engine, runs: list[str] | None = None) -> pd.DataF
                 "correct": e.correct,
                 "accuracy": 100.0 * e.accuracy,
                 "seconds": e.seconds,
+                "schedule": schedule_note(r.spec),
             }
             for e, r, c in rows
         ]

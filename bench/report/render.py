@@ -139,6 +139,7 @@ def run_notes(sub: pd.DataFrame) -> list[str]:
             f"{count(first['epochs'], 'epoch')}, "
             f"{count(first['train_subset'], 'training image')}, {points(r)} "
             f"(the first of the test set); checkpoints {epochs}"
+            + (f"; schedule cut: {first['schedule']}" if first.get("schedule") else "")
         )
     for atk, r in sub.groupby("attack", sort=False):
         notes.append(f"- {atk}: {settings_text(r.iloc[0]['attack_params'])}")
