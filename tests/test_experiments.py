@@ -175,3 +175,28 @@ def test_fig2_ablation_end_to_end_through_the_cli(tmp_path: Path) -> None:
     res = runner.invoke(app, ["plot", "fig2-ablation", *common, "--out", str(out2)])
     assert res.exit_code == 0, res.output
     assert (out2 / "fig2-ablation.png").stat().st_size > 20_000
+
+
+def test_precision_override_names_the_same_runs_as_bench_run(tmp_path: Path) -> None:
+    """`bench experiment --precision bf16` trains the very specs `bench run --precision bf16`
+    would (same keys), and the dry run lists them by those names."""
+    jobs = bexp.expand("table2-mnist", bexp.Overrides(precision="bf16", monitor_subset=1000))
+    assert {j.spec.precision for j in jobs} == {"bf16"}
+    mart = next(j.spec for j in jobs if j.spec.defense == "mart")
+    same = resolve("mart", "smallcnn", "mnist", precision="bf16", monitor_subset=1000)
+    assert mart.key == same.key and "-bf16-" in mart.name
+    res = runner.invoke(
+        app,
+        [
+            "experiment",
+            "table2-mnist",
+            "--precision",
+            "bf16",
+            "--monitor-subset",
+            "1000",
+            "--dry-run",
+            "--db",
+            str(tmp_path / "x.sqlite"),
+        ],
+    )
+    assert res.exit_code == 0 and mart.name in res.output

@@ -18,6 +18,7 @@ from bench.cli.common import (
     DbOpt,
     DeviceOpt,
     MonitorOpt,
+    PrecisionOpt,
     ProgressOpt,
     RootOpt,
     RunsDirOpt,
@@ -104,6 +105,7 @@ def experiment(
     train_subset: TrainSubOpt = None,
     test_subset: TestSubOpt = None,
     monitor_subset: MonitorOpt = None,
+    precision: PrecisionOpt = "fp32",
     seed: int = 0,
     seeds: SeedsOpt = None,
     unlabelled: UnlabOpt = None,
@@ -143,7 +145,7 @@ def experiment(
         model, dataset, preset, epochs, batch_size, lr, train_steps,
         train_subset, test_subset, monitor_subset, seed, unlabelled, only,
     )  # fmt: skip
-    ov = dataclasses.replace(ov, seeds=tuple(parse_seeds(seeds, seed)))
+    ov = dataclasses.replace(ov, seeds=tuple(parse_seeds(seeds, seed)), precision=precision)
     job_list = bexp.expand(name, ov, data_root)
     engine = bdb.connect(db)
     exp = bexp.EXPERIMENTS.get(name)
@@ -230,6 +232,7 @@ def plot(
     train_subset: TrainSubOpt = None,
     test_subset: TestSubOpt = None,
     monitor_subset: MonitorOpt = None,
+    precision: PrecisionOpt = "fp32",
     seed: int = 0,
     seeds: SeedsOpt = None,
     only: OnlyOpt = None,
@@ -252,7 +255,7 @@ def plot(
         model, dataset, preset, epochs, batch_size, lr, train_steps,
         train_subset, test_subset, monitor_subset, seed, None, only,
     )  # fmt: skip
-    ov = dataclasses.replace(ov, seeds=tuple(parse_seeds(seeds, seed)))
+    ov = dataclasses.replace(ov, seeds=tuple(parse_seeds(seeds, seed)), precision=precision)
     job_list = bexp.expand(name, ov, data_root)
     missing = plots.missing_runs(engine, [j.spec.name for j in job_list if j.role == "run"])
     if missing and not allow_missing:

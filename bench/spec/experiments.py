@@ -82,6 +82,7 @@ class Overrides:
     seeds: tuple[int, ...] = ()  # several seeds: one run of every arm per seed
     unlabelled: str | None = None
     only: tuple[str, ...] = ()  # keep only these defenses
+    precision: str = "fp32"  # training arithmetic (part of each run's spec)
 
 
 @dataclass(frozen=True)
@@ -230,6 +231,7 @@ def expand(name: str, ov: Overrides | None = None, data_root: str | None = None)
             train_subset=ov.train_subset,
             test_subset=ov.test_subset,
             monitor_subset=ov.monitor_subset,
+            precision=ov.precision,
             overrides={
                 "epochs": ov.epochs,
                 "batch_size": ov.batch_size,

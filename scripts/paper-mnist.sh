@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The MART paper's MNIST Table 2 at the paper's schedule (preset paper-4.2-mnist: 50 epochs,
+# lr /10 at 20 and 40), as README "The paper's MNIST tables" describes it. Long: about
+# 10 CPU-hours of training and evaluation on a 2-core machine (two runs at a time, one
+# thread each). Safe to stop and start again: finished runs and stored evaluations are
+# skipped and an interrupted run resumes after its last completed epoch.
+#
+#   export BENCH_HOME=/somewhere/outside/the/checkout  # the database and checkpoints
+#   bash scripts/paper-mnist.sh train      # Table 2's five defenses, seed 0; MART and TRADES seed 1
+#
+# Each slot trains and then evaluates (clean, FGSM, PGD-20, CW-inf on all 10,000 test
+# points, best and last checkpoints) one run after another. The two slots claim their runs
+# in the database, so a run is never trained twice, even by two copies of this script.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+: "${BENCH_HOME:?set BENCH_HOME to a folder outside the checkout (it holds the database and runs)}"
+BENCH=${BENCH:-.venv/bin/bench}
+COMMON=(--precision "${PRECISION:-bf16}" --monitor-subset 1000 --threads 1)
+export TQDM_MININTERVAL=${TQDM_MININTERVAL:-60}  # progress in the logs once a minute
+
+slot() {  # slot DEFENSE:SEED ...
+  for item in "$@"; do
+    "$BENCH" experiment table2-mnist "${COMMON[@]}" --only "${item%%:*}" --seed "${item##*:}"
+  done
+}
+
+case "${1:-train}" in
+  train)
+    slot mart:0 standard:0 dynamic:0 mart:1 > "$BENCH_HOME/slot-a.log" 2>&1 &
+    slot trades:0 mma:0 trades:1 > "$BENCH_HOME/slot-b.log" 2>&1 &
+    echo "training in two slots; logs: $BENCH_HOME/slot-a.log, $BENCH_HOME/slot-b.log"
+    wait
+    ;;
+  *)
+    echo "usage: $0 train" >&2
+    exit 2
+    ;;
+esac
