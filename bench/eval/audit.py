@@ -6,6 +6,8 @@ stronger one, a black-box or gradient-free attack beating white-box PGD, or inpu
 gradients that are exactly zero. Each check compares stored per-point masks of one
 checkpoint on the same test points, so the audit never attacks again; only the
 zero-gradient check needs the model (one forward/backward pass), and its result is stored.
+A trained run also gets the two checks of its training history (bench/eval/health.py):
+still at chance, and a collapse of its monitored PGD accuracy.
 
 A check whose attacks were not evaluated is ``not-evaluated``, never ``ok``. Tolerances
 are numbers of test points (``tolerance``) so that small subsets do not flag noise.
@@ -35,6 +37,7 @@ from bench.eval.checks import (
     consistency_checks,
     tolerance,
 )
+from bench.eval.health import from_metrics
 from bench.eval.loop import to_float
 from bench.eval.perpoint import current_evaluations, masks_by_n
 from bench.store.db import AuditFlag, Checkpoint, Run, find_run, now
@@ -122,6 +125,9 @@ def audit_checkpoint(
     if grad is None:
         grad = _compute_gradient_check(run, ckpt, n, data_root, device, loader)
     results.append(grad)
+    health = from_metrics(run.epochs, run.dataset)
+    if health is not None:  # trained here: its per-epoch monitor is stored
+        results.extend(health.checks())
     _store(s, run.id, tag, ckpt.sha256, results)
     return results
 

@@ -22,6 +22,7 @@ from bench import data as bdata
 from bench.core import provenance
 from bench.core.constants import CHECKPOINTS, RunStatus
 from bench.core.home import default_runs_dir
+from bench.eval.health import epoch_note, from_metrics
 from bench.jobs.pseudo import prepare_pseudo_labels
 from bench.spec.run import RunSpec
 from bench.store import claims
@@ -57,14 +58,21 @@ def get_or_create_run(
     return run
 
 
-def epoch_line(rep: EpochReport, epochs: int) -> str:
-    """The line a finished epoch leaves on the terminal."""
+def epoch_line(rep: EpochReport, epochs: int, note: str = "") -> str:
+    """The line a finished epoch leaves on the terminal (``note``: its training health)."""
     best = " (best so far)" if rep.best_epoch == rep.epoch else f" (best: epoch {rep.best_epoch})"
     return (
         f"epoch {rep.epoch}/{epochs}: loss {rep.train_loss:.4f}, lr {rep.lr:.4g}, "
         f"clean {100 * rep.clean_acc:.2f}%, PGD-20 {100 * rep.robust_acc:.2f}% on "
-        f"{rep.n_monitor} test points, {rep.seconds:.1f} s{best}"
+        f"{rep.n_monitor} test points, {rep.seconds:.1f} s{best}" + (f"; {note}" if note else "")
     )
+
+
+def _health_note(engine: Engine, run_id: int, dataset: str, epoch: int) -> str:
+    with Session(engine) as s:
+        rows = s.scalars(select(EpochMetric).where(EpochMetric.run_id == run_id)).all()
+        health = from_metrics(rows, dataset)
+    return epoch_note(health, epoch) if health is not None else ""
 
 
 def _record_epoch(
@@ -106,12 +114,13 @@ def _on_epoch(
     run_id: int,
     run_dir: Path,
     rep: EpochReport,
-    epochs: int,
+    spec: RunSpec,
     progress: bool,
 ) -> None:
     _record_epoch(engine, lease, run_id, run_dir, rep)
     if progress:
-        tqdm.write(epoch_line(rep, epochs), file=sys.stderr)
+        note = _health_note(engine, run_id, spec.dataset, rep.epoch)
+        tqdm.write(epoch_line(rep, spec.epochs, note), file=sys.stderr)
 
 
 def _start(run: Run, device: str, runtime: Runtime | None = None) -> None:
@@ -214,7 +223,7 @@ def _train_claimed(
         train(
             spec, run_dir, device=device, data_root=data_root,
             on_epoch=lambda rep: _on_epoch(
-                engine, lease, run_id, run_dir, rep, spec.epochs, progress
+                engine, lease, run_id, run_dir, rep, spec, progress
             ),
             progress=progress, stop_after=stop_after, runtime=runtime, check=lease.check,
         )  # fmt: skip

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from bench.eval.health import from_metrics
 from bench.report.frames import epoch_frame
 from bench.store.db import AuditFlag, Run, find_run
 
@@ -64,12 +65,16 @@ def run_view(engine: Engine, name: str) -> str:
             ],
             columns=["checkpoint", "check", "status", "detail"],
         )
+        health = from_metrics(run.epochs, run.dataset)
+        # train_seconds is written when a run finishes; until then, its epochs so far
+        seconds = run.train_seconds or sum(e.seconds for e in run.epochs)
         head = [
             f"# {run.name}",
             "",
             f"- {run.defense} on {run.model}, {run.dataset} ({run.data_label}); preset "
             f"{run.preset}; status {run.status}; {run.epochs_done}/{run.spec.get('epochs')} "
-            f"epochs; {run.train_seconds:.0f} s of training",
+            f"epochs; {seconds:.0f} s of training",
+            *([f"- training health: {health.summary()}"] if health is not None else []),
             f"- spec: {json.dumps(run.spec, sort_keys=True)}",
             f"- folder: {run.run_dir}",
             *provenance_lines(run.provenance or {}),

@@ -14,7 +14,9 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from bench.core.constants import CHECKPOINTS
+from bench.data import DATASETS
 from bench.eval.checks import FLAG
+from bench.eval.health import EpochAcc, assess
 from bench.eval.perpoint import wilson_interval
 from bench.report.boards import agreement_frames
 from bench.report.render import display_name, points
@@ -80,9 +82,10 @@ def _facts(d: RunData) -> str:
         ("Epochs", f"{r['epochs_done']} of {spec.get('epochs', '?')}"),
         ("Training images", count(r["n_train"], "image")),
         ("Training time", f"{r['train_seconds']:.0f} s" + (f" ({d.runtime})" if d.runtime else "")),
+        ("Training health", _health(d)),
     ]
     if spec.get("kind") == "external":  # a published checkpoint: nothing was trained here
-        rows[-3:] = [("Training", f"none here: {spec.get('source', 'an external model')}")]
+        rows[-4:] = [("Training", f"none here: {spec.get('source', 'an external model')}")]
     rows += [
         ("Seed", r["seed"]),
         ("Folder", r["run_dir"]),
@@ -93,6 +96,16 @@ def _facts(d: RunData) -> str:
     links = " · ".join(f'<a href="{esc(f)}">{esc(t)}</a>' for f, t in d.boards) or "none"
     body.append([cell("Leaderboards"), Cell(links)])
     return table([Col("Field"), Col("Value")], body, sortable=False)
+
+
+def _health(d: RunData) -> str:
+    """Still at chance, when it left chance, a collapse (bench/eval/health.py)."""
+    if d.epochs.empty:
+        return "no epoch monitored yet"
+    history = [
+        EpochAcc(int(e.epoch), e.clean_acc / 100, e.robust_acc / 100) for e in d.epochs.itertuples()
+    ]
+    return assess(history, DATASETS.get(d.rec["dataset"]).num_classes).summary()
 
 
 def _figure(png: Path, alt: str) -> str:
