@@ -23,6 +23,7 @@ from bench import data as bdata
 from bench.core.constants import CHECKPOINTS, DEFAULT_ATTACKS
 from bench.core.registry import UnknownNameError
 from bench.spec.evaluation import parse_attack_params, parse_value
+from bench.spec.run import check_seed
 from bench.store import claims
 from bench.store import db as bdb
 from bench.store.checkpoints import CheckpointError
@@ -90,6 +91,14 @@ CompileOpt = Annotated[
 ]
 ThreadsOpt = Annotated[
     int | None, typer.Option(min=1, help="CPU threads [default: PyTorch's for the free cores]")
+]
+OversubscribeOpt = Annotated[
+    bool,
+    typer.Option(
+        "--oversubscribe",
+        "--nproc-oversubscribe",
+        help="allow --threads or --nproc (on CPUs) beyond this machine's usable cores",
+    ),
 ]
 NprocOpt = Annotated[
     int | None,
@@ -184,14 +193,42 @@ def parse_attacks(attack_list: str, attack_param: list[str] | None) -> tuple[lis
 def parse_seeds(seeds: str | None, seed: int) -> list[int]:
     """``--seeds 0,1,2`` (each a whole number, no repeats), else ``[--seed]``."""
     if seeds is None:
-        return [seed]
+        return [check_seed(seed)]
     try:
         out = [int(s) for s in split_list(seeds)]
     except ValueError:
         raise ValueError(f"--seeds expects whole numbers like 0,1,2, got {seeds!r}") from None
-    if not out or len(set(out)) != len(out) or min(out) < 0:
-        raise ValueError(f"--seeds expects distinct seeds >= 0, got {seeds!r}")
-    return out
+    if not out or len(set(out)) != len(out):
+        raise ValueError(f"--seeds expects distinct seeds, got {seeds!r}")
+    return [check_seed(s) for s in out]
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity, e.g. a SLURM allocation)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def check_cores(option: str, n: int | None, oversubscribe: bool) -> None:
+    """``--threads``/``--nproc`` at most the usable cores, unless ``--oversubscribe``."""
+    cores = usable_cores()
+    if n is not None and n > cores and not oversubscribe:
+        raise ValueError(
+            f"{option} {n} is more than the {cores} usable CPU core(s) here; "
+            "pass --oversubscribe to run it anyway"
+        )
+
+
+def parse_milestones(text: str | None) -> tuple[int, ...] | None:
+    """``--milestones 20,40`` -> ``(20, 40)``; None when not given."""
+    if text is None:
+        return None
+    try:
+        return tuple(int(m) for m in split_list(text))
+    except ValueError:
+        raise ValueError(f"--milestones expects epochs like 75,90, got {text!r}") from None
 
 
 def check_checkpoints(text: str) -> list[str]:
@@ -220,7 +257,7 @@ def existing_db(db: str | None) -> Any:
     if not bdb.db_exists(db):
         where = bdb.describe_db(db)
         raise LookupError(f"no database at {where}: run `bench run` or `bench demo` first")
-    return bdb.connect(db)
+    return bdb.connect(db, read_only=bdb.read_only_file(db))
 
 
 def write_output(text: str, output: Path | None) -> None:

@@ -18,6 +18,7 @@ from bench.cli.common import (
     DbOpt,
     DeviceOpt,
     MonitorOpt,
+    OversubscribeOpt,
     PrecisionOpt,
     ProgressOpt,
     RootOpt,
@@ -25,6 +26,7 @@ from bench.cli.common import (
     SeedsOpt,
     ThreadsOpt,
     app,
+    check_cores,
     clean_errors,
     existing_db,
     parse_seeds,
@@ -112,6 +114,7 @@ def experiment(
     only: OnlyOpt = None,
     plot_dir: PlotDirOpt = None,
     threads: ThreadsOpt = None,
+    oversubscribe: OversubscribeOpt = False,
     device: DeviceOpt = None,
     db: DbOpt = None,
     runs_dir: RunsDirOpt = None,
@@ -146,6 +149,7 @@ def experiment(
         train_subset, test_subset, monitor_subset, seed, unlabelled, only,
     )  # fmt: skip
     ov = dataclasses.replace(ov, seeds=tuple(parse_seeds(seeds, seed)), precision=precision)
+    check_cores("--threads", threads, oversubscribe)
     job_list = bexp.expand(name, ov, data_root)
     engine = bdb.connect(db)
     exp = bexp.EXPERIMENTS.get(name)

@@ -91,9 +91,7 @@ def report(
     the paper's tables and figures."""
     engine = existing_db(db)
     out = out or home() / "site"
-    index = build_site(
-        engine, out, runs=run or None, progress=progress, source=str(bdb.db_path(db))
-    )
+    index = build_site(engine, out, runs=run or None, progress=progress, source=bdb.describe_db(db))
     typer.echo(f"wrote {index} (open it in a browser; no server needed)")
 
 

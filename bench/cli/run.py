@@ -21,6 +21,7 @@ from bench.cli.common import (
     DeviceOpt,
     MonitorOpt,
     NprocOpt,
+    OversubscribeOpt,
     PrecisionOpt,
     ProgressOpt,
     RootOpt,
@@ -30,13 +31,15 @@ from bench.cli.common import (
     ThreadsOpt,
     app,
     check_checkpoints,
+    check_cores,
+    check_seed,
     clean_errors,
     existing_db,
     parse_attacks,
+    parse_milestones,
     parse_params,
     parse_seeds,
     print_evals,
-    split_list,
 )
 from bench.cli.deferred import jobs, provenance, train_runtime
 from bench.core.constants import CHECKPOINTS, EVAL_BATCH, RunStatus
@@ -85,6 +88,7 @@ def run(
     compile_model: CompileOpt = False,
     threads: ThreadsOpt = None,
     nproc: NprocOpt = None,
+    oversubscribe: OversubscribeOpt = False,
     train_subset: Annotated[int | None, typer.Option(min=1, help="first N training images")] = None,
     test_subset: Annotated[int | None, typer.Option(min=1, help="first N test images")] = None,
     monitor_subset: MonitorOpt = None,
@@ -133,13 +137,16 @@ def run(
     dataset = dataset or default_dataset(model)
     names, options = parse_attacks(attack_list, attack_param) if evaluate else ([], {})
     device = provenance.check_device(device)
+    check_cores("--threads", threads, oversubscribe)
+    if device == "cpu":
+        check_cores("--nproc", nproc, oversubscribe)
     overrides = {
         "epochs": epochs,
         "batch_size": batch_size,
         "lr": lr,
         "momentum": momentum,
         "weight_decay": weight_decay,
-        "milestones": tuple(int(m) for m in split_list(milestones)) if milestones else None,
+        "milestones": parse_milestones(milestones),
         "eps": eps,
         "steps": train_steps,
         "step_size": train_step_size,
@@ -245,6 +252,7 @@ def eval_cmd(
     )  # fmt: skip
     names, options = parse_attacks(attack_list, attack_param)
     tags = check_checkpoints(checkpoint)
+    check_seed(seed)
     device = provenance.check_device(device)
     engine = existing_db(db)
     targets = list(runs or [])

@@ -108,8 +108,10 @@ def _missing(what: str, where: Path, extra: str = "") -> DataNotFoundError:
     )
 
 
-def _oneline(e: BaseException) -> str:
-    return " ".join(str(e).split())[:160]
+def _oneline(e: BaseException, limit: int = 160) -> str:
+    """The error on one line, cut at a word (never mid-word) when longer than ``limit``."""
+    text = " ".join(str(e).split())
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " ..."
 
 
 def offline() -> bool:

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.core.files import load_array, load_tensors
 from bench.core.lazy import torch
 from bench.data.datasets import DATASETS, load_split
 
@@ -70,7 +71,7 @@ class UnlabelledSource:
 
     def _array_shape(self) -> tuple[int, ...]:
         if self.path.endswith(".npy"):
-            return tuple(np.load(self.path, mmap_mode="r").shape)
+            return tuple(load_array(Path(self.path), "unlabelled file", mmap=True).shape)
         return tuple(_load_pt(Path(self.path)).shape)
 
     def load(self, shape: tuple[int, int, int], data_root: str | None = None) -> torch.Tensor:
@@ -81,7 +82,7 @@ class UnlabelledSource:
         if self.kind == "folder":
             x = _load_folder(Path(self.path), channels=shape[0])
         elif self.path.endswith(".npy"):
-            x = torch.from_numpy(np.load(self.path))
+            x = torch.from_numpy(load_array(Path(self.path), "unlabelled file"))
         else:
             x = _load_pt(Path(self.path))
         if x.ndim == 4 and x.shape[1] != shape[0] and x.shape[-1] == shape[0]:
@@ -118,7 +119,7 @@ def _load_folder(folder: Path, channels: int) -> torch.Tensor:
 
 
 def _load_pt(path: Path) -> torch.Tensor:
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+    obj = load_tensors(path, "unlabelled file")
     if isinstance(obj, dict):
         obj = obj.get("x", obj.get("data"))
     if not isinstance(obj, torch.Tensor):
@@ -174,7 +175,7 @@ def with_pseudo_labelled(
             f"{path} is missing: semi-supervised runs are trained through "
             "bench.jobs.train_job, which trains the pseudo-labeller and writes it"
         )
-    labels = torch.load(path, map_location="cpu", weights_only=True)["labels"]
+    labels = load_tensors(path, "pseudo-label file")["labels"]
     record = read_record(run_dir) or {}
     if record.get("labels_sha256") not in (None, labels_sha256(labels)):
         raise RuntimeError(f"{path} changed since it was recorded")

@@ -7,7 +7,10 @@ module, and its third-party engine (submitit, Ray) is imported only when it plac
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
@@ -102,3 +105,14 @@ EXECUTORS: Registry[ExecutorType] = Registry("executor")
 EXECUTORS.add_lazy("local", "bench.executors.local:LocalExecutor")
 EXECUTORS.add_lazy("slurm", "bench.executors.slurm:SlurmExecutor")
 EXECUTORS.add_lazy("ray", "bench.executors.ray_tasks:RayExecutor")
+
+
+@contextlib.contextmanager
+def owner_only() -> Iterator[None]:
+    """Files and folders created inside are readable by their owner only (umask 077): for
+    what holds the database URL, which may carry a password."""
+    old = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(old)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.engine import Engine
 
 from bench.core.lazy import LazyModule
-from bench.executors.base import Options, require
+from bench.executors.base import Options, owner_only, require
 from bench.executors.work import Context, run_placed, with_threads
 from bench.spec.experiments import Job
 from bench.store import placements
@@ -71,11 +71,14 @@ class SlurmExecutor:
         ex = self._executor()
         ctx = with_threads(ctx, self.opts.cpus_per_job)
         try:
-            if self.opts.array:
-                with ex.batch():
+            # submitit pickles ctx, and with it the database URL (its password too), into
+            # *_submitted.pkl: whatever is written while submitting is for this user alone.
+            with owner_only():
+                if self.opts.array:
+                    with ex.batch():
+                        pending = [ex.submit(run_placed, ctx, job) for job in jobs]
+                else:
                     pending = [ex.submit(run_placed, ctx, job) for job in jobs]
-            else:
-                pending = [ex.submit(run_placed, ctx, job) for job in jobs]
         except FileNotFoundError as e:  # no sbatch on PATH: not a SLURM login node
             raise ValueError(
                 f"cannot submit to SLURM ({e.filename or e}): run on a SLURM login node, or "

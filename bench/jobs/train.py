@@ -23,6 +23,7 @@ from bench.core import provenance
 from bench.core.constants import CHECKPOINTS, RunStatus
 from bench.core.home import default_runs_dir
 from bench.eval.health import epoch_note, from_metrics
+from bench.jobs import preflight
 from bench.jobs.pseudo import prepare_pseudo_labels
 from bench.spec.run import RunSpec
 from bench.store import claims
@@ -166,6 +167,7 @@ def train_job(
     if this worker's claim lapsed while it trained).
     """
     runs_dir = default_runs_dir() if runs_dir is None else Path(runs_dir)
+    preflight.check_train(spec, runs_dir, device, data_root)  # nothing written before this
     with Session(engine, expire_on_commit=False) as s:
         run = get_or_create_run(s, spec, runs_dir, data_root)
     if run.status == RunStatus.DONE:

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from bench.core.constants import EPS_CIFAR
+from bench.core.files import check_file, load_tensors
 from bench.core.registry import Registry
 from bench.data import offline
 from bench.models.nets import robustbench_architectures
@@ -68,13 +69,11 @@ def load_zoo_weights(name: str, file: Path) -> nn.Module:
     entry = zoo_registry().get(name)
     if isinstance(entry.get("gdrive_id"), list):
         raise ValueError(f"{name} is an ensemble of several files; not supported here")
+    if file.is_dir():
+        check_file(file, "checkpoint file")  # a folder: one line saying so
     if not file.is_file():
         raise ZooCheckpointMissing(f"checkpoint file {file} does not exist")
-    try:
-        ckpt = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as e:  # an unpickling refusal or a corrupt file: one line either way
-        msg = " ".join(str(e).split(".")[0].split())[:120]
-        raise ValueError(f"{file} is not a plain weights file ({msg}); nothing was run") from None
+    ckpt = load_tensors(file, "checkpoint file")
     if name in _LAST_OF_TWO and isinstance(ckpt, dict) and "last" in ckpt:
         ckpt = ckpt["last"]
     state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None

@@ -91,6 +91,26 @@ def check_options(name: str, preset: attacks.AttackPreset, options: dict[str, An
     if bad:
         takes = ", ".join(sorted(valid)) or "no options"
         raise ValueError(f"attack {name!r} has no option {', '.join(bad)}; it takes: {takes}")
+    if preset.protocol in ("single", "autoattack"):
+        fields = attacks.ATTACKS.get(preset.attack).__dataclass_fields__
+        for key, value in options.items():
+            if key in fields:
+                _check_type(f"{name}.{key}", str(fields[key].type), value)
+
+
+_KINDS = {"int": "a whole number", "float": "a number", "bool": "true or false", "str": "text"}
+
+
+def _check_type(where: str, declared: str, value: Any) -> None:
+    """``value`` fits the option's declared type (an int where a float is declared is fine)."""
+    ok = {
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "float": isinstance(value, int | float) and not isinstance(value, bool),
+        "bool": isinstance(value, bool),
+        "str": isinstance(value, str),
+    }.get(declared, True)
+    if not ok:
+        raise ValueError(f"--attack-param {where}={value!r}: expected {_KINDS[declared]}")
 
 
 def parse_attack_params(items: list[str], names: list[str]) -> dict[str, dict[str, Any]]:

@@ -57,6 +57,7 @@ class RunSpec:
     monitor_subset: int | None = None
 
     def __post_init__(self) -> None:
+        check_seed(self.seed)
         if self.precision not in PRECISIONS:
             raise ValueError(
                 f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}"
@@ -181,6 +182,15 @@ def _check_schedule(train: dict[str, Any]) -> None:
             raise ValueError(f"{k} must be a whole number >= 1, got {train[k]}")
     if any(m < 1 for m in train["milestones"]):
         raise ValueError(f"milestones are epochs >= 1, got {list(train['milestones'])}")
+
+
+MAX_SEED = 2**63 - 1  # a signed 64-bit integer: what databases and torch.manual_seed store
+
+
+def check_seed(seed: int) -> int:
+    if not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"a seed is a whole number from 0 to 2**63 - 1, got {seed}")
+    return seed
 
 
 def check_eps(eps: float) -> float:

@@ -39,6 +39,7 @@ from bench.store.engine import db_exists as db_exists
 from bench.store.engine import db_path as db_path
 from bench.store.engine import db_url as db_url
 from bench.store.engine import describe_db as describe_db
+from bench.store.engine import read_only_file as read_only_file
 
 T = TypeVar("T")
 

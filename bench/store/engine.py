@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Engine, make_url
@@ -34,14 +36,31 @@ def db_url(db: DbArg = None) -> URL:
     """The database ``--db`` / ``BENCH_DB`` names: a file path (SQLite, the default
     ``$BENCH_HOME/bench.sqlite``) or any SQLAlchemy URL (``postgresql+psycopg://u@host/db``;
     a plain ``postgresql://`` uses psycopg too)."""
+    if db is not None and not str(db).strip():
+        raise DatabaseError("--db is empty: give a database file or a URL, or leave it out")
     value = str(db) if db is not None else os.environ.get(ENV_DB) or ""
     if "://" not in value:
         return URL.create("sqlite", database=str(db_path(value or None)))
     try:
         url = make_url(value)
-    except ArgumentError:
-        raise DatabaseError(f"--db {value!r} is neither a file path nor a database URL") from None
+        url.port  # noqa: B018  (a port that is not a number fails here, not at connect time)
+    except (ArgumentError, ValueError):
+        shown = _masked(value)
+        raise DatabaseError(
+            f"--db {shown} is neither a file path nor a database URL "
+            "(driver://user@host:port/name, the port a number)"
+        ) from None
     return url.set(drivername="postgresql+psycopg") if url.drivername == "postgresql" else url
+
+
+def _masked(value: str) -> str:
+    """A URL for messages with its password replaced (it may not even parse)."""
+    head, sep, rest = value.partition("://")
+    if not sep or "@" not in rest:
+        return repr(value)
+    cred, at, host = rest.rpartition("@")
+    user = cred.split(":", 1)[0]
+    return repr(f"{head}://{user}{':***' if ':' in cred else ''}{at}{host}")
 
 
 def db_path(path: DbArg = None) -> Path:
@@ -67,7 +86,17 @@ def db_exists(db: DbArg = None) -> bool:
     return not is_sqlite(url) or not url.database or Path(url.database).exists()
 
 
-def connect(db: DbArg = None) -> Engine:
+def read_only_file(db: DbArg = None) -> bool:
+    """A SQLite database this process can read but not write (its file or its folder is
+    read-only): it is opened read-only, without WAL's side files."""
+    url = db_url(db)
+    if not is_sqlite(url) or not url.database or not Path(url.database).is_file():
+        return False
+    p = Path(url.database)
+    return not (os.access(p, os.W_OK) and os.access(p.parent, os.W_OK | os.X_OK))
+
+
+def connect(db: DbArg = None, *, read_only: bool = False) -> Engine:
     """Open the results database (a file path or a URL, see ``db_url``), creating its
     tables or bringing an older one up to date (Alembic migrations, bench/store/migrate.py).
 
@@ -76,9 +105,14 @@ def connect(db: DbArg = None) -> Engine:
     server that cannot be reached is a one-line ``DatabaseError``.
     """
     url = db_url(db)
+    if read_only and is_sqlite(url) and url.database:
+        return _read_only_engine(Path(url.database))
     engine = _sqlite_engine(url) if is_sqlite(url) else _server_engine(url)
     try:
         migrate.upgrade(engine)
+    except migrate.NewerDatabase as e:
+        engine.dispose()
+        raise DatabaseError(f"cannot use {describe_db(db)}: {e}") from None
     except (SQLAlchemyError, ModuleNotFoundError) as e:
         engine.dispose()
         where = describe_db(db)
@@ -99,6 +133,9 @@ def _sqlite_engine(url: URL) -> Engine:
         p = Path(url.database)
         if p.is_dir():
             raise DatabaseError(f"--db {p} is a folder, not a database file")
+        for parent in p.parents:
+            if parent.exists() and not parent.is_dir():
+                raise DatabaseError(f"cannot put the database {p} in {parent}: it is a file")
         try:
             p.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -115,6 +152,28 @@ def _sqlite_engine(url: URL) -> Engine:
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
 
+    return engine
+
+
+def _read_only_engine(path: Path) -> Engine:
+    """A SQLite file opened read-only and immutable (no lock or WAL files are written);
+    it must already be at this bench's schema, since it cannot be migrated."""
+    uri = f"file:{quote(str(path))}?mode=ro&immutable=1"
+    engine = create_engine(
+        "sqlite://", json_serializer=_json, creator=lambda: sqlite3.connect(uri, uri=True)
+    )
+    try:
+        with engine.connect() as conn:
+            revision = migrate.current(conn)
+    except SQLAlchemyError as e:
+        engine.dispose()
+        raise DatabaseError(f"{path} is not a readable SQLite database ({_oneline(e)})") from None
+    if revision != migrate.HEAD:
+        engine.dispose()
+        raise DatabaseError(
+            f"{path} is read-only here and at schema revision {revision or 'none'}, not "
+            f"{migrate.HEAD}: open it once where it can be written, to migrate it"
+        )
     return engine
 
 

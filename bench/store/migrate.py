@@ -33,11 +33,26 @@ def current(conn: Connection) -> str | None:
     return conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
 
 
+class NewerDatabase(RuntimeError):
+    """The database was written by a newer bench (a revision after ``HEAD``)."""
+
+
+def _check_known(revision: str | None) -> None:
+    if revision is not None and (not revision.isdigit() or int(revision) > int(HEAD)):
+        raise NewerDatabase(
+            f"it was written by a newer bench (schema revision {revision}; this bench knows "
+            f"up to {HEAD}): upgrade bench (pip install -U) to read it"
+        )
+
+
 def upgrade(engine: Engine) -> None:
-    """Migrate the database to ``HEAD`` (a quick check when it is there)."""
+    """Migrate the database to ``HEAD`` (a quick check when it is there); a database from a
+    newer bench is refused (``NewerDatabase``), never migrated or written."""
     with engine.connect() as conn:
-        if current(conn) == HEAD:
+        revision = current(conn)
+        if revision == HEAD:
             return
+        _check_known(revision)
         conn.rollback()
         lock(conn)
         if current(conn) != HEAD:

@@ -62,10 +62,11 @@ def build_site(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         _write(engine, tmp, records, runs, progress, source)
-        old = out.with_name(f".{out.name}.old")
+        # The earlier site moves into a folder made here, under a name no one else has,
+        # so nothing but that site (checked for MARKER above) is ever removed.
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
         if out.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            out.rename(old)
+            out.rename(old / out.name)
         tmp.rename(out)
         shutil.rmtree(old, ignore_errors=True)
     except BaseException:

@@ -16,6 +16,10 @@ depends_on = None
 
 
 def upgrade() -> None:
+    # A database whose alembic_version was lost but which has this table already is
+    # adopted as it is (the baseline adds what is missing; nothing is created twice).
+    if "placements" in sa.inspect(op.get_bind()).get_table_names():
+        return
     op.create_table(
         "placements",
         sa.Column("id", sa.Integer(), primary_key=True),
