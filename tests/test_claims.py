@@ -3,6 +3,9 @@ waiting, heartbeats, expiry and take-over, fencing of a worker that lost its cla
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -41,7 +44,7 @@ def test_a_claim_has_one_owner_until_released(db_url: str) -> None:
     first.release()
     assert claims.holder(engine, "run:a") is None
     with hold(engine, "run:a", claims.RUN, wait=False) as again:
-        assert again.owner != first.owner and again.owner.count(":") == 2  # host:pid:uuid
+        assert again.owner != first.owner and again.owner.count(":") == 2  # host:pid@t:uuid
     assert _attempts(engine, "run:a") == 2
 
 
@@ -137,3 +140,48 @@ def test_a_bad_lease_setting_is_one_clear_error(monkeypatch, value: str) -> None
     monkeypatch.setenv(claims.ENV_LEASE, value)
     with pytest.raises(ValueError, match="BENCH_LEASE_SECONDS must be seconds"):
         claims.lease_seconds()
+
+
+HOLD_AND_SLEEP = """
+import sys, time
+from bench.store import claims, db
+lease = claims.hold(db.connect(sys.argv[1]), "run:dead", claims.RUN, wait=False)
+print(lease.owner, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_killed_process_on_this_host_is_taken_over_without_waiting(db_url, capsys) -> None:
+    """kill -9 leaves a live lease (an hour here); the rerun on the same host sees that its
+    owner's process is gone and takes the claim at once, saying so."""
+    env = {**os.environ, claims.ENV_LEASE: "3600"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD_AND_SLEEP, db_url], stdout=subprocess.PIPE, text=True, env=env
+    )
+    owner = proc.stdout.readline().strip()
+    engine = bdb.connect(db_url)
+    assert claims.holder(engine, "run:dead").owner == owner
+    with pytest.raises(Busy):  # alive: its claim is respected
+        hold(engine, "run:dead", claims.RUN, wait=False)
+    proc.kill()
+    proc.wait()
+    t0 = time.monotonic()
+    with hold(engine, "run:dead", claims.RUN, wait=False) as lease:
+        assert lease.owner != owner
+    assert time.monotonic() - t0 < 10  # not the hour of its lease
+    assert (
+        f"its holder {owner} was a process on this host that has exited" in capsys.readouterr().err
+    )
+
+
+def test_a_reused_pid_or_another_host_does_not_fool_the_dead_owner_check() -> None:
+    me = claims.new_owner()
+    host, pid_start, tag = me.split(":")
+    pid, start = pid_start.split("@")
+    assert int(pid) == os.getpid() and start  # this process, with its start time
+    assert not claims.dead_here(me)
+    assert claims.dead_here(f"{host}:{pid}@{int(start) + 1}:{tag}")  # same pid, another process
+    assert not claims.dead_here(f"elsewhere-{host}:{pid}@{int(start) + 1}:{tag}")  # not judged
+    code = "import os; print(os.getpid())"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert claims.dead_here(f"{host}:{done.stdout.strip()}@1:{tag}")

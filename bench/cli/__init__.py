@@ -10,11 +10,14 @@ without PyTorch, and reach the layers that train, attack or use a device through
 
 from __future__ import annotations
 
+import signal
+
 from bench.cli import experiment, inspect, ls, regress, report, run, zoo
-from bench.cli.common import app
+from bench.cli.common import app, on_sigterm
 
 
 def main() -> None:
+    signal.signal(signal.SIGTERM, on_sigterm)  # as Ctrl-C: say so, record it, exit 143
     app()
 
 

@@ -140,6 +140,15 @@ EXPECTED = (
 )
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what SLURM sends before it kills a job), handled as Ctrl-C is: the run is
+    recorded as interrupted and its claim released, so a rerun resumes at once."""
+
+
+def on_sigterm(_signum: int, _frame: Any) -> None:
+    raise Terminated
+
+
 def fail(msg: str) -> None:
     typer.echo(f"error: {msg}", err=True)
     raise typer.Exit(2)
@@ -161,13 +170,14 @@ def clean_errors(fn: F) -> F:
             fail(f"database error: {' '.join(str(getattr(e, 'orig', e)).split())[:200]}")
         except OSError as e:
             fail(f"{e.strerror or e}: {e.filename}" if e.filename else str(e))
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:
+            what = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
             typer.echo(
-                "interrupted: finished epochs and evaluations are kept in the database; "
+                f"{what}: finished epochs and evaluations are kept in the database; "
                 "run the same command again to resume",
                 err=True,
             )
-            raise typer.Exit(130) from None
+            raise typer.Exit(143 if isinstance(e, Terminated) else 130) from None
 
     return wrapper  # type: ignore[return-value]
 

@@ -23,11 +23,13 @@ import contextlib
 import datetime as dt
 import os
 import socket
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 
 from sqlalchemy import select, update
@@ -98,8 +100,37 @@ def poll_seconds(lease: float) -> float:
 
 
 def new_owner() -> str:
-    """A fresh owner id, ``host:pid:uuid``: unique per claim, readable in ``bench ls``."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+    """A fresh owner id, ``host:pid@start:uuid`` (``start``: the process's start time, so a
+    reused pid is told apart): unique per claim, readable in ``bench ls``."""
+    pid = os.getpid()
+    return f"{socket.gethostname()}:{pid}@{_start_time(pid)}:{uuid.uuid4().hex[:12]}"
+
+
+def _start_time(pid: int) -> str:
+    """When process ``pid`` started (clock ticks since boot, from /proc), or "" if unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[-1].split()[19]  # field 22; the name before ")" may hold spaces
+
+
+def dead_here(owner: str) -> bool:
+    """Whether ``owner`` is a process on this host that no longer runs: its pid is gone, or
+    now belongs to a process started at another time. Owners elsewhere are never judged."""
+    host, _, rest = owner.partition(":")
+    pid_text, _, started = rest.partition(":")[0].partition("@")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        pass
+    now_started = _start_time(pid)
+    return bool(started and now_started and started != now_started)
 
 
 def _retry(fn: Callable[[], bool | Holder | None]) -> bool | Holder | None:
@@ -125,8 +156,12 @@ def _ensure_row(conn: Connection, key: str, kind: str) -> None:
         pass
 
 
-def _take(engine: Engine, key: str, kind: str, owner: str, lease: float) -> Holder | None:
-    """One atomic attempt: None when ``owner`` now holds the claim, else who does."""
+def _take(
+    engine: Engine, key: str, kind: str, owner: str, lease: float, took_over: list[str]
+) -> Holder | None:
+    """One atomic attempt: None when ``owner`` now holds the claim, else who does. A live
+    lease of a process on this host that has exited is taken over at once, its owner
+    appended to ``took_over``."""
     with engine.connect() as conn:
         lock_row = conn.dialect.name == "postgresql"
         if not lock_row:
@@ -137,8 +172,11 @@ def _take(engine: Engine, key: str, kind: str, owner: str, lease: float) -> Hold
         t = now()
         if row is None:  # locked: another worker is taking it at this moment
             return Holder("another worker (taking it now)", None, None)
-        if row.owner not in (None, owner) and row.expires_at is not None and row.expires_at > t:
+        live = row.expires_at is not None and row.expires_at > t
+        if row.owner not in (None, owner) and live and not dead_here(row.owner):
             return Holder(row.owner, row.expires_at, row.heartbeat_at)
+        if row.owner not in (None, owner) and live:  # its process is gone: take over now
+            took_over.append(row.owner)
         conn.execute(
             update(Claim)
             .where(Claim.key == key)
@@ -259,10 +297,16 @@ def hold(
     lease expires; without, raise ``Busy``.
     """
     seconds, owner = lease_seconds(), new_owner()
-    shown = None
+    shown, took_over = None, []
     while True:
-        holder = _retry(lambda: _take(engine, key, kind, owner, seconds))
+        holder = _retry(lambda: _take(engine, key, kind, owner, seconds, took_over))
         if holder is None:
+            if took_over:
+                print(
+                    f"{key}: its holder {took_over[-1]} was a process on this host that has "
+                    "exited; taking it over without waiting for its lease",
+                    file=sys.stderr,
+                )
             return Lease(engine, key, owner, seconds).start()
         assert isinstance(holder, Holder)
         if not wait:

@@ -28,9 +28,13 @@ one-process run. Models without BatchNorm (SmallCNN) match it within float toler
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import gc
 import os
+import sys
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -95,9 +99,12 @@ def init(rank: int, size: int, device: str, store: Any = None) -> Group:
 
 
 def close() -> None:
+    """Leave the group: what still holds it (a DDP wrapper in a reference cycle) is
+    collected first, then the group is destroyed, while the interpreter is fully alive."""
     global _GROUP
     if _GROUP is not None:
         _GROUP = None
+        gc.collect()
         dist.destroy_process_group()
 
 
@@ -290,13 +297,37 @@ def _worker(
     lead: Callable[[], None],
     follow: Callable[[], None],
 ) -> None:
-    store = dist.TCPStore("127.0.0.1", port, is_master=False, timeout=TIMEOUT)
-    init(rank, size, device, store)
+    code = 1
     try:
-        (lead if rank == 0 else follow)()
-    finally:
-        dismiss()
-        close()
+        store = dist.TCPStore("127.0.0.1", port, is_master=False, timeout=TIMEOUT)
+        init(rank, size, device, store)
+        try:
+            (lead if rank == 0 else follow)()
+            code = 0
+        finally:
+            dismiss()
+            close()
+    except SystemExit as e:  # rank 0's error boundary and a follower's Ctrl-C say their code
+        code = e.code if isinstance(e.code, int) else int(e.code is not None)
+    except BaseException:
+        traceback.print_exc()
+    _exit(code)
+
+
+def _exit(code: int) -> None:
+    """End a worker process once its group is destroyed, without the interpreter's teardown.
+
+    The objects that hold the process group (the DDP wrapper and its reducer sit in
+    reference cycles) are collected here, while the interpreter is alive. Left to the
+    teardown, gloo's threads and pending work were destroyed after the interpreter had
+    gone: now and then ``terminate called without an active exception`` and SIGABRT,
+    which the launcher reported as exit code 134 for a run that had finished.
+    """
+    gc.collect()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 @contextmanager
