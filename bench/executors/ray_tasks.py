@@ -11,6 +11,7 @@ Ray tasks end with the driver that submitted them, so this executor always waits
 
 from __future__ import annotations
 
+import socket
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
@@ -51,6 +52,7 @@ class RayExecutor:
         if ray.is_initialized():
             return "this process's Ray"
         address = self.opts.ray_address
+        reachable(address)
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
         self.started = True
         return f"ray {address}"
@@ -101,3 +103,26 @@ class RayExecutor:
         """The state recorded by the command that placed the task (SUBMITTED, FINISHED,
         FAILED): a Ray task does not outlive that command."""
         return placement.state
+
+
+CONNECT_SECONDS = 10.0
+
+
+def reachable(address: str) -> None:
+    """A ``host:port`` (or ``ray://host:port``) address answers within ``CONNECT_SECONDS``,
+    else one line naming it: Ray itself would retry for ever. ``local`` and ``auto`` are
+    Ray's own to resolve."""
+    if address in ("local", "auto") or ":" not in address:
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), CONNECT_SECONDS):
+            pass
+    except ValueError:
+        raise ValueError(f"--ray-address {address}: the port is not a number") from None
+    except OSError as e:
+        why = e.strerror or type(e).__name__
+        raise ValueError(
+            f"--ray-address {address}: nothing answers there within {CONNECT_SECONDS:g} s "
+            f"({why}); start Ray there (ray start --head) or use --ray-address local"
+        ) from None

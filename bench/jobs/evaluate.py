@@ -30,6 +30,7 @@ from bench.jobs.train import train_job
 from bench.spec.evaluation import EvalSpec
 from bench.spec.run import RunSpec
 from bench.store import claims
+from bench.store.checkpoints import verified
 from bench.store.db import Checkpoint, Evaluation, Run, find_run
 from bench.store.loading import checkpoint_model
 
@@ -86,6 +87,8 @@ def eval_job(
         missing = [t for t in tags if t not in ckpts]
         if missing:
             raise LookupError(f"run {run.name} has no {missing[0]!r} checkpoint (is it trained?)")
+        for t in tags:  # a missing or changed file is refused before any claim is taken
+            verified(Path(ckpts[t].path), ckpts[t].sha256, f"{t} checkpoint of run {run.name}")
         base = EvalContext(
             session=s, run=run, ckpt=ckpts[tags[0]], spec=spec, evspec=specs[0], x=x, y=y,
             load_model=lambda: None, device=device, data_root=data_root,
