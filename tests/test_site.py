@@ -95,6 +95,22 @@ def test_report_replaces_its_own_site_and_refuses_other_folders(tmp_path: Path) 
     assert not (tmp_path / "new").exists() and not list(tmp_path.glob(".new*"))
 
 
+def test_report_never_touches_the_users_files_beside_its_site(tmp_path: Path) -> None:
+    """Names the old code used for its own scratch folders, planted by the user beside
+    ``--out``, survive any number of rebuilds."""
+    db, out = golden(tmp_path), tmp_path / "site"
+    args = ["report", "--db", str(db), "--no-progress", "--run", ZOO, "--out", str(out)]
+    planted = [tmp_path / ".site.old" / "important.txt", tmp_path / ".site.x" / "mine.txt"]
+    for p in planted:
+        p.parent.mkdir()
+        p.write_text("keep")
+    for _ in range(2):
+        assert runner.invoke(app, args).exit_code == 0
+    assert all(p.read_text() == "keep" for p in planted)
+    left = sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(db.name))
+    assert left == [".site.old", ".site.x", "site"], left  # no scratch folder left behind
+
+
 def test_leaderboard_numbers_are_the_paper_tables_numbers(tmp_path: Path) -> None:
     engine = bdb.connect(golden(tmp_path))
     board = leaderboard_frame(engine).set_index(["run", "checkpoint", "attack"])
