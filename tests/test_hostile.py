@@ -7,7 +7,11 @@ from __future__ import annotations
 import collections
 import pickle
 import shutil
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +21,7 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from bench.cli import app
+from bench.store import claims
 from bench.store import db as bdb
 
 TINY = ["--model", "tiny-cnn", "--dataset", "mnist", "--train-subset", "64", "--epochs", "1"]
@@ -183,3 +188,38 @@ def test_a_read_only_database_is_read_without_writing_beside_it(home: Path, tmp_
     assert len(evaluations_frame(engine)) > 0
     engine.dispose()
     assert sorted(p.name for p in folder.iterdir()) == ["bench.sqlite"]
+
+
+@requires_mnist
+def test_sigterm_is_handled_as_ctrl_c(tmp_path: Path) -> None:
+    """What SLURM sends before it kills a job: one line, exit 143, the run recorded as
+    interrupted and its claim released (a rerun resumes at once, not after the lease)."""
+    db = tmp_path / "t.sqlite"
+    cmd = [sys.executable, "-m", "bench.cli", "run", "--defense", "natural", *TINY[:-2],
+           "--epochs", "50", "--train-subset", "512", "--no-eval", "--quiet", "--db", str(db),
+           "--runs-dir", str(tmp_path / "runs")]  # fmt: skip
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not _epochs(db):
+        time.sleep(0.2)
+    assert _epochs(db), "no epoch finished in time"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) <= 3, err
+    assert "terminated (SIGTERM)" in err
+    engine = bdb.connect(db)
+    with Session(engine) as s:
+        run = s.scalars(select(bdb.Run)).one()
+        assert run.status == "interrupted"
+        assert claims.holder(engine, claims.run_key(run.key)) is None
+
+
+def _epochs(db: Path) -> int:
+    if not db.exists():
+        return 0
+    with sqlite3.connect(db) as conn:
+        try:
+            return conn.execute("SELECT count(*) FROM epoch_metrics").fetchone()[0]
+        except sqlite3.OperationalError:  # not created yet
+            return 0
