@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 import attacks
 from bench import data as bdata
-from bench.core.constants import CHECKPOINTS, DEFAULT_ATTACKS
+from bench.core.constants import ALL_CHECKPOINTS, DEFAULT_ATTACKS
 from bench.core.registry import UnknownNameError
 from bench.spec.evaluation import parse_attack_params, parse_value
 from bench.spec.run import check_seed
@@ -123,6 +123,14 @@ MonitorOpt = Annotated[
     int | None,
     typer.Option(
         min=1, help="first N test images for the per-epoch monitor that picks 'best' [default: all]"
+    ),
+]
+ValOpt = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        help="hold the last N training images out of training and keep a 'best-val' "
+        "checkpoint chosen on them (never on the test set)",
     ),
 ]
 BatchOpt = Annotated[int, typer.Option(min=1, help="test points per attack batch")]
@@ -241,13 +249,17 @@ def parse_milestones(text: str | None) -> tuple[int, ...] | None:
         raise ValueError(f"--milestones expects epochs like 75,90, got {text!r}") from None
 
 
-def check_checkpoints(text: str) -> list[str]:
+def check_checkpoints(text: str | None) -> list[str] | None:
+    """``--checkpoint best,last`` checked; None (not given): every checkpoint a run has."""
+    if text is None:
+        return None
     tags = split_list(text)
+    valid = ", ".join(ALL_CHECKPOINTS)
     if not tags:
-        raise ValueError(f"--checkpoint names no checkpoint; valid: {', '.join(CHECKPOINTS)}")
+        raise ValueError(f"--checkpoint names no checkpoint; valid: {valid}")
     for t in tags:
-        if t not in CHECKPOINTS:
-            raise ValueError(f"unknown checkpoint {t!r}; valid: {', '.join(CHECKPOINTS)}")
+        if t not in ALL_CHECKPOINTS:
+            raise ValueError(f"unknown checkpoint {t!r}; valid: {valid}")
     return tags
 
 

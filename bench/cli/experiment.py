@@ -25,6 +25,7 @@ from bench.cli.common import (
     RunsDirOpt,
     SeedsOpt,
     ThreadsOpt,
+    ValOpt,
     app,
     check_cores,
     clean_errors,
@@ -107,6 +108,7 @@ def experiment(
     train_subset: TrainSubOpt = None,
     test_subset: TestSubOpt = None,
     monitor_subset: MonitorOpt = None,
+    val_subset: ValOpt = None,
     precision: PrecisionOpt = "fp32",
     seed: int = 0,
     seeds: SeedsOpt = None,
@@ -148,7 +150,9 @@ def experiment(
         model, dataset, preset, epochs, batch_size, lr, train_steps,
         train_subset, test_subset, monitor_subset, seed, unlabelled, only,
     )  # fmt: skip
-    ov = dataclasses.replace(ov, seeds=tuple(parse_seeds(seeds, seed)), precision=precision)
+    ov = dataclasses.replace(
+        ov, seeds=tuple(parse_seeds(seeds, seed)), precision=precision, val_subset=val_subset
+    )
     check_cores("--threads", threads, oversubscribe)
     job_list = bexp.expand(name, ov, data_root)
     engine = bdb.connect(db)

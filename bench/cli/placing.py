@@ -18,7 +18,7 @@ import typer
 from sqlalchemy.orm import Session
 
 from bench.cli.deferred import executors
-from bench.core.constants import CHECKPOINTS, EVAL_BATCH, EXTERNAL, RunStatus
+from bench.core.constants import EVAL_BATCH, EXTERNAL, RunStatus
 from bench.spec.experiments import Job
 from bench.spec.run import RunSpec
 from bench.store.db import find_run
@@ -165,14 +165,15 @@ def place_or_status(
 
 
 def check_eval_defaults(
-    tags: list[str], test_subset: int | None, eps: float | None, batch_size: int, seed: int
+    tags: list[str] | None, test_subset: int | None, eps: float | None, batch_size: int, seed: int
 ) -> None:
     """A placed evaluation is a job (run, attacks): the run's own test subset and eps,
-    both checkpoints, the default batch size and seed."""
-    if (tags, test_subset, eps, batch_size, seed) != (list(CHECKPOINTS), None, None, EVAL_BATCH, 0):
+    every checkpoint it has, the default batch size and seed."""
+    if (tags, test_subset, eps, batch_size, seed) != (None, None, None, EVAL_BATCH, 0):
         raise ValueError(
-            "`bench eval --executor/--status` evaluates both checkpoints on each run's own test "
-            "subset and eps: drop --checkpoint, --test-subset, --eps, --batch-size and --seed"
+            "--executor and --status take each run's own test subset and eps, every "
+            "checkpoint, the default batch size and seed: drop --checkpoint, --test-subset, "
+            "--eps, --batch-size and --seed, or run without them"
         )
 
 

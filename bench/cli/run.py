@@ -29,6 +29,7 @@ from bench.cli.common import (
     SeedsOpt,
     SkipOpt,
     ThreadsOpt,
+    ValOpt,
     app,
     check_checkpoints,
     check_cores,
@@ -42,7 +43,7 @@ from bench.cli.common import (
     print_evals,
 )
 from bench.cli.deferred import jobs, provenance, train_runtime
-from bench.core.constants import CHECKPOINTS, EVAL_BATCH, RunStatus
+from bench.core.constants import EVAL_BATCH, RunStatus
 from bench.report.render import render_paper
 from bench.spec.auxiliary import attach_unlabelled
 from bench.spec.run import RunSpec, resolve
@@ -92,6 +93,7 @@ def run(
     train_subset: Annotated[int | None, typer.Option(min=1, help="first N training images")] = None,
     test_subset: Annotated[int | None, typer.Option(min=1, help="first N test images")] = None,
     monitor_subset: MonitorOpt = None,
+    val_subset: ValOpt = None,
     unlabelled: Annotated[
         str | None,
         typer.Option(help="semi-supervised: folder, .npy/.pt, or heldout:DATASET:START:STOP"),
@@ -157,7 +159,7 @@ def run(
             defense, model, dataset, preset, seed=s, train_subset=train_subset,
             test_subset=test_subset, overrides=overrides,
             defense_overrides=parse_params(param or []), precision=precision,
-            monitor_subset=monitor_subset,
+            monitor_subset=monitor_subset, val_subset=val_subset,
         )
         for s in parse_seeds(seeds, seed)
     ]  # fmt: skip
@@ -208,7 +210,7 @@ def _train_and_evaluate(
                 progress=progress, attack_options=options, skip_wrong=skip_wrong,
             )  # fmt: skip
             typer.echo(spec.name)
-            print_evals(evs, list(CHECKPOINTS))
+            print_evals(evs, jobs.run_checkpoint_tags(engine, spec.name))
 
 
 @app.command("eval")
@@ -219,7 +221,12 @@ def eval_cmd(
     attack_list: AttacksOpt = DEFAULT_ATTACK_LIST,
     attack_param: AttackParamOpt = None,
     skip_wrong: SkipOpt = True,
-    checkpoint: Annotated[str, typer.Option(help="best,last")] = "best,last",
+    checkpoint: Annotated[
+        str | None,
+        typer.Option(
+            help="best, last, best-val (comma-separated) [default: every checkpoint the run has]"
+        ),
+    ] = None,
     test_subset: Annotated[int | None, typer.Option(min=1, help="first N test images")] = None,
     eps: Annotated[float | None, typer.Option(min=0.0, help="default: the run's eps")] = None,
     batch_size: BatchOpt = EVAL_BATCH,
@@ -261,18 +268,7 @@ def eval_cmd(
     if not targets:
         raise ValueError("name at least one run, or pass --all")
     if placing is not None or status:
-        if (tags, test_subset, eps, batch_size, seed) != (
-            list(CHECKPOINTS),
-            None,
-            None,
-            EVAL_BATCH,
-            0,
-        ):
-            raise ValueError(
-                "--executor and --status take each run's own test subset and eps, both "
-                "checkpoints, the default batch size and seed: drop --checkpoint, "
-                "--test-subset, --eps, --batch-size and --seed, or run without them"
-            )
+        pl.check_eval_defaults(tags, test_subset, eps, batch_size, seed)
         grid = pl.eval_jobs(engine, targets, names, options, skip_wrong)
         pl.place_or_status(
             engine, grid, placing, status, runs_dir=None, data_root=data_root, device=device,
@@ -296,7 +292,7 @@ def eval_cmd(
             skip_wrong=skip_wrong,
         )
         typer.echo(name)
-        print_evals(evs, tags)
+        print_evals(evs, tags or jobs.run_checkpoint_tags(engine, name))
 
 
 @app.command()

@@ -41,13 +41,17 @@ REGRESS_TRAIN_BASELINE = REGRESS_BASELINE.with_name("training.json")  # the pinn
 
 
 class Tag(str, Enum):
-    """A run's two checkpoints: the epoch with the best monitor accuracy, and the last."""
+    """A run's checkpoints: the epoch with the best monitored PGD-20 accuracy on the first
+    test points (the papers' convention), the last epoch, and, with ``--val-subset``, the
+    epoch with the best PGD-20 accuracy on training images held out of training."""
 
     BEST = "best"
     LAST = "last"
+    BEST_VAL = "best-val"
 
 
-CHECKPOINTS: tuple[str, ...] = (Tag.BEST.value, Tag.LAST.value)
+CHECKPOINTS: tuple[str, ...] = (Tag.BEST.value, Tag.LAST.value)  # every trained run has these
+ALL_CHECKPOINTS: tuple[str, ...] = (*CHECKPOINTS, Tag.BEST_VAL.value)
 
 
 class RunStatus(str, Enum):

@@ -6,7 +6,7 @@ and auxiliary runs (pseudo-labellers, transfer surrogates) all go through them.
 
 from __future__ import annotations
 
-from bench.jobs.evaluate import eval_job
+from bench.jobs.evaluate import eval_job, run_checkpoint_tags
 from bench.jobs.train import train_job
 
-__all__ = ["eval_job", "train_job"]
+__all__ = ["eval_job", "run_checkpoint_tags", "train_job"]

@@ -22,7 +22,13 @@ from torch import nn
 
 from bench import data as bdata
 from bench.core import provenance
-from bench.core.constants import CHECKPOINTS, DEFAULT_ATTACKS, EVAL_BATCH, EXTERNAL
+from bench.core.constants import (
+    ALL_CHECKPOINTS,
+    CHECKPOINTS,
+    DEFAULT_ATTACKS,
+    EVAL_BATCH,
+    EXTERNAL,
+)
 from bench.eval.audit import audit_runs
 from bench.eval.context import EvalContext
 from bench.eval.protocols import evaluate
@@ -40,7 +46,7 @@ def eval_job(
     run_name: str,
     *,
     attack_names: Iterable[str] = DEFAULT_ATTACKS,
-    checkpoints: Iterable[str] = CHECKPOINTS,
+    checkpoints: Iterable[str] | None = None,
     test_subset: int | None = None,
     eps: float | None = None,
     device: str = "cpu",
@@ -60,8 +66,9 @@ def eval_job(
     is computing is waited for (``wait``), or left to it: then ``claims.Busy`` is raised
     once the others are done.
     """
-    names, tags = list(attack_names), list(checkpoints)
-    if not names or not tags:
+    names = list(attack_names)
+    asked = None if checkpoints is None else list(checkpoints)
+    if not names or asked == []:
         raise ValueError("nothing to evaluate: name at least one attack and one checkpoint")
     out: list[Evaluation] = []
     busy: list[claims.Busy] = []
@@ -70,6 +77,7 @@ def eval_job(
         if run is None:
             raise LookupError(f"no run named {run_name!r} in the database (see `bench ls runs`)")
         spec = None if run.spec.get("kind") == EXTERNAL else RunSpec.from_dict(run.spec)
+        tags = asked or checkpoint_tags(run)
         n_req = test_subset if test_subset is not None or spec is None else spec.test_subset
         run_eps = float(run.spec["eps"]) if eps is None else eps
         opts = attack_options or {}
@@ -110,6 +118,20 @@ def eval_job(
     if busy:
         raise busy[0]
     return out
+
+
+def checkpoint_tags(run: Run) -> list[str]:
+    """What a run's evaluation covers by default: best and last, and best-val where the
+    run has one (--val-subset)."""
+    have = {c.tag for c in run.checkpoints}
+    return [t for t in ALL_CHECKPOINTS if t in CHECKPOINTS or t in have]
+
+
+def run_checkpoint_tags(engine: Engine, run_name: str) -> list[str]:
+    """``checkpoint_tags`` of the run named ``run_name`` (as ``eval_job`` will cover them)."""
+    with Session(engine) as s:
+        run = find_run(s, run_name)
+        return checkpoint_tags(run) if run is not None else list(CHECKPOINTS)
 
 
 def _claimed(engine: Engine, ctx: EvalContext, wait: bool) -> Evaluation:

@@ -22,6 +22,11 @@ def check_train(spec: RunSpec, runs_dir: Path, device: str, data_root: str | Non
     precision.check(spec.precision, device)
     x_tr, _ = bdata.load_split(spec.dataset, True, data_root)
     _fits("--train-subset", spec.train_subset, len(x_tr), "training")
+    n_train = spec.train_subset or len(x_tr)
+    if spec.val_subset is not None and spec.val_subset >= n_train:
+        raise ValueError(
+            f"--val-subset {spec.val_subset:,} leaves no training image of {n_train:,}"
+        )
     x_te, _ = bdata.load_split(spec.dataset, False, data_root)
     _fits("--test-subset", spec.test_subset, len(x_te), "test")
     _fits("--monitor-subset", spec.monitor_subset, len(x_te), "test")

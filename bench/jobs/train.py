@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from bench import data as bdata
 from bench.core import provenance
-from bench.core.constants import CHECKPOINTS, RunStatus
+from bench.core.constants import ALL_CHECKPOINTS, RunStatus
 from bench.core.home import default_runs_dir
 from bench.eval.health import epoch_note, from_metrics
 from bench.jobs import preflight
@@ -86,6 +86,8 @@ def _record_epoch(
         row.lr, row.train_loss, row.seconds = rep.lr, rep.train_loss, rep.seconds
         row.clean_acc, row.robust_acc, row.n_monitor = rep.clean_acc, rep.robust_acc, rep.n_monitor
         row.monitor_attack = rep.monitor_attack
+        row.val_clean_acc, row.val_robust_acc = rep.val_clean_acc, rep.val_robust_acc
+        row.n_val = rep.n_val or None
         s.add(row)
         run = s.get_one(Run, run_id)
         run.epochs_done = max(run.epochs_done, rep.epoch)
@@ -96,7 +98,7 @@ def _record_epoch(
 
 def _sync_checkpoints(session: Session, run: Run, run_dir: Path) -> None:
     """Checkpoint rows mirror the files (their metadata names epoch and PGD-20 accuracy)."""
-    for tag in CHECKPOINTS:
+    for tag in ALL_CHECKPOINTS:
         path = run_dir / f"{tag}.safetensors"
         if not path.exists():
             continue
@@ -210,7 +212,8 @@ def _train_claimed(
             print(f"resuming {run.name} after epoch {done}/{spec.epochs}", file=sys.stderr)
         _start(run, device, runtime)
         x_tr, _ = bdata.load_split(spec.dataset, True, data_root)
-        run.n_train = len(bdata.subset(x_tr, x_tr, spec.train_subset)[1])
+        # images trained on: the subset less the held-out ones (--val-subset)
+        run.n_train = len(bdata.subset(x_tr, x_tr, spec.train_subset)[1]) - (spec.val_subset or 0)
         lease.fence(s)
         s.commit()
         run_dir = Path(run.run_dir)

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 
 import attacks
 import defenses
+from bench.core.constants import Tag
 from bench.core.reference import (
     FAMILY,
     ROBUSTBENCH_SOURCE,
@@ -197,7 +198,10 @@ def _markdown(frame: pd.DataFrame, engine: Engine, table: int, ci: bool = False)
         blocks.append("\n".join(lines + audit_notes(flags, runs)))
     cells = "best / last checkpoint" if table != 4 else "best / last (Table 4 splits PGD and CW)"
     blocks.append(
-        f"Cells: ours, {cells}; over several seeds (column Seeds) the mean ± sample sd, "
+        f"Cells: ours, {cells} (best: the epoch with the highest PGD-20 accuracy on the first "
+        "test points, the papers' convention, which flatters it; where a run held training "
+        "images out with --val-subset, 'val' is the epoch chosen on those instead)"
+        f"; over several seeds (column Seeds) the mean ± sample sd, "
         "(n=k) where fewer seeds have the value, per-seed numbers in --format csv/json"
         + (", with 95% Wilson intervals [low, high] for single seeds" if ci else "")
         + f"; in parentheses the paper's number ({SOURCES[table]}, for the best checkpoint"
@@ -231,6 +235,8 @@ def _table_rows(
             else:
                 paper = _paper(best) or _paper(last)
                 cell = f"{_cell(best, ci, len(seeds))} / {_cell(last, ci, len(seeds))}"
+                if Tag.BEST_VAL.value in cells:  # --val-subset: chosen off the test set
+                    cell += f" / val {_cell(cells[Tag.BEST_VAL.value], ci, len(seeds))}"
                 row[_label(atk)] = cell + paper
         row["Audit"] = "; ".join(
             (f"seed {seed}: " if len(seeds) > 1 else "") + audit_text(r, flags, run)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import attacks
-from bench.core.constants import CHECKPOINTS, EVAL_BATCH
+from bench.core.constants import ALL_CHECKPOINTS, EVAL_BATCH
 
 # Options are the attack class's own settings (e.g. ``pgd20.steps=50``, ``autoattack.n_iter=10``)
 # plus what a protocol adds: which AutoAttack parts to chain, and the transfer surrogate.
@@ -43,9 +43,9 @@ class EvalSpec:
         preset = attacks.PRESETS.get(self.attack)  # unknown names fail with the choices
         if not math.isfinite(self.eps) or not 0.0 <= self.eps <= 1.0:
             raise ValueError(f"eps must be a finite number in [0, 1], got {self.eps}")
-        if self.checkpoint not in CHECKPOINTS:
+        if self.checkpoint not in ALL_CHECKPOINTS:
             raise ValueError(
-                f"unknown checkpoint {self.checkpoint!r}; valid: {', '.join(CHECKPOINTS)}"
+                f"unknown checkpoint {self.checkpoint!r}; valid: {', '.join(ALL_CHECKPOINTS)}"
             )
         if self.batch_size < 1:
             raise ValueError(f"batch size must be >= 1, got {self.batch_size}")

@@ -78,6 +78,7 @@ class Overrides:
     train_subset: int | None = None
     test_subset: int | None = None
     monitor_subset: int | None = None
+    val_subset: int | None = None
     seed: int = 0
     seeds: tuple[int, ...] = ()  # several seeds: one run of every arm per seed
     unlabelled: str | None = None
@@ -231,6 +232,7 @@ def expand(name: str, ov: Overrides | None = None, data_root: str | None = None)
             train_subset=ov.train_subset,
             test_subset=ov.test_subset,
             monitor_subset=ov.monitor_subset,
+            val_subset=ov.val_subset,
             precision=ov.precision,
             overrides={
                 "epochs": ov.epochs,

@@ -55,6 +55,9 @@ class RunSpec:
     precision: str = "fp32"
     # The per-epoch monitor (best checkpoint) on the first N of the test points; None: all.
     monitor_subset: int | None = None
+    # The last N of the training images held out of training: the "best-val" checkpoint
+    # is chosen on them (bench/train/selection.py); None: no held-out set.
+    val_subset: int | None = None
 
     def __post_init__(self) -> None:
         check_seed(self.seed)
@@ -65,6 +68,12 @@ class RunSpec:
         m, t = self.monitor_subset, self.test_subset
         if m is not None and (m < 1 or (t is not None and m > t)):
             raise ValueError(f"the monitor subset must be 1..{t or 'all'} test points, got {m}")
+        v, n = self.val_subset, self.train_subset
+        if v is not None and (v < 1 or (n is not None and v >= n)):
+            raise ValueError(
+                f"--val-subset {v}: hold out at least 1 and fewer than the "
+                f"{n if n is not None else 'all'} training images"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -75,8 +84,9 @@ class RunSpec:
                 del d[k]
         if d["precision"] == "fp32":  # the default: omitted for the same reason
             del d["precision"]
-        if d["monitor_subset"] is None:
-            del d["monitor_subset"]
+        for k in ("monitor_subset", "val_subset"):  # unset: omitted (older keys unchanged)
+            if d[k] is None:
+                del d[k]
         return d
 
     def to_json(self) -> str:
@@ -99,6 +109,8 @@ class RunSpec:
         parts = [self.dataset, self.model, self.defense, self.preset]
         if self.train_subset:
             parts.append(f"n{self.train_subset}")
+        if self.val_subset:
+            parts.append(f"v{self.val_subset}")
         if self.n_unlabelled:
             parts.append(f"u{self.n_unlabelled}")
         parts.append(f"e{self.epochs}")
@@ -124,6 +136,7 @@ def resolve(
     defense_overrides: dict[str, Any] | None = None,
     precision: str = "fp32",
     monitor_subset: int | None = None,
+    val_subset: int | None = None,
 ) -> RunSpec:
     """Build a spec: defense defaults < preset < overrides.
 
@@ -167,6 +180,7 @@ def resolve(
         test_subset=test_subset,
         precision=precision,
         monitor_subset=monitor_subset,
+        val_subset=val_subset,
         **train,
     )
 

@@ -90,6 +90,10 @@ class EpochMetric(Base):
     n_monitor: Mapped[int] = mapped_column(Integer)
     monitor_attack: Mapped[dict[str, Any]] = mapped_column(JSON)
     seconds: Mapped[float] = mapped_column(Float)
+    # --val-subset: the same monitor on the held-out training images (migration 0004)
+    val_clean_acc: Mapped[float | None] = mapped_column(Float, nullable=True)
+    val_robust_acc: Mapped[float | None] = mapped_column(Float, nullable=True)
+    n_val: Mapped[int | None] = mapped_column(Integer, nullable=True)
     run: Mapped[Run] = relationship(back_populates="epochs")
 
 
@@ -98,7 +102,7 @@ class Checkpoint(Base):
     __table_args__ = (UniqueConstraint("run_id", "tag"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
-    tag: Mapped[str] = mapped_column(String(16))  # best | last
+    tag: Mapped[str] = mapped_column(String(16))  # best | last | best-val
     epoch: Mapped[int] = mapped_column(Integer)
     path: Mapped[str] = mapped_column(String(500))
     sha256: Mapped[str] = mapped_column(String(64))

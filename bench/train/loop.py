@@ -27,11 +27,18 @@ import defenses
 from bench import data as bdata
 from bench.core.constants import EVAL_BATCH, MONITOR_ATTACK, STATE_FILE, seed_mix
 from bench.data.unlabelled import with_pseudo_labelled
-from bench.eval.loop import EvalResult, robust_points
 from bench.spec.run import RunSpec, build_for_spec
-from bench.store.checkpoints import load_state, save_state, save_weights
+from bench.store.checkpoints import load_state, save_state
 from bench.train import distributed, precision
 from bench.train.runtime import Runtime
+from bench.train.selection import (
+    Points,
+    Selection,
+    measure,
+    monitor_set,
+    split_validation,
+    write_checkpoints,
+)
 from defenses.base import Defense, StepContext
 
 
@@ -48,6 +55,11 @@ class EpochReport:
     seconds: float  # including the monitor evaluation and checkpointing
     best_epoch: int
     best_robust: float
+    # --val-subset: the same on the held-out training images (bench/train/selection.py)
+    val_clean_acc: float | None = None
+    val_robust_acc: float | None = None
+    n_val: int = 0
+    best_val_epoch: int = 0
 
 
 class Interrupted(RuntimeError):
@@ -69,8 +81,7 @@ class _State:
     opt: torch.optim.Optimizer
     sched: torch.optim.lr_scheduler.MultiStepLR
     done: int = 0
-    best_robust: float = -1.0
-    best_epoch: int = 0
+    sel: Selection = field(default_factory=Selection)
     history: list[dict] = field(default_factory=list)
 
     scaler: torch.amp.GradScaler | None = None
@@ -83,8 +94,7 @@ class _State:
             "model": self.model.state_dict(),
             "optimizer": self.opt.state_dict(),
             "scheduler": self.sched.state_dict(),
-            "best_robust": self.best_robust,
-            "best_epoch": self.best_epoch,
+            **self.sel.to_file(),
             "history": self.history,
             "defense": self.defense.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler is not None else {},
@@ -94,8 +104,8 @@ class _State:
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
-        self.done, self.best_robust = state["epoch"], state["best_robust"]
-        self.best_epoch, self.history = state["best_epoch"], state["history"]
+        self.done, self.sel = state["epoch"], Selection.from_file(state)
+        self.history = state["history"]
         self.defense.load_state_dict(state.get("defense", {}))
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
@@ -120,8 +130,10 @@ def _setup(spec: RunSpec, device: str, runtime: Runtime) -> _State:
 def _training_data(
     spec: RunSpec, run_dir: Path, data_root: str | None
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Training images and labels; pseudo-labelled ones (if any) after the labelled ones."""
+    """Training images and labels (less the held-out ones); pseudo-labelled ones (if any)
+    after the labelled ones."""
     x_tr, y_tr = bdata.subset(*bdata.load_split(spec.dataset, True, data_root), spec.train_subset)
+    (x_tr, y_tr), _ = split_validation(spec, x_tr, y_tr)
     n_labelled = len(y_tr)
     if spec.unlabelled is not None:
         x_tr, y_tr = with_pseudo_labelled(
@@ -217,7 +229,7 @@ def _run(job: _Job, train_set: tuple[torch.Tensor, torch.Tensor, int], state: di
         augment=bdata.DATASETS.get(spec.dataset).augment, device=job.device,
         shard=distributed.shard(),
     )  # fmt: skip
-    test = _monitor_set(spec, job.data_root) if lead else None
+    test = _monitor_points(spec, job.data_root) if lead else None
     for epoch in range(st.done, spec.epochs):
         if job.stop_after is not None and epoch >= job.stop_after:
             distributed.finished()  # every rank stops here
@@ -234,16 +246,16 @@ def _run(job: _Job, train_set: tuple[torch.Tensor, torch.Tensor, int], state: di
     return st.model
 
 
-def _monitor_set(spec: RunSpec, data_root: str | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """The test points the best checkpoint is chosen on."""
-    test = bdata.subset(*bdata.load_split(spec.dataset, False, data_root), spec.test_subset)
-    return bdata.subset(*test, spec.monitor_subset)
+def _monitor_points(spec: RunSpec, data_root: str | None) -> tuple[Points, Points | None]:
+    """The monitored test points, and the held-out training images (--val-subset)."""
+    x_tr, y_tr = bdata.subset(*bdata.load_split(spec.dataset, True, data_root), spec.train_subset)
+    return monitor_set(spec, data_root), split_validation(spec, x_tr, y_tr)[1]
 
 
 def _end_epoch(
     job: _Job,
     st: _State,
-    test: tuple[torch.Tensor, torch.Tensor] | None,
+    test: tuple[Points, Points | None] | None,
     epoch: int,
     lr: float,
     loss: float,
@@ -253,12 +265,13 @@ def _end_epoch(
     assert test is not None
     t0, train_seconds = timing
     monitor = attacks.build(MONITOR_ATTACK, eps=job.spec.eps)
-    clean, robust = _monitor(
-        st.model, test, monitor, job.monitor_batch, job.device, job.spec.seed, job.progress
-    )
+    how = (monitor, job.monitor_batch, job.device, job.spec.seed)
+    clean, robust = measure(st.model, test[0], *how, job.progress)
+    val = measure(st.model, test[1], *how) if test[1] is not None else None
     if job.check is not None:
         job.check()
-    _keep(job.spec, st, job.run_dir, epoch, robust.accuracy)
+    val_acc = val[1].accuracy if val else None
+    write_checkpoints(job.spec, st.sel, st.model, job.run_dir, epoch, robust.accuracy, val_acc)
     report = EpochReport(
         epoch=epoch + 1,
         lr=lr,
@@ -269,8 +282,12 @@ def _end_epoch(
         monitor_attack={"preset": MONITOR_ATTACK, **monitor.params()},
         train_seconds=train_seconds,
         seconds=time.perf_counter() - t0,
-        best_epoch=st.best_epoch,
-        best_robust=st.best_robust,
+        best_epoch=st.sel.best_epoch,
+        best_robust=st.sel.best_robust,
+        val_clean_acc=val[0].accuracy if val else None,
+        val_robust_acc=val[1].accuracy if val else None,
+        n_val=val[1].n if val else 0,
+        best_val_epoch=st.sel.val_epoch,
     )
     st.history.append(dataclasses.asdict(report))
     st.done = epoch + 1
@@ -316,32 +333,3 @@ def _epoch(job: _Job, st: _State, batches: bdata.Batches, epoch: int, n_labelled
     st.sched.step()
     total, count = distributed.all_sum([total, count])
     return total / max(count, 1)
-
-
-def _monitor(
-    model: nn.Module,
-    test: tuple[torch.Tensor, torch.Tensor],
-    monitor: attacks.Attack,
-    batch: int,
-    device: str,
-    seed: int,
-    progress: bool = False,
-) -> tuple[EvalResult, EvalResult]:
-    """Clean and monitor-attack accuracy on the monitored test subset."""
-    clean = robust_points(model, *test, None, batch_size=batch, device=device)
-    robust = robust_points(
-        model, *test, monitor, batch_size=batch, device=device, seed=seed,
-        desc=f"monitor {MONITOR_ATTACK}", progress=progress,
-    )  # fmt: skip
-    return clean, robust
-
-
-def _keep(spec: RunSpec, st: _State, run_dir: Path, epoch: int, robust_acc: float) -> None:
-    """Write ``last`` every epoch and ``best`` when the monitor accuracy improves."""
-    targets = [run_dir / "last.safetensors"]
-    if robust_acc > st.best_robust:
-        st.best_robust, st.best_epoch = robust_acc, epoch + 1
-        targets.append(run_dir / "best.safetensors")
-    meta = {"run": spec.name, "epoch": str(epoch + 1), "robust_acc": repr(robust_acc)}
-    for path in targets:
-        save_weights(st.model, path, meta)
