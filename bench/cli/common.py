@@ -15,8 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import click
 import typer
 from sqlalchemy.exc import SQLAlchemyError
+from typer.core import TyperGroup
 
 import attacks
 from bench import data as bdata
@@ -35,7 +37,35 @@ by many workers); every number says how it was obtained. Start with `bench demo`
 `bench table --paper`.
 """
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=HELP, rich_markup_mode=None)
+# `bench --help` lists commands in the order a newcomer meets them, not alphabetically.
+COMMAND_ORDER = (
+    "demo",
+    "run",
+    "eval",
+    "table",
+    "show",
+    "ls",
+    "experiment",
+    "plot",
+    "report",
+    "export",
+    "audit",
+    "zoo",
+    "rm",
+    "regress",
+)
+
+
+class _Ordered(TyperGroup):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        names = super().list_commands(ctx)
+        rank = {n: i for i, n in enumerate(COMMAND_ORDER)}
+        return sorted(names, key=lambda n: (rank.get(n, len(rank)), n))
+
+
+app = typer.Typer(
+    cls=_Ordered, add_completion=False, no_args_is_help=True, help=HELP, rich_markup_mode=None
+)
 F = TypeVar("F", bound=Callable[..., Any])
 
 DbOpt = Annotated[

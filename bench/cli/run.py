@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
@@ -50,6 +51,14 @@ from bench.spec.run import RunSpec, resolve
 from bench.store import db as bdb
 
 DEMO_DEFENSES = ("standard", "trades", "mart")
+
+
+def _left(started: float, done: int, total: int) -> str:
+    """``, about N min left`` from the mean wall time of the runs done so far."""
+    if not done:
+        return ""
+    per = (time.monotonic() - started) / done
+    return f" (about {per * (total - done) / 60:.0f} min left)"
 
 
 def default_dataset(model: str) -> str:
@@ -320,7 +329,9 @@ def demo(
     device = provenance.check_device(device)
     engine = bdb.connect(db)
     names = []
-    for defense, seed in ((d, s) for s in parse_seeds(seeds, 0) for d in DEMO_DEFENSES):
+    todo = [(d, s) for s in parse_seeds(seeds, 0) for d in DEMO_DEFENSES]
+    started = time.monotonic()
+    for k, (defense, seed) in enumerate(todo):
         spec = resolve(
             defense,
             "smallcnn",
@@ -331,7 +342,8 @@ def demo(
             test_subset=test_subset,
             overrides={"epochs": epochs},
         )
-        typer.echo(f"== {spec.name}", err=True)
+        typer.echo(f"== run {k + 1} of {len(todo)}: {spec.name}{_left(started, k, len(todo))}",
+                   err=True)  # fmt: skip
         names.append(spec.name)
         jobs.train_job(engine, spec, device=device, data_root=data_root, progress=progress)
         jobs.eval_job(engine, spec.name, device=device, data_root=data_root, progress=progress)

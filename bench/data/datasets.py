@@ -125,7 +125,7 @@ def _download(what: str, where: Path, make: Callable[[], object], hint: str = ""
     try:
         make()
     except Exception as e:  # no network surfaces as RuntimeError, URLError, OSError...
-        raise _missing(what, where, f"; download failed: {_oneline(e)}{hint}") from e
+        raise _missing(what, where, f"; download failed: {_oneline(e, 2000)}{hint}") from e
 
 
 def _load_mnist(root: Path, train: bool) -> Split:

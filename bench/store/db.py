@@ -244,9 +244,21 @@ def unpack_mask(blob: bytes, n: int) -> np.ndarray:
 
 
 def find_run(session: Session, name_or_key: str) -> Run | None:
-    return session.scalars(
+    """The run with this name or key, else the one run whose name or key starts with it
+    (a prefix shared by several runs is a one-line ``LookupError`` naming them)."""
+    exact = session.scalars(
         select(Run).where((Run.name == name_or_key) | (Run.key == name_or_key))
     ).first()
+    if exact is not None or not name_or_key:
+        return exact
+    starts = (Run.name.startswith(name_or_key, autoescape=True)) | (
+        Run.key.startswith(name_or_key, autoescape=True)
+    )
+    found = list(session.scalars(select(Run).where(starts).order_by(Run.id).limit(4)))
+    if len(found) > 1:
+        names = ", ".join(r.name for r in found[:3]) + (" ..." if len(found) > 3 else "")
+        raise LookupError(f"{name_or_key!r} is the start of several runs ({names}): say more")
+    return found[0] if found else None
 
 
 def delete_run(session: Session, run: Run) -> int:

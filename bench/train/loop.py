@@ -30,6 +30,7 @@ from bench.data.unlabelled import with_pseudo_labelled
 from bench.spec.run import RunSpec, build_for_spec
 from bench.store.checkpoints import load_state, save_state
 from bench.train import distributed, precision
+from bench.train.estimate import AFTER_BATCHES, estimate_line
 from bench.train.runtime import Runtime
 from bench.train.selection import (
     Points,
@@ -87,6 +88,7 @@ class _State:
     scaler: torch.amp.GradScaler | None = None
     step_model: nn.Module | None = None  # what training calls: channels_last, maybe compiled
     loss_model: nn.Module | None = None  # what the loss calls: step_model, DDP-wrapped in a group
+    estimated: bool = False  # the job's cost was said (once per process)
 
     def to_file(self) -> dict:
         return {
@@ -309,7 +311,15 @@ def _epoch(job: _Job, st: _State, batches: bdata.Batches, epoch: int, n_labelled
         leave=False,
     )
     model = st.step_model if st.step_model is not None else st.model
-    for (x, y, idx), span in zip(bar, batches.spans(), strict=True):
+    t_first = 0.0
+    for i, ((x, y, idx), span) in enumerate(zip(bar, batches.spans(), strict=True)):
+        if i == 1:
+            t_first = time.perf_counter()
+        if i == AFTER_BATCHES and job.progress and not st.estimated:
+            per_batch = (time.perf_counter() - t_first) / (AFTER_BATCHES - 1)
+            left = spec.epochs - epoch
+            tqdm.write(estimate_line(spec, left, per_batch, len(bar), job.device))
+            st.estimated = True
         x = job.runtime.batch(x)
         unlab = (idx >= n_labelled).to(y.device) if spec.unlabelled is not None else None
         ctx = StepContext(epoch=epoch, epochs=spec.epochs, indices=idx, unlabelled=unlab)
