@@ -22,10 +22,11 @@ EPS_C, EPS_M = 8 / 255, 0.3
 
 
 def add_run(s: Session, name: str, defense: str, model: str, dataset: str, eps: float,
-            cells: dict[tuple[str, str], int], n: int = 200) -> bdb.Run:  # fmt: skip
+            cells: dict[tuple[str, str], int], n: int = 200,
+            preset: str = "paper-4.2-mnist") -> bdb.Run:  # fmt: skip
     """A run whose (checkpoint, attack) evaluations have the given numbers of correct points."""
     run = bdb.Run(key=name, name=name, defense=defense, model=model, dataset=dataset,
-                  preset="p", spec={"epochs": 3}, seed=0, run_dir="", n_train=500,
+                  preset=preset, spec={"epochs": 3}, seed=0, run_dir="", n_train=500,
                   data_label=f"{dataset} (test)", status="done")  # fmt: skip
     s.add(run)
     s.flush()
@@ -58,7 +59,7 @@ def engine(tmp_path: Path):
         add_run(s, "cifar-trades", "trades", "wrn-34-10", "cifar10", EPS_C, {
             ("best", "clean"): 170, ("best", "fgsm"): 130, ("best", "pgd20"): 112,
             ("last", "pgd20"): 100, ("best", "pgd100"): 110, ("last", "pgd100"): 98,
-        })  # fmt: skip
+        }, preset="mart-code-wrn")  # fmt: skip
         s.add(bdb.AuditFlag(run_id=mart.id, checkpoint="best", checkpoint_sha256="best" * 4,
                             check="zero-gradients", status="flag", n=200, value=0.4,
                             detail="80 of 200 points"))  # fmt: skip

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from bench.report import frames, render
+from bench.report.site import leaderboard
 from bench.spec.presets import schedule_note
 from bench.spec.run import resolve
 from bench.store import db as bdb
@@ -128,3 +131,56 @@ def test_schedule_note_names_a_compressed_fosc_schedule() -> None:
     assert note.endswith("FOSC schedule compressed: c_t reaches 0 at epoch 10, not 41.7")
     full = resolve("dynamic", "smallcnn", "mnist", "paper-4.2-mnist")
     assert schedule_note(full.to_dict()) == ""
+
+
+def _add(engine: Engine, preset: str, eps: float, model: str = "smallcnn") -> str:
+    spec = resolve("mart", model, "mnist", preset, test_subset=4, overrides={"eps": eps})
+    with Session(engine) as s:
+        run = bdb.Run(
+            key=spec.key, name=spec.name, defense="mart", model=model, dataset="mnist",
+            preset=preset, spec=spec.to_dict(), seed=0, run_dir="x", status="done",
+            data_label="mnist: test", n_train=100,
+        )  # fmt: skip
+        s.add(run)
+        s.flush()
+        s.add(bdb.Checkpoint(run_id=run.id, tag="best", epoch=3, path="p", sha256=spec.key,
+                             robust_acc=0.5))  # fmt: skip
+        for i, atk in enumerate(("clean", "pgd20")):
+            s.add(
+                bdb.Evaluation(
+                    key=f"{spec.key}{i}", run_id=run.id, checkpoint="best", checkpoint_epoch=3,
+                    checkpoint_sha256=spec.key, attack=atk,
+                    attack_params={"eps": eps, "steps": 20, "step_size": eps / 10},
+                    dataset="mnist", n=4, correct=2, accuracy=0.5, seconds=1.0, seed=0,
+                    robust_mask=bdb.pack_mask(np.arange(4) < 2),
+                )
+            )  # fmt: skip
+        s.commit()
+    return spec.name
+
+
+def test_tables_never_mix_threat_models_models_or_presets(tmp_path: Path) -> None:
+    """eps 0.1 (demo preset), eps 0.3 (the paper's), and a tiny model at 0.3: three blocks,
+    each with its own attack settings; the paper's numbers only where all is the paper's."""
+    engine = bdb.connect(tmp_path / "m.sqlite")
+    demo, paper, tiny = (
+        _add(engine, "demo-mnist", 0.1),
+        _add(engine, "paper-4.2-mnist", 0.3),
+        _add(engine, "paper-4.2-mnist", 0.3, "tiny-cnn"),
+    )
+    text = render.render_paper(engine, 2)
+    blocks = {b.split("\n", 1)[0]: b for b in text.split("### ")[1:]}
+    assert len(blocks) == 3, list(blocks)
+    by_run = {
+        run: next(b for b in blocks.values() if f"`{run}`" in b) for run in (demo, paper, tiny)
+    }
+    assert "L-inf eps 0.1, smallcnn, preset demo-mnist" in by_run[demo]
+    assert "step_size 0.01," in by_run[demo] and "step_size 0.03" not in by_run[demo]
+    assert "L-inf eps 0.3, smallcnn, preset paper-4.2-mnist" in by_run[paper]
+    assert "(96.48, " in by_run[paper] and "96.48" not in by_run[demo]
+    assert "no paper numbers: model tiny-cnn" in by_run[tiny] and "96.48" not in by_run[tiny]
+    csv = pd.read_csv(io.StringIO(render.render_paper(engine, 2, "csv")))
+    assert sorted(csv.groupby("run")["eps"].first().round(3)) == [0.1, 0.3, 0.3]
+    assert csv[csv["model"] == "tiny-cnn"]["paper"].isna().all()
+    boards = leaderboard.boards(frames.paper_frame(engine, 2))
+    assert [round(eps, 3) for _, eps, _ in boards] == [0.1, 0.3]  # the site: one board per eps

@@ -98,11 +98,28 @@ TABLE4: dict[str, dict[tuple[str, str], float]] = {
     _d: dict(zip(_T4_COLS, _v, strict=True)) for _d, _v in _T4.items()
 }
 TABLE4_MODEL = "wrn-34-10"
+# Tables 2 and 3: the models and training presets of the paper's comparison (§4.2). A run
+# of another model or preset gets no paper number (it would compare unlike with unlike).
+PAPER_MODEL = {"MNIST": "smallcnn", "CIFAR-10": "resnet18"}
+PAPER_PRESET = {"MNIST": "paper-4.2-mnist", "CIFAR-10": "paper-4.2-cifar"}
+
+
+def not_the_papers(table: int, dataset: str, model: str, preset: str | None) -> str:
+    """Why a block of a paper table has no paper numbers ("" when it is the paper's
+    setting, as far as model and preset go; eps is checked per cell)."""
+    family = FAMILY.get(dataset, "")
+    if table == 4:
+        return "" if model == TABLE4_MODEL and family == "CIFAR-10" else f"model {model}"
+    if model != PAPER_MODEL.get(family, model):
+        return f"model {model}, not the paper's {PAPER_MODEL[family]}"
+    if preset is not None and preset != PAPER_PRESET.get(family, preset):
+        return f"preset {preset}, not the paper's {PAPER_PRESET[family]}"
+    return ""
 
 
 def paper_number(
     table: int, dataset: str, defense: str, attack: str, checkpoint: str = "best",
-    eps: float | None = None, model: str | None = None,
+    eps: float | None = None, model: str | None = None, preset: str | None = None,
 ) -> float | None:  # fmt: skip
     """The paper's number in Table 2, 3 or 4 for one cell, or None where it has none.
 
@@ -112,6 +129,8 @@ def paper_number(
     """
     family = FAMILY.get(dataset, "")
     if eps is not None and abs(eps - PAPER_EPS.get(family, -1.0)) > EPS_TOLERANCE:
+        return None
+    if model is not None and table in (2, 3) and not_the_papers(table, dataset, model, preset):
         return None
     if table == 2:
         return TABLE2.get((family, defense), {}).get(attack) if checkpoint == "best" else None

@@ -49,7 +49,11 @@ COLUMNS = [
     "paper",
     "diff",
     "audit_flags",
+    "preset",
 ]
+# A paper table never mixes what is not comparable: one block per data set, threat model
+# (eps; every attack here is L-inf), model and training preset.
+GROUP = ["dataset", "eps", "model", "preset"]
 
 
 TABLE5_ATTACKS = ("clean", "pgd20")
@@ -209,6 +213,7 @@ def paper_cell(table: int, sub: pd.DataFrame, atk: str, flagged: str) -> dict:
         "ci_low": float("nan"),
         "ci_high": float("nan"),
         "audit_flags": flagged,
+        "preset": first["preset"],
     }
     if atk in by_attack.index:
         e = by_attack.loc[atk]
@@ -221,7 +226,8 @@ def paper_cell(table: int, sub: pd.DataFrame, atk: str, flagged: str) -> dict:
             ci_high=100 * hi,
         )
     model, dataset, defense = str(first["model"]), str(first["dataset"]), str(first["defense"])
-    paper = paper_number(table, dataset, defense, atk, str(tag), eps, model)
+    preset = str(first["preset"])
+    paper = paper_number(table, dataset, defense, atk, str(tag), eps, model, preset)
     if paper is None and defense == "zoo" and tag == "best":
         paper = ROBUSTBENCH.get(model, {}).get(atk)
     rec["paper"] = float("nan") if paper is None else paper

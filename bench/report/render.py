@@ -21,9 +21,11 @@ from bench.core.reference import (
     TABLE4_SOURCE,
     TABLE5_SETTING,
     TABLE5_SOURCE,
+    not_the_papers,
 )
 from bench.eval.checks import FLAG, NOT_EVALUATED
 from bench.report.frames import (
+    GROUP,
     TABLE5_ATTACKS,
     TABLE5_ORDER,
     TITLES,
@@ -185,14 +187,21 @@ def _markdown(frame: pd.DataFrame, engine: Engine, table: int, ci: bool = False)
     flags = audit_flags(engine, None)
     attack_order = list(dict.fromkeys(frame["attack"]))
     blocks = []
-    for dataset, sub in frame.groupby("dataset", sort=False):
+    frame = frame.assign(eps=frame["eps"].round(6), preset=frame["preset"].fillna("-"))
+    for (dataset, eps, model, preset), sub in frame.groupby(GROUP, sort=False, dropna=False):
         runs = list(dict.fromkeys(sub["run"]))
         grouped = aggregate_seeds(sub, seed_groups(engine, runs))
         rows = _table_rows(grouped, table, ci, flags, attack_order)
         family = FAMILY.get(str(dataset), str(dataset))
-        title = f"### Table {table}, {family}: `{dataset}` ({TITLES[table]}, accuracy %)"
+        title = (
+            f"### Table {table}, {family}: `{dataset}`, L-inf eps {eps:.4g}, {model}, preset "
+            f"{preset} ({TITLES[table]}, accuracy %)"
+        )
         evs = evaluations_frame(engine, runs)
         evs = evs[evs["attack"].isin(attack_order)]
+        why = not_the_papers(table, str(dataset), str(model), str(preset))
+        if why and sub.iloc[0]["defense"] != "zoo":  # zoo entries: RobustBench's numbers
+            title += f" — no paper numbers: {why}"
         lines = [title, "", pd.DataFrame(rows).to_markdown(index=False), "", *eval_notes(evs)]
         lines += [f"- `{r}` trained in {t}" for r, t in sorted(runtimes(engine, runs).items())]
         blocks.append("\n".join(lines + audit_notes(flags, runs)))
