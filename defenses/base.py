@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from attacks.pgd import PGD
+from attacks.pgd import PGD, STARTS
 from bench.core.constants import EPS_CIFAR_CODE
 from bench.core.registry import Registry
 
@@ -133,7 +133,6 @@ def register(cls: type[D]) -> type[D]:
 
 
 _TRUE, _FALSE = ("1", "true", "yes"), ("0", "false", "no")
-STARTS = ("uniform", "normal", "none")
 
 
 def _checked(defense: str, key: str, kind: Any, value: Any) -> Any:

@@ -34,14 +34,6 @@ PAPER_EPS = {"MNIST": EPS_MNIST, "CIFAR-10": EPS_CIFAR}
 EPS_TOLERANCE = 1e-3
 
 
-def paper_value(dataset: str, defense: str, attack: str, eps: float | None = None) -> float | None:
-    """The paper's number, or None where it has none or our eps is not the paper's."""
-    family = FAMILY.get(dataset, "")
-    if eps is not None and abs(eps - PAPER_EPS.get(family, -1.0)) > EPS_TOLERANCE:
-        return None
-    return TABLE2.get((family, defense), {}).get(attack)
-
-
 # Table 5 (with unlabelled data; Natural and PGD-20), per model: WRN-34-8 used 100K
 # unlabelled Tiny Images, WRN-28-10 500K (docs/reference.md §6.4). Our semi defenses' names.
 TABLE5_SOURCE = "Wang et al., ICLR 2020 (MART), Table 5"

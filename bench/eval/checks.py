@@ -23,15 +23,6 @@ TRANSFER_PAIRS = (
     ("pgd20", "transfer-pgd20"),
     ("cw20", "transfer-cw20"),
 )
-CHECKS = (
-    "robust-le-clean",
-    "fgsm-ge-pgd",
-    "pgd-finds-fgsm",
-    "whitebox-le-blackbox",
-    "spsa-not-below-pgd",
-    "autoattack-le-pgd20",
-    "zero-gradients",
-)
 
 
 def tolerance(n: int) -> int:

@@ -31,8 +31,6 @@ if TYPE_CHECKING:
 else:
     submitit = LazyModule("submitit")  # imported when a job is placed or looked at
 
-FINAL = ("COMPLETED", "FINISHED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY")
-
 
 class SlurmExecutor:
     name = "slurm"
