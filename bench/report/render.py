@@ -29,15 +29,14 @@ from bench.report.frames import (
     TABLE5_ATTACKS,
     TABLE5_ORDER,
     TITLES,
-    aggregate_seeds,
     audit_flags,
     evaluations_frame,
     paper_frame,
     runtimes,
-    seed_groups,
     semi_runs,
     table5_frame,
 )
+from bench.report.seeds import aggregate_seeds, seed_groups
 from bench.report.text import count, describe_semi_run, settings_text
 from bench.store.db import Run
 

@@ -26,10 +26,10 @@ from bench.report.frames import (
     epoch_frame,
     evaluations_frame,
     runtimes,
-    seed_groups,
     with_autoattack,
 )
 from bench.report.runview import runs_frame
+from bench.report.seeds import seed_groups
 from bench.report.site.html import CSS, Cell, Col, cell, data_badges, esc, page, table
 from bench.report.site.leaderboard import board_file, board_page, board_title, boards, run_file
 from bench.report.site.paper import figures_page, tables_page

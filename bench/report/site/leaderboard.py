@@ -1,6 +1,6 @@
 """Leaderboard pages: one per (data set, eps), a sortable table per checkpoint (best, last).
 
-Rows are settings aggregated over seeds (bench/report/frames.py: aggregate_seeds): a
+Rows are settings aggregated over seeds (bench/report/seeds.py: aggregate_seeds): a
 single seed shows its number with its 95% Wilson interval, several seeds their mean ±
 sample sd. Every cell names its test points and, where our eps is the paper's, the
 paper's number and ours - paper; its tooltip says how it was obtained. A row with an
@@ -18,8 +18,8 @@ from bench.core.constants import CHECKPOINTS
 from bench.core.reference import FAMILY, ROBUSTBENCH_SOURCE, SOURCE, TABLE4_SOURCE
 from bench.eval.checks import FLAG
 from bench.report.boards import BOARD_ATTACKS, TRANSFER
-from bench.report.frames import aggregate_seeds
 from bench.report.render import audit_notes, audit_text, display_name, eval_notes
+from bench.report.seeds import aggregate_seeds
 from bench.report.site.html import Cell, Col, cell, data_badges, esc, notes, table
 from bench.report.text import count, settings_text
 
