@@ -57,7 +57,12 @@ def test_export_bundle_matches_the_database(tmp_path: Path) -> None:
     engine = bdb.connect(db)
     with Session(engine) as s:
         shas = {(c.run.name, c.tag): c.sha256 for c in s.scalars(select(bdb.Checkpoint))}
+        curves = {r.name: sorted(m.epoch for m in r.epochs) for r in s.scalars(select(bdb.Run))}
     assert b["runs"] and b["note"] == "fixture numbers"
+    assert any(curves.values())  # the fixture has per-epoch rows: the bundle carries them
+    for r in b["runs"]:
+        assert [e["epoch"] for e in r["epochs"]] == curves[r["name"]]
+        assert all(e["n_monitor"] > 0 and 0 <= e["robust_acc"] <= 1 for e in r["epochs"])
     for r in b["runs"]:
         for tag, c in r["checkpoints"].items():
             assert shas[(r["name"], tag)] == c["sha256"]

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from bench.eval.health import from_metrics
 from bench.report.frames import paper_frame
 from bench.store.db import Checkpoint, Evaluation, Run
 
@@ -65,9 +66,18 @@ def _runs(engine: Engine, runs: list[str] | None) -> list[dict[str, Any]]:
                         t: {"epoch": c.epoch, "sha256": c.sha256} for t, c in ckpts.items()
                     },
                     "evaluations": _evaluations(s, r, ckpts),
+                    "epochs": _curve(r),
+                    "health": (h.summary() if (h := from_metrics(r.epochs, r.dataset)) else ""),
                 }
             )
     return out
+
+
+def _curve(run: Run) -> list[dict[str, Any]]:
+    """The per-epoch monitor (fractions; val_* with --val-subset), oldest first."""
+    keys = ("epoch", "lr", "train_loss", "clean_acc", "robust_acc", "n_monitor", "seconds")
+    keys += ("val_clean_acc", "val_robust_acc", "n_val")
+    return [{k: getattr(m, k) for k in keys} for m in sorted(run.epochs, key=lambda m: m.epoch)]
 
 
 def _evaluations(s: Session, run: Run, ckpts: dict[str, Checkpoint]) -> list[dict[str, Any]]:
