@@ -7,6 +7,11 @@
 #
 #   export BENCH_HOME=/somewhere/outside/the/checkout  # the database and checkpoints
 #   bash scripts/paper-mnist.sh train      # Table 2's five defenses, seed 0; MART and TRADES seed 1
+#   bash scripts/paper-mnist.sh eval       # then: AutoAttack (first 1,000), Table 3, SPSA (MART)
+#   bash scripts/paper-mnist.sh export     # the bundles and tables under results/reference/
+#
+# BENCH names the bench to run (default .venv/bin/bench); runs started by one commit are
+# finished by the same commit's bench (its provenance says which).
 #
 # Each slot trains and then evaluates (clean, FGSM, PGD-20, CW-inf on all 10,000 test
 # points, best and last checkpoints) one run after another. The two slots claim their runs
@@ -24,6 +29,11 @@ slot() {  # slot DEFENSE:SEED ...
   done
 }
 
+runs() {  # the finished runs of the table, one name a line
+  "$BENCH" experiment table2-mnist "${COMMON[@]}" --seeds 0,1 --dry-run \
+    | awk '$1 == "done" {print $(NF-1)}'
+}
+
 case "${1:-train}" in
   train)
     slot mart:0 standard:0 dynamic:0 mart:1 > "$BENCH_HOME/slot-a.log" 2>&1 &
@@ -31,8 +41,26 @@ case "${1:-train}" in
     echo "training in two slots; logs: $BENCH_HOME/slot-a.log, $BENCH_HOME/slot-b.log"
     wait
     ;;
+  eval)  # one run at a time (each attack loop uses the two cores' worth of one thread)
+    for run in $(runs); do
+      "$BENCH" eval "$run" --attacks autoattack --attack-param autoattack.parts=apgd-ce+apgd-t \
+        --test-subset 1000
+      "$BENCH" eval "$run" --attacks transfer-fgsm,transfer-pgd10,transfer-pgd20,transfer-cw20
+      case "$run" in *-mart-*) "$BENCH" eval "$run" --attacks spsa --test-subset 500 ;; esac
+    done
+    ;;
+  export)
+    mkdir -p results/reference/paper-mnist
+    # shellcheck disable=SC2046
+    "$BENCH" export $(runs) --out results/reference/paper-mnist/table2-mnist.json \
+      --markdown results/reference/paper-mnist/table2-mnist.md \
+      --note "SmallCNN, 17,000 offline MNIST training images, preset paper-4.2-mnist (50 epochs), bf16"
+    "$BENCH" table --paper --table 3 --ci > results/reference/paper-mnist/table3-mnist.md
+    # shellcheck disable=SC2046
+    "$BENCH" plot curves $(runs) --out results/reference/paper-mnist/curves.png
+    ;;
   *)
-    echo "usage: $0 train" >&2
+    echo "usage: $0 train|eval|export" >&2
     exit 2
     ;;
 esac
