@@ -31,7 +31,7 @@ slot() {  # slot DEFENSE:SEED ...
 
 runs() {  # the finished runs of the table, one name a line
   "$BENCH" experiment table2-mnist "${COMMON[@]}" --seeds 0,1 --dry-run \
-    | awk '$1 == "done" {print $(NF-1)}'
+    | awk '$1 == "done" { for (i = 1; i <= NF; i++) if ($i ~ /^mnist-smallcnn-/) print $i }'
 }
 
 case "${1:-train}" in

@@ -7,6 +7,7 @@ from pathlib import Path
 import matplotlib.image as mpimg
 import pytest
 from conftest import requires_mnist
+from sqlalchemy.orm import Session
 from tests_helpers import synthetic_curves
 from typer.testing import CliRunner
 
@@ -200,3 +201,49 @@ def test_precision_override_names_the_same_runs_as_bench_run(tmp_path: Path) -> 
         ],
     )
     assert res.exit_code == 0 and mart.name in res.output
+
+
+def test_dry_run_estimates_the_training_left_from_stored_epochs(tmp_path: Path) -> None:
+    db = str(tmp_path / "e.sqlite")
+    jobs = bexp.expand("table2-mnist", bexp.Overrides(precision="bf16", monitor_subset=1000))
+    mart = next(j.spec for j in jobs if j.spec.defense == "mart")
+    engine = bdb.connect(db)
+    with Session(engine) as s:
+        run = bdb.Run(
+            key=mart.key,
+            name=mart.name,
+            defense="mart",
+            model=mart.model,
+            dataset="mnist",
+            preset=mart.preset,
+            spec=mart.to_dict(),
+            seed=0,
+            run_dir="x",
+            data_label="mnist",
+            status="interrupted",
+            epochs_done=2,
+        )
+        s.add(run)
+        s.flush()
+        for e in (1, 2):
+            metric = bdb.EpochMetric(
+                run_id=run.id,
+                epoch=e,
+                lr=0.01,
+                train_loss=2.3,
+                clean_acc=0.1,
+                robust_acc=0.1,
+                n_monitor=1000,
+                monitor_attack={},
+                seconds=72.0,
+            )
+            s.add(metric)
+        s.commit()
+    args = ["experiment", "table2-mnist", "--precision", "bf16", "--monitor-subset", "1000"]
+    out = runner.invoke(app, [*args, "--dry-run", "--db", db]).output
+    line = next(ln for ln in out.splitlines() if mart.name in ln)
+    assert (
+        "(about 0.96 h" not in line and "about 1.0 h of training left, from its own epochs" in line
+    )
+    trades = next(ln for ln in out.splitlines() if "-trades-" in ln)
+    assert "training left" not in trades  # another defense: nothing comparable timed

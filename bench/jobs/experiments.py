@@ -23,6 +23,7 @@ from bench.core.constants import CHECKPOINTS, RunStatus
 from bench.jobs.evaluate import eval_job
 from bench.jobs.train import train_job
 from bench.spec.experiments import Job
+from bench.spec.run import RunSpec
 from bench.store import claims
 from bench.store.db import Evaluation, Run
 from bench.train.runtime import Runtime
@@ -133,8 +134,35 @@ def describe_jobs(engine: Engine, job_list: list[Job]) -> list[str]:
         st = job_status(engine, job)
         state = "done" if st.complete else st.status
         what = job.role if job.role != "run" else ", ".join(a.title for a in job.arms)
+        left = "" if st.complete else training_left(engine, job.spec, st.epochs_done)
         lines.append(
             f"{state:<11} {st.epochs_done}/{job.spec.epochs} epochs  "
-            f"evals {st.evals_done}/{st.evals_needed}  {job.spec.name}  [{what}]"
+            f"evals {st.evals_done}/{st.evals_needed}  {job.spec.name}  [{what}]{left}"
         )
     return lines
+
+
+def training_left(engine: Engine, spec: RunSpec, done: int) -> str:
+    """``  (about T of training left, from ...)``: the remaining epochs times the mean
+    stored epoch time of this run, else of runs of the same model, data set, defense,
+    precision and training subset; "" when nothing comparable has been timed."""
+    left = spec.epochs - done
+    if left <= 0:
+        return ""
+    same = ("model", "dataset", "defense")
+    with Session(engine) as s:
+        rows = s.scalars(select(Run).where(*(getattr(Run, k) == getattr(spec, k) for k in same)))
+        timed = {
+            r.key: [m.seconds for m in r.epochs]
+            for r in rows
+            if r.epochs
+            and r.spec.get("precision", "fp32") == spec.precision
+            and r.spec.get("train_subset") == spec.train_subset
+        }
+    own = timed.get(spec.key)
+    seconds = own or [t for ts in timed.values() for t in ts]
+    if not seconds:
+        return ""
+    total = left * sum(seconds) / len(seconds)
+    source = "its own epochs" if own else f"{len(timed)} similar run(s)"
+    return f"  (about {total / 3600:.1f} h of training left, from {source})"
