@@ -85,7 +85,8 @@ def test_table3_numbers_paper_and_diff(engine) -> None:
     assert "Table 3, MNIST" in md and "PGD-20 (transfer)" in md
     assert "96.50 / 75.00 (96.97, -0.47)" in md
     assert "— / —" in md  # transfer-cw20 not evaluated
-    assert "best: zero-gradients (1 not evaluated)" in md
+    assert "| flag: zero-gradients |" in md  # compact; which run, checkpoint and what was
+    assert "`mnist-mart` (best) not evaluated: spsa-not-below-pgd" in md  # not run: notes
     assert "Audit flag `zero-gradients`" in md and "docs/audit.md" in md
     assert "500 training images, 200 test points" in md  # provenance under the table
 
@@ -136,7 +137,7 @@ def test_cli_paper_tables(engine, tmp_path: Path) -> None:
     assert pd.read_csv(io.StringIO(res.output))["attack"].str.startswith("transfer-").all()
     res = runner.invoke(app, ["table", "--paper", "--db", db])  # Table 2, the one layout
     assert res.exit_code == 0 and "| Audit" in res.output  # the audit column and its notes
-    assert "best: zero-gradients (1 not evaluated)" in res.output
+    assert "flag: zero-gradients" in res.output
     assert "Audit flag `zero-gradients` on `mnist-mart` (best)" in res.output
     assert "90.00 / — (96.48, -6.48)" in res.output  # MART PGD-20: best 180/200, last missing
     res = runner.invoke(app, ["table", "--paper", "--table", "4", "--ci", "--db", db])

@@ -23,7 +23,6 @@ from bench.core.reference import (
     TABLE5_SOURCE,
     not_the_papers,
 )
-from bench.eval.checks import FLAG, NOT_EVALUATED
 from bench.report.frames import (
     GROUP,
     TABLE5_ATTACKS,
@@ -36,6 +35,7 @@ from bench.report.frames import (
     semi_runs,
     table5_frame,
 )
+from bench.report.notes import audit_notes, audit_text, eval_notes
 from bench.report.seeds import aggregate_seeds, seed_groups
 from bench.report.text import count, describe_semi_run, settings_text
 from bench.store.db import Run
@@ -100,84 +100,6 @@ def _paper(r: pd.Series | None) -> str:
 def _row_name(defense: str, model: str, run: str, dup: bool) -> str:
     name = display_name(defense, model)
     return f"{name} ({run})" if dup and defense != "zoo" else name
-
-
-def audit_text(sub: pd.DataFrame, flags: dict[tuple[str, str], list[dict]], run: str) -> str:
-    parts = []
-    for tag in sorted(sub["checkpoint"].unique()):
-        rows = flags.get((run, str(tag)), [])
-        bad = [r["check"] for r in rows if r["status"] == FLAG]
-        unk = sum(r["status"] == NOT_EVALUATED for r in rows)
-        if not rows:
-            text = "not audited"
-        elif bad:
-            text = ", ".join(bad)
-        else:
-            text = f"no flag in {len(rows) - unk} checks"
-        parts.append(f"{tag}: {text}" + (f" ({unk} not evaluated)" if unk else ""))
-    return "; ".join(parts)
-
-
-def points(evs: pd.DataFrame) -> str:
-    """How many test points a run's evaluations used, naming the attacks that used fewer."""
-    most = int(evs["n"].max())
-    fewer = evs[evs["n"] < most].groupby("n")["attack"].unique()
-    extra = "; ".join(f"{n} for {', '.join(sorted(a))}" for n, a in fewer.items())
-    return f"{most} test points" + (f" ({extra})" if extra else "")
-
-
-def run_notes(sub: pd.DataFrame) -> list[str]:
-    notes = []
-    for label in sorted(sub["data_label"].unique()):
-        notes.append(f"- Data: {label}")
-    for run, r in sub.groupby("run", sort=True):
-        first = r.iloc[0]
-        epochs = ", ".join(
-            f"{c} = epoch {e}"
-            for c, e in r.groupby("checkpoint")["checkpoint_epoch"].first().items()
-        )
-        notes.append(
-            f"- `{run}`: {first['model']}, eps {first['eps']:.4g}, preset {first['preset']}, "
-            f"{count(first['epochs'], 'epoch')}, "
-            f"{count(first['train_subset'], 'training image')}, {points(r)} "
-            f"(the first of the test set); checkpoints {epochs}"
-            + (f"; schedule cut: {first['schedule']}" if first.get("schedule") else "")
-        )
-    for atk, r in sub.groupby("attack", sort=False):
-        notes.append(f"- {atk}: {settings_text(r.iloc[0]['attack_params'])}")
-    return notes
-
-
-def eval_notes(evs: pd.DataFrame) -> list[str]:
-    """Provenance under the table: data, runs (or zoo sources), attack settings."""
-    if evs.empty:
-        return []
-    external = evs[evs["defense"] == "zoo"]
-    notes = run_notes(evs[evs["defense"] != "zoo"]) if len(external) < len(evs) else []
-    for run, r in external.groupby("run", sort=True):
-        first = r.iloc[0]
-        notes.append(
-            f"- `{run}`: RobustBench model-zoo entry {first['model']} (published checkpoint, "
-            f"sha256 {str(first['checkpoint_sha256'])[:12]}), eps {first['eps']:.4g}, "
-            f"{points(r)} (the first of the test set); "
-            f"data {first['data_label']}"
-        )
-    return notes
-
-
-def audit_notes(flags: dict[tuple[str, str], list[dict]], runs: list[str]) -> list[str]:
-    out = []
-    for run in runs:
-        for (r, tag), rows in sorted(flags.items()):
-            if r != run:
-                continue
-            for f in rows:
-                if f["status"] == FLAG:
-                    out.append(
-                        f"- Audit flag `{f['check']}` on `{run}` ({tag}): {f['detail']} "
-                        "(see docs/audit.md)"
-                    )
-    return out
 
 
 def _markdown(frame: pd.DataFrame, engine: Engine, table: int, ci: bool = False) -> str:
@@ -246,10 +168,7 @@ def _table_rows(
                 if Tag.BEST_VAL.value in cells:  # --val-subset: chosen off the test set
                     cell += f" / val {_cell(cells[Tag.BEST_VAL.value], ci, len(seeds))}"
                 row[_label(atk)] = cell + paper
-        row["Audit"] = "; ".join(
-            (f"seed {seed}: " if len(seeds) > 1 else "") + audit_text(r, flags, run)
-            for run, seed in first["members"]
-        )
+        row["Audit"] = audit_text(r, flags, first["members"])
         rows.append(row)
     return rows
 

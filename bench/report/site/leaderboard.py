@@ -18,7 +18,8 @@ from bench.core.constants import CHECKPOINTS
 from bench.core.reference import FAMILY, ROBUSTBENCH_SOURCE, SOURCE, TABLE4_SOURCE
 from bench.eval.checks import FLAG
 from bench.report.boards import BOARD_ATTACKS, TRANSFER
-from bench.report.render import audit_notes, audit_text, display_name, eval_notes
+from bench.report.notes import audit_detail, audit_notes, eval_notes
+from bench.report.render import display_name
 from bench.report.seeds import aggregate_seeds
 from bench.report.site.html import Cell, Col, cell, data_badges, esc, notes, table
 from bench.report.text import count, settings_text
@@ -191,7 +192,7 @@ def _attack_cell(row: pd.Series | None, atk: str, tag: str, mine: pd.DataFrame, 
 def _audit_cell(members: list, mine: pd.DataFrame, flags: Flags, flagged: list[str]) -> Cell:
     texts = []
     for run, seed in members:
-        text = audit_text(mine[mine["run"] == run], flags, str(run))
+        text = audit_detail(mine[mine["run"] == run], flags, str(run))
         texts.append((f"seed {seed}: " if len(members) > 1 else "") + text)
     mark = f'<span class="flag">⚠ {esc(", ".join(flagged))}</span><br>' if flagged else ""
     body = f"{mark}<span class='note'>{esc('; '.join(texts))}</span>"

@@ -19,7 +19,8 @@ from bench.eval.checks import FLAG
 from bench.eval.health import EpochAcc, assess
 from bench.eval.perpoint import wilson_interval
 from bench.report.boards import agreement_frames
-from bench.report.render import display_name, points
+from bench.report.notes import points
+from bench.report.render import display_name
 from bench.report.runplots import plot_curves, plot_ladder
 from bench.report.runview import provenance_lines
 from bench.report.site.html import Cell, Col, cell, data_badges, esc, notes, table
