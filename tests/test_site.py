@@ -19,7 +19,8 @@ from typer.testing import CliRunner
 from bench.cli import app
 from bench.eval.perpoint import current_evaluations
 from bench.report.boards import agreement_frames, leaderboard_frame, run_records
-from bench.report.frames import paper_frame
+from bench.report.frames import evaluations_frame, paper_frame
+from bench.report.runplots import ladder_order
 from bench.report.site import build_site
 from bench.report.site.paper import figure_settings, figures_page
 from bench.spec import experiments as bexp
@@ -71,6 +72,11 @@ def test_report_writes_a_linked_offline_site(tmp_path: Path) -> None:
     run_page = pages[f"run-{MART0}.html"]
     for part in ("Training curves", "Attack ladder", "Per-point agreement", "sha256", "audit"):
         assert part in run_page
+    assert "Test points" in run_page and "test points (the first of the test set)" in run_page
+    evs = evaluations_frame(bdb.connect(db), [MART0])
+    ladder = run_page.split("Attack ladder")[1].split("Per-point agreement")[0]
+    rows = [f'title="{a}"' for a in ladder_order(evs)]  # the table in the bars' order
+    assert all(r in ladder for r in rows) and sorted(rows, key=ladder.index) == rows
     with Session(bdb.connect(db)) as s:
         for c in bdb.find_run(s, MART0).checkpoints:
             assert c.sha256 in run_page  # the full hash, not a prefix

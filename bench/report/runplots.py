@@ -116,14 +116,19 @@ def _mark_checkpoints(
                         textcoords="offset points")  # fmt: skip
 
 
+def ladder_order(evs: pd.DataFrame) -> list[str]:
+    """Attacks from the weakest (highest accuracy on either checkpoint) to the strongest,
+    ties by name: the order of the ladder's bars (top to bottom) and of its table."""
+    best = evs.groupby("attack")["accuracy"].max()
+    return sorted(best.index, key=lambda a: (-float(best[a]), str(a)))
+
+
 def plot_ladder(
     evs: pd.DataFrame, run: str, caption: str, out: Path, in_image: bool = True
 ) -> Path:
     """Horizontal bars per attack (strongest at the bottom), best and last checkpoints."""
     sub = evs[evs["run"] == run]
-    order = (
-        sub.groupby("attack")["accuracy"].max().sort_values(ascending=True).index.tolist()
-    )  # the bottom bar is the strongest attack
+    order = ladder_order(sub)[::-1]  # the bottom bar is the strongest attack
     plt, _ = pyplot()
     fig, ax = plt.subplots(figsize=(8, 2.6 + 0.45 * len(order)))
     height = 0.4

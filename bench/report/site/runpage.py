@@ -21,7 +21,7 @@ from bench.eval.perpoint import wilson_interval
 from bench.report.boards import agreement_frames
 from bench.report.notes import points
 from bench.report.render import display_name
-from bench.report.runplots import plot_curves, plot_ladder
+from bench.report.runplots import ladder_order, plot_curves, plot_ladder
 from bench.report.runview import provenance_lines
 from bench.report.site.html import Cell, Col, cell, data_badges, esc, notes, table
 from bench.report.site.leaderboard import attack_label, safe
@@ -84,9 +84,10 @@ def _facts(d: RunData) -> str:
         ("Training images", count(r["n_train"], "image")),
         ("Training time", f"{r['train_seconds']:.0f} s" + (f" ({d.runtime})" if d.runtime else "")),
         ("Training health", _health(d)),
+        ("Test points", points(d.evs) + " (the first of the test set)" if len(d.evs) else "-"),
     ]
     if spec.get("kind") == "external":  # a published checkpoint: nothing was trained here
-        rows[-4:] = [("Training", f"none here: {spec.get('source', 'an external model')}")]
+        rows[-5:-1] = [("Training", f"none here: {spec.get('source', 'an external model')}")]
     rows += [
         ("Seed", r["seed"]),
         ("Folder", r["run_dir"]),
@@ -132,7 +133,7 @@ def _epoch_details(epochs: pd.DataFrame) -> str:
 
 def _ladder_table(evs: pd.DataFrame) -> str:
     """Attacks from weakest to strongest, best and last side by side; settings below."""
-    order = evs.groupby("attack")["accuracy"].max().sort_values(ascending=False).index
+    order = ladder_order(evs)  # as the bars above it
     cols = [Col("Attack")]
     for tag in CHECKPOINTS:
         sub = evs[evs["checkpoint"] == tag]
