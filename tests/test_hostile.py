@@ -26,8 +26,15 @@ from bench.store import db as bdb
 
 TINY = ["--model", "tiny-cnn", "--dataset", "mnist", "--train-subset", "64", "--epochs", "1"]
 RUN = ["run", "--defense", "natural", *TINY, "--test-subset", "20", "--attacks", "clean"]
-TABLES = ("runs", "epoch_metrics", "checkpoints", "evaluations", "audit_flags", "claims",
-          "placements")  # fmt: skip
+TABLES = (
+    "runs",
+    "epoch_metrics",
+    "checkpoints",
+    "evaluations",
+    "audit_flags",
+    "claims",
+    "placements",
+)
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +76,10 @@ def _pickle(where: Path) -> Path:
 
 # name -> (argv after `bench`, a needle of the one-line message); {home} and {tmp} are filled in
 CASES: dict[str, tuple[list[str], str]] = {
-    "attack-param-type": ([*RUN[:-2], "--attacks", "pgd20", "--attack-param", "pgd20.steps=abc"],
-                          "expected a whole number"),
+    "attack-param-type": (
+        [*RUN[:-2], "--attacks", "pgd20", "--attack-param", "pgd20.steps=abc"],
+        "expected a whole number",
+    ),
     "seed-overflow": ([*RUN, "--seed", str(2**70)], "2**63 - 1"),
     "seeds-overflow": ([*RUN, "--seeds", f"0,{2**64}"], "2**63 - 1"),
     "eval-seed-overflow": (["eval", "{run}", "--seed", str(2**70)], "2**63 - 1"),
@@ -82,18 +91,29 @@ CASES: dict[str, tuple[list[str], str]] = {
     "runs-dir-a-file": ([*RUN, "--runs-dir", "{tmp}/afile/runs"], "is a file, not a folder"),
     "milestones-text": ([*RUN, "--milestones", "a,b"], "--milestones expects epochs"),
     "unlabelled-pickle": (
-        ["run", "--defense", "mart-semi", *TINY, "--test-subset", "20", "--unlabelled",
-         "{tmp}/evil.pt", "--no-eval"],
+        [
+            "run",
+            "--defense",
+            "mart-semi",
+            *TINY,
+            "--test-subset",
+            "20",
+            "--unlabelled",
+            "{tmp}/evil.pt",
+            "--no-eval",
+        ],
         "not a plain tensor file",
     ),
     "zoo-checkpoint-folder": (
         ["zoo", "eval", "Wang2020Improving", "--checkpoint-file", "{tmp}", "--attacks", "clean"],
         "is a folder, not a file",
     ),
-    "ray-unreachable": ([*RUN, "--seed", "5", "--executor", "ray", "--ray-address", "127.0.0.1:1"],
-                        "nothing answers there"),
+    "ray-unreachable": (
+        [*RUN, "--seed", "5", "--executor", "ray", "--ray-address", "127.0.0.1:1"],
+        "nothing answers there",
+    ),
     "eval-checkpoint-changed": (["eval", "{run}", "--attacks", "fgsm"], "changed since it was"),
-}  # fmt: skip
+}
 DB_CASES: dict[str, tuple[str, str]] = {  # --db value -> needle (the database is not ours)
     "db-empty": ("", "--db is empty"),
     "db-port-text": ("postgresql+psycopg://bench:SECRET@localhost:abc/db", "the port a number"),
@@ -126,8 +146,9 @@ def test_hostile_input_is_one_line_exit_2_and_adds_no_row(
         copy = tmp_path / "runs"
         shutil.copytree(home / "runs", copy)
         with sqlite3.connect(db) as conn:
-            conn.execute("UPDATE checkpoints SET path = replace(path, ?, ?)",
-                         (str(home / "runs"), str(copy)))  # fmt: skip
+            conn.execute(
+                "UPDATE checkpoints SET path = replace(path, ?, ?)", (str(home / "runs"), str(copy))
+            )
         for f in copy.rglob("best.safetensors"):
             f.write_bytes(f.read_bytes() + b"\0")
     before = rows(db)
@@ -195,9 +216,25 @@ def test_sigterm_is_handled_as_ctrl_c(tmp_path: Path) -> None:
     """What SLURM sends before it kills a job: one line, exit 143, the run recorded as
     interrupted and its claim released (a rerun resumes at once, not after the lease)."""
     db = tmp_path / "t.sqlite"
-    cmd = [sys.executable, "-m", "bench.cli", "run", "--defense", "natural", *TINY[:-2],
-           "--epochs", "50", "--train-subset", "512", "--no-eval", "--quiet", "--db", str(db),
-           "--runs-dir", str(tmp_path / "runs")]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.cli",
+        "run",
+        "--defense",
+        "natural",
+        *TINY[:-2],
+        "--epochs",
+        "50",
+        "--train-subset",
+        "512",
+        "--no-eval",
+        "--quiet",
+        "--db",
+        str(db),
+        "--runs-dir",
+        str(tmp_path / "runs"),
+    ]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not _epochs(db):

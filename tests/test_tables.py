@@ -22,10 +22,19 @@ def fill(path: Path) -> Engine:
     spec = resolve("mart", "smallcnn", "mnist", "paper-4.2-mnist", test_subset=4)
     with Session(engine) as s:
         run = bdb.Run(
-            key=spec.key, name=spec.name, defense="mart", model="smallcnn", dataset="mnist",
-            preset=spec.preset, spec=spec.to_dict(), seed=0, run_dir="x", data_label="mnist: test",
-            status="done", n_train=100,
-        )  # fmt: skip
+            key=spec.key,
+            name=spec.name,
+            defense="mart",
+            model="smallcnn",
+            dataset="mnist",
+            preset=spec.preset,
+            spec=spec.to_dict(),
+            seed=0,
+            run_dir="x",
+            data_label="mnist: test",
+            status="done",
+            n_train=100,
+        )
         s.add(run)
         s.flush()
         s.add(
@@ -137,24 +146,45 @@ def _add(engine: Engine, preset: str, eps: float, model: str = "smallcnn") -> st
     spec = resolve("mart", model, "mnist", preset, test_subset=4, overrides={"eps": eps})
     with Session(engine) as s:
         run = bdb.Run(
-            key=spec.key, name=spec.name, defense="mart", model=model, dataset="mnist",
-            preset=preset, spec=spec.to_dict(), seed=0, run_dir="x", status="done",
-            data_label="mnist: test", n_train=100,
-        )  # fmt: skip
+            key=spec.key,
+            name=spec.name,
+            defense="mart",
+            model=model,
+            dataset="mnist",
+            preset=preset,
+            spec=spec.to_dict(),
+            seed=0,
+            run_dir="x",
+            status="done",
+            data_label="mnist: test",
+            n_train=100,
+        )
         s.add(run)
         s.flush()
-        s.add(bdb.Checkpoint(run_id=run.id, tag="best", epoch=3, path="p", sha256=spec.key,
-                             robust_acc=0.5))  # fmt: skip
+        s.add(
+            bdb.Checkpoint(
+                run_id=run.id, tag="best", epoch=3, path="p", sha256=spec.key, robust_acc=0.5
+            )
+        )
         for i, atk in enumerate(("clean", "pgd20")):
             s.add(
                 bdb.Evaluation(
-                    key=f"{spec.key}{i}", run_id=run.id, checkpoint="best", checkpoint_epoch=3,
-                    checkpoint_sha256=spec.key, attack=atk,
+                    key=f"{spec.key}{i}",
+                    run_id=run.id,
+                    checkpoint="best",
+                    checkpoint_epoch=3,
+                    checkpoint_sha256=spec.key,
+                    attack=atk,
                     attack_params={"eps": eps, "steps": 20, "step_size": eps / 10},
-                    dataset="mnist", n=4, correct=2, accuracy=0.5, seconds=1.0, seed=0,
+                    dataset="mnist",
+                    n=4,
+                    correct=2,
+                    accuracy=0.5,
+                    seconds=1.0,
+                    seed=0,
                     robust_mask=bdb.pack_mask(np.arange(4) < 2),
                 )
-            )  # fmt: skip
+            )
         s.commit()
     return spec.name
 

@@ -342,8 +342,8 @@ def demo(
             test_subset=test_subset,
             overrides={"epochs": epochs},
         )
-        typer.echo(f"== run {k + 1} of {len(todo)}: {spec.name}{_left(started, k, len(todo))}",
-                   err=True)  # fmt: skip
+        left = _left(started, k, len(todo))
+        typer.echo(f"== run {k + 1} of {len(todo)}: {spec.name}{left}", err=True)
         names.append(spec.name)
         jobs.train_job(engine, spec, device=device, data_root=data_root, progress=progress)
         jobs.eval_job(engine, spec.name, device=device, data_root=data_root, progress=progress)
