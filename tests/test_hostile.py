@@ -227,7 +227,9 @@ def test_sigterm_is_handled_as_ctrl_c(tmp_path: Path) -> None:
         "--epochs",
         "50",
         "--train-subset",
-        "512",
+        "256",
+        "--test-subset",
+        "20",
         "--no-eval",
         "--quiet",
         "--db",
@@ -236,7 +238,7 @@ def test_sigterm_is_handled_as_ctrl_c(tmp_path: Path) -> None:
         str(tmp_path / "runs"),
     ]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300
     while time.monotonic() < deadline and not _epochs(db):
         time.sleep(0.2)
     assert _epochs(db), "no epoch finished in time"

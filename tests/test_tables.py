@@ -10,7 +10,7 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from bench.report import frames, render
+from bench.report import frames, notes, render
 from bench.report.site import leaderboard
 from bench.spec.presets import schedule_note
 from bench.spec.run import resolve
@@ -116,8 +116,8 @@ def test_points_names_attacks_run_on_fewer_test_points() -> None:
     import pandas as pd
 
     evs = pd.DataFrame({"n": [500, 500, 100, 100], "attack": ["clean", "pgd20", "square", "fab-t"]})
-    assert render.points(evs) == "500 test points (100 for fab-t, square)"
-    assert render.points(evs[evs["n"] == 500]) == "500 test points"
+    assert notes.points(evs) == "500 test points (100 for fab-t, square)"
+    assert notes.points(evs[evs["n"] == 500]) == "500 test points"
 
 
 def test_a_run_shorter_than_its_preset_says_its_schedules_were_cut(tmp_path: Path) -> None:
