@@ -79,7 +79,7 @@ def plot_curves(engine: Engine, runs: list[str], out: Path, in_image: bool = Tru
         axes[0].plot(c["epoch"], c["robust_acc"], color=colour, marker="o", ms=3, label=name)
         clean = f"{run} clean" if len(runs) > 1 else "clean"
         axes[0].plot(c["epoch"], c["clean_acc"], color=colour, ls="--", alpha=0.8, label=clean)
-        _mark_checkpoints(axes[0], c, ckpts[ckpts["run"] == run], colour, len(runs) == 1)
+        _mark_checkpoints(axes[0], c, ckpts[ckpts["run"] == run], colour)
         axes[1].plot(c["epoch"], c["train_loss"], color=colour, marker="o", ms=3)
         axes[2].plot(c["epoch"], c["lr"], color=colour, marker="o", ms=3, drawstyle="steps-mid")
     titles = ("accuracy on the monitored test points (%)", "training loss", "learning rate")
@@ -92,17 +92,21 @@ def plot_curves(engine: Engine, runs: list[str], out: Path, in_image: bool = Tru
     if curves["lr"].gt(0).all() and curves["lr"].max() > 20 * curves["lr"].min():
         axes[2].set_yscale("log")
     for tag, (marker, size) in MARKERS.items():  # legend keys for the checkpoint markers
+        epochs = ckpts[ckpts["checkpoint"] == tag]["epoch"] if len(runs) == 1 else []
+        where = f" (epoch {int(epochs.iloc[0])})" if len(epochs) else ""
         axes[0].plot([], [], marker=marker, ms=size * 0.7, color="grey", mec="black", ls="none",
-                     label=f"{tag} checkpoint")  # fmt: skip
-    axes[0].legend(fontsize=7, loc="lower right")
+                     label=f"{tag} checkpoint{where}")  # fmt: skip
+    # Under the axes, never over the curves (a short run's curves fill the whole box).
+    axes[0].legend(
+        fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=4, frameon=False
+    )
     title = "Training curves" + (f": {runs[0]}" if len(runs) == 1 else f" ({len(runs)} runs)")
     return save_figure(fig, out, title, curves_caption(engine, runs, curves), in_image)
 
 
-def _mark_checkpoints(
-    ax: Any, c: pd.DataFrame, ckpts: pd.DataFrame, colour: str, annotate: bool
-) -> None:
-    """A star at the best checkpoint's epoch and a square at the last one, on PGD-20."""
+def _mark_checkpoints(ax: Any, c: pd.DataFrame, ckpts: pd.DataFrame, colour: str) -> None:
+    """A star at the best checkpoint's epoch and a square at the last one, on PGD-20 (their
+    epochs are in the legend: a label on the curve would cover it)."""
     by_epoch = c.set_index("epoch")["robust_acc"]
     for t in ckpts.itertuples():
         if t.epoch not in by_epoch.index or t.checkpoint not in MARKERS:
@@ -110,10 +114,6 @@ def _mark_checkpoints(
         marker, size = MARKERS[t.checkpoint]
         y = float(by_epoch.loc[t.epoch])
         ax.plot([t.epoch], [y], marker=marker, ms=size, color=colour, mec="black", ls="none")
-        if annotate:
-            ax.annotate(f"{t.checkpoint} (epoch {t.epoch})", (t.epoch, y), fontsize=7,
-                        xytext=(-40, 8 if t.checkpoint == "best" else -14),
-                        textcoords="offset points")  # fmt: skip
 
 
 def ladder_order(evs: pd.DataFrame) -> list[str]:
