@@ -238,12 +238,17 @@ def test_sigterm_is_handled_as_ctrl_c(tmp_path: Path) -> None:
         str(tmp_path / "runs"),
     ]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and not _epochs(db):
-        time.sleep(0.2)
-    assert _epochs(db), "no epoch finished in time"
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not _epochs(db):
+            time.sleep(0.2)
+        assert _epochs(db), "no epoch finished in time"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:  # a failed assertion leaves no training run behind
+            proc.kill()
+            proc.wait()
     assert proc.returncode == 143, err
     assert "Traceback" not in err and len(err.strip().splitlines()) <= 3, err
     assert "terminated (SIGTERM)" in err
