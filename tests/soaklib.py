@@ -106,7 +106,7 @@ def _training_owner(engine) -> int | None:
             .where(bdb.Claim.owner.is_not(None), bdb.Run.status == "running")
             .where(bdb.Run.epochs_done >= 1)
         ).all()
-    return int(rows[0].owner.split(":")[1]) if rows else None
+    return claims.owner_pid(rows[0].owner) if rows else None
 
 
 def soak(

@@ -179,6 +179,7 @@ def test_a_reused_pid_or_another_host_does_not_fool_the_dead_owner_check() -> No
     host, pid_start, tag = me.split(":")
     pid, start = pid_start.split("@")
     assert int(pid) == os.getpid() and start  # this process, with its start time
+    assert claims.owner_pid(me) == os.getpid() and claims.owner_pid("h:12:abc") == 12
     assert not claims.dead_here(me)
     assert claims.dead_here(f"{host}:{pid}@{int(start) + 1}:{tag}")  # same pid, another process
     assert not claims.dead_here(f"elsewhere-{host}:{pid}@{int(start) + 1}:{tag}")  # not judged

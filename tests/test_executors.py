@@ -40,6 +40,7 @@ from bench.executors import base
 from bench.executors.drive import wait_for
 from bench.jobs.experiments import job_status, run_experiment
 from bench.spec import experiments as bexp
+from bench.store import claims
 from bench.store import db as bdb
 from bench.train.runtime import Runtime
 
@@ -101,7 +102,7 @@ def _claimed_pid(engine, pids: set[int]) -> int | None:
     """A worker pid that holds a run's claim now."""
     with Session(engine) as s:
         owners = s.scalars(select(bdb.Claim.owner).where(bdb.Claim.owner.is_not(None))).all()
-    held = [int(o.split(":")[1]) for o in owners if o.split(":")[1].isdigit()]
+    held = [claims.owner_pid(o) for o in owners]
     return next((p for p in held if p in pids), None)
 
 

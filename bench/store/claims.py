@@ -115,14 +115,20 @@ def _start_time(pid: int) -> str:
     return stat.rsplit(")", 1)[-1].split()[19]  # field 22; the name before ")" may hold spaces
 
 
+def owner_pid(owner: str) -> int | None:
+    """The process id in an owner id (``host:pid@start:uuid``, or the older ``host:pid:uuid``)."""
+    pid = owner.split(":")[1].partition("@")[0] if owner.count(":") >= 2 else ""
+    return int(pid) if pid.isdigit() else None
+
+
 def dead_here(owner: str) -> bool:
     """Whether ``owner`` is a process on this host that no longer runs: its pid is gone, or
     now belongs to a process started at another time. Owners elsewhere are never judged."""
     host, _, rest = owner.partition(":")
-    pid_text, _, started = rest.partition(":")[0].partition("@")
-    if host != socket.gethostname() or not pid_text.isdigit():
+    started = rest.partition(":")[0].partition("@")[2]
+    pid = owner_pid(owner)
+    if host != socket.gethostname() or pid is None:
         return False
-    pid = int(pid_text)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
