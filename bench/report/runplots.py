@@ -63,7 +63,8 @@ def plot_curves(engine: Engine, runs: list[str], out: Path, in_image: bool = Tru
     caption goes under the axes (``in_image``) and always into the .txt beside the PNG."""
     if not runs:
         raise ValueError("name at least one run (see `bench ls runs`)")
-    known = {r["name"] for r in run_records(engine, runs)}
+    records = {r["name"]: r for r in run_records(engine, runs)}
+    known = set(records)
     if unknown := [r for r in runs if r not in known]:
         raise LookupError(f"no run named {unknown[0]!r} in the database (see `bench ls runs`)")
     curves = epoch_frame(engine, runs)
@@ -75,9 +76,9 @@ def plot_curves(engine: Engine, runs: list[str], out: Path, in_image: bool = Tru
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, run in enumerate(runs):
         c, colour = curves[curves["run"] == run], colours[i % len(colours)]
-        name = run if len(runs) > 1 else "PGD-20"
+        name = _short(records, run, runs) if len(runs) > 1 else "PGD-20"
         axes[0].plot(c["epoch"], c["robust_acc"], color=colour, marker="o", ms=3, label=name)
-        clean = f"{run} clean" if len(runs) > 1 else "clean"
+        clean = f"{name} clean" if len(runs) > 1 else "clean"
         axes[0].plot(c["epoch"], c["clean_acc"], color=colour, ls="--", alpha=0.8, label=clean)
         _mark_checkpoints(axes[0], c, ckpts[ckpts["run"] == run], colour)
         axes[1].plot(c["epoch"], c["train_loss"], color=colour, marker="o", ms=3)
@@ -97,11 +98,18 @@ def plot_curves(engine: Engine, runs: list[str], out: Path, in_image: bool = Tru
         axes[0].plot([], [], marker=marker, ms=size * 0.7, color="grey", mec="black", ls="none",
                      label=f"{tag} checkpoint{where}")  # fmt: skip
     # Under the axes, never over the curves (a short run's curves fill the whole box).
+    ncol = 4 if len(runs) == 1 else 2 * min(len(runs), 3)
     axes[0].legend(
-        fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=4, frameon=False
+        fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=ncol, frameon=False
     )
     title = "Training curves" + (f": {runs[0]}" if len(runs) == 1 else f" ({len(runs)} runs)")
     return save_figure(fig, out, title, curves_caption(engine, runs, curves), in_image)
+
+
+def _short(records: dict[str, dict], run: str, runs: list[str]) -> str:
+    """A legend name: the defense and seed, or the run's name where those repeat."""
+    short = {r: f"{records[r]['defense']} s{records[r]['seed']}" for r in runs}
+    return short[run] if list(short.values()).count(short[run]) == 1 else run
 
 
 def _mark_checkpoints(ax: Any, c: pd.DataFrame, ckpts: pd.DataFrame, colour: str) -> None:
