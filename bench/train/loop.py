@@ -249,7 +249,10 @@ def _run(job: _Job, train_set: tuple[torch.Tensor, torch.Tensor, int], state: di
 
 
 def _monitor_points(spec: RunSpec, data_root: str | None) -> tuple[Points, Points | None]:
-    """The monitored test points, and the held-out training images (--val-subset)."""
+    """The monitored test points, and the held-out training images (--val-subset; the
+    training split is read here only for them)."""
+    if not spec.val_subset:
+        return monitor_set(spec, data_root), None
     x_tr, y_tr = bdata.subset(*bdata.load_split(spec.dataset, True, data_root), spec.train_subset)
     return monitor_set(spec, data_root), split_validation(spec, x_tr, y_tr)[1]
 
