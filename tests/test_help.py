@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -38,3 +40,41 @@ def test_top_level_help_lists_every_command() -> None:
     text = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "80"}).output
     for name in ("run", "eval", "demo", "table", "audit", "ls", "experiment", "plot", "zoo"):
         assert f"  {name} " in text
+
+
+@pytest.mark.parametrize("command", ["run", "eval", "experiment"])
+def test_every_executor_option_is_listed_with_its_env_and_default(command: str) -> None:
+    """The executor options are declared once (bench/spec/placement.py) and every command
+    that places jobs lists each of them, with its environment variable and default."""
+    from dataclasses import MISSING
+
+    from bench.core.flags import flagged
+    from bench.spec.placement import Options, Placing
+
+    res = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200"}, terminal_width=200)
+    blocks = [" ".join(b.split()) for b in re.split(r"\n  (?=--)", res.output)]
+    lines = {b.split()[0]: b for b in blocks}
+    for f in [*flagged(Placing), *flagged(Options)]:
+        flag = f.metadata["flag"]
+        line = lines[flag.primary]
+        assert f"env var: {flag.env}" in line
+        if f.default is not None and f.default is not MISSING and not isinstance(f.default, bool):
+            assert f"default: {f.default}" in line
+
+
+def test_placing_options_need_an_executor_and_are_checked(tmp_path) -> None:
+    env = {"BENCH_HOME": str(tmp_path), "BENCH_WORKERS": "3"}
+    res = CliRunner().invoke(app, ["experiment", "table2-mnist", "--dry-run"], env=env)
+    assert res.exit_code == 2
+    assert "--workers place jobs: add --executor local|slurm|ray" in res.output
+    res = CliRunner().invoke(
+        app,
+        ["eval", "x", "--executor", "local", "--workers", "0"],
+        env={"BENCH_HOME": str(tmp_path)},
+    )
+    assert res.exit_code == 2 and "'--workers'" in res.output
+    assert "greater than or equal to 1" in res.output
+    from bench.spec.placement import Options  # built from Python: the same bound
+
+    with pytest.raises(ValueError, match="--workers must be >= 1, got 0"):
+        Options(workers=0)

@@ -14,7 +14,10 @@ from typing import Annotated
 import typer
 
 from bench.cli import placing as pl
-from bench.cli.common import (
+from bench.cli.common import app, check_cores, clean_errors, existing_db, parse_seeds, split_list
+from bench.cli.deferred import executors, experiment_jobs, provenance, train_runtime
+from bench.cli.groups import placing_options
+from bench.cli.options import (
     DbOpt,
     DeviceOpt,
     MonitorOpt,
@@ -24,20 +27,18 @@ from bench.cli.common import (
     RootOpt,
     RunsDirOpt,
     SeedsOpt,
+    StatusOpt,
+    TestSubOpt,
     ThreadsOpt,
+    TrainSubOpt,
+    UnlabOpt,
     ValOpt,
-    app,
-    check_cores,
-    clean_errors,
-    existing_db,
-    parse_seeds,
-    split_list,
 )
-from bench.cli.deferred import executors, experiment_jobs, provenance, train_runtime
 from bench.core.home import home
 from bench.report import plots, runplots
 from bench.report.render import render_paper, render_table5
 from bench.spec import experiments as bexp
+from bench.spec.placement import Options
 from bench.store import db as bdb
 
 ModelOpt = Annotated[str | None, typer.Option(help="override the experiment's model")]
@@ -49,12 +50,6 @@ EpochsOpt = Annotated[int | None, typer.Option(min=1)]
 BatchOpt = Annotated[int | None, typer.Option(min=1)]
 LrOpt = Annotated[float | None, typer.Option(min=0.0)]
 StepsOpt = Annotated[int | None, typer.Option(min=0, help="inner PGD steps")]
-TrainSubOpt = Annotated[int | None, typer.Option(min=1, help="first N training images")]
-TestSubOpt = Annotated[int | None, typer.Option(min=1, help="first N test images")]
-UnlabOpt = Annotated[
-    str | None,
-    typer.Option(help="unlabelled source: folder, .npy/.pt, or heldout:DATASET:START:STOP"),
-]
 PlotDirOpt = Annotated[
     Path | None, typer.Option(help="where figures go [default $BENCH_HOME/plots]")
 ]
@@ -95,6 +90,7 @@ def _overrides(
 
 @app.command()
 @clean_errors
+@placing_options
 def experiment(
     name: Annotated[str, typer.Argument(help="experiment name (bench ls experiments)")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="list the jobs only")] = False,
@@ -122,18 +118,8 @@ def experiment(
     runs_dir: RunsDirOpt = None,
     data_root: RootOpt = None,
     progress: ProgressOpt = True,
-    status: pl.StatusOpt = False,
-    executor: pl.ExecutorOpt = None,
-    workers: pl.WorkersOpt = 2,
-    slurm_partition: pl.PartitionOpt = None,
-    gpus_per_job: pl.GpusOpt = 0,
-    cpus_per_job: pl.CpusOpt = 1,
-    time: pl.TimeOpt = 60,
-    slurm_array: pl.ArrayOpt = True,
-    submitit_cluster: pl.ClusterOpt = "slurm",
-    ray_address: pl.RayAddressOpt = "local",
-    executor_dir: pl.ExecutorDirOpt = None,
-    wait: pl.WaitOpt = True,
+    status: StatusOpt = False,
+    placing: tuple[str, Options] | None = None,
 ) -> None:
     """Run a named experiment (a table or figure of the paper): what is missing is done.
 
@@ -142,10 +128,6 @@ def experiment(
     `--executor local|slurm|ray` places the jobs on worker processes, SLURM or Ray instead
     of running them here; `--status` shows their progress and where they were placed.
     """
-    placing = pl.options(
-        executor, workers, slurm_partition, gpus_per_job, cpus_per_job, time, slurm_array,
-        submitit_cluster, ray_address, executor_dir, wait,
-    )  # fmt: skip
     ov = _overrides(
         model, dataset, preset, epochs, batch_size, lr, train_steps,
         train_subset, test_subset, monitor_subset, seed, unlabelled, only,
@@ -171,16 +153,9 @@ def experiment(
             engine, job_list, placing, runs_dir=runs_dir, data_root=data_root, device=device,
             runtime=train_runtime.Runtime(threads=threads), progress=progress,
         )  # fmt: skip
-        if wait:
+        if placing[1].wait:
             _render(engine, name, job_list, plot_dir)
         return
-
-    def announce(job: bexp.Job, stage: str) -> None:
-        if stage == "start":
-            typer.echo(f"== {job.spec.name} ({job.role})", err=True)
-        elif stage == "busy":
-            typer.echo(f"   {job.spec.name}: another worker is on it; back to it later", err=True)
-
     experiment_jobs.run_experiment(
         engine,
         job_list,
@@ -192,6 +167,14 @@ def experiment(
         runtime=train_runtime.Runtime(threads=threads),
     )
     _render(engine, name, job_list, plot_dir)
+
+
+def announce(job: bexp.Job, stage: str) -> None:
+    """What a worker says as it takes a job on, or finds another worker on it."""
+    if stage == "start":
+        typer.echo(f"== {job.spec.name} ({job.role})", err=True)
+    elif stage == "busy":
+        typer.echo(f"   {job.spec.name}: another worker is on it; back to it later", err=True)
 
 
 def _render(engine, name: str, job_list: list[bexp.Job], plot_dir: Path | None) -> None:

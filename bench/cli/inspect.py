@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 from sqlalchemy.orm import Session
 
-from bench.cli.common import DbOpt, app, clean_errors, existing_db
+from bench.cli.common import app, clean_errors, existing_db
+from bench.cli.options import DbOpt
 from bench.core.constants import EXTERNAL, STATE_FILE
 from bench.report.runview import run_view
 from bench.store import db as bdb

@@ -9,7 +9,8 @@ import typer
 import attacks
 import defenses
 from bench import data as bdata
-from bench.cli.common import DbOpt, app, clean_errors
+from bench.cli.common import app, clean_errors
+from bench.cli.options import DbOpt
 from bench.models import MODELS
 from bench.report.runview import runs_frame
 from bench.report.text import describe_semi_run

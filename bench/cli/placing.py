@@ -12,7 +12,7 @@ training is skipped by ``train_job``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 from sqlalchemy.orm import Session
@@ -22,98 +22,6 @@ from bench.core.constants import EVAL_BATCH, EXTERNAL, RunStatus
 from bench.spec.experiments import Job
 from bench.spec.run import RunSpec
 from bench.store.db import find_run
-
-ExecutorOpt = Annotated[
-    str | None,
-    typer.Option(
-        help="place the jobs on an engine: local (--workers processes here), slurm "
-        "(submitit), ray [default: run them in this process, one after another]"
-    ),
-]
-WorkersOpt = Annotated[int, typer.Option(min=1, help="--executor local: worker processes")]
-PartitionOpt = Annotated[
-    str | None, typer.Option("--slurm-partition", help="--executor slurm: the partition")
-]
-GpusOpt = Annotated[
-    int, typer.Option("--gpus-per-job", min=0, help="slurm, ray: GPUs each job asks for")
-]
-CpusOpt = Annotated[
-    int, typer.Option("--cpus-per-job", min=1, help="slurm, ray: CPUs each job asks for")
-]
-TimeOpt = Annotated[
-    int, typer.Option("--time", min=1, help="--executor slurm: each job's time limit, minutes")
-]
-ArrayOpt = Annotated[
-    bool,
-    typer.Option("--slurm-array/--no-slurm-array", help="slurm: one job array, or a job each"),
-]
-ClusterOpt = Annotated[
-    str,
-    typer.Option(
-        "--submitit-cluster",
-        help="--executor slurm: slurm, or local (submitit's LocalExecutor: processes on "
-        "this machine, for trying it out without a cluster)",
-    ),
-]
-RayAddressOpt = Annotated[
-    str,
-    typer.Option(
-        "--ray-address",
-        help="--executor ray: local (start Ray here), auto (this machine's cluster), "
-        "HOST:PORT or ray://HOST:PORT",
-    ),
-]
-ExecutorDirOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--executor-dir", help="task files and logs of placed jobs [default $BENCH_HOME/executors]"
-    ),
-]
-WaitOpt = Annotated[
-    bool,
-    typer.Option(
-        "--wait/--no-wait",
-        help="wait for placed jobs, printing progress (--no-wait: return once placed; "
-        "not with ray)",
-    ),
-]
-StatusOpt = Annotated[
-    bool,
-    typer.Option(
-        "--status", help="each job's progress and, if placed, its engine's state; run nothing"
-    ),
-]
-
-
-def options(
-    executor: str | None,
-    workers: int,
-    partition: str | None,
-    gpus_per_job: int,
-    cpus_per_job: int,
-    time_min: int,
-    array: bool,
-    cluster: str,
-    ray_address: str,
-    executor_dir: Path | None,
-    wait: bool,
-) -> tuple[str, Any] | None:
-    """The executor's name and ``executors.Options`` (checked), or None: run inline. An
-    executor option given without ``--executor`` is an error, not silently ignored."""
-    opts = executors.Options(
-        workers=workers, partition=partition, gpus_per_job=gpus_per_job,
-        cpus_per_job=cpus_per_job, time_min=time_min, array=array, cluster=cluster,
-        ray_address=ray_address, log_dir=executor_dir, wait=wait,
-    )  # fmt: skip
-    if executor is None:
-        if opts != executors.Options():
-            raise ValueError(
-                "--workers, --slurm-*, --gpus-per-job, --cpus-per-job, --time, --ray-address, "
-                "--executor-dir and --no-wait place jobs: add --executor local|slurm|ray"
-            )
-        return None
-    executors.check(executor, opts)  # an unknown name or a refused option: one line
-    return executor, opts
 
 
 def run_jobs(

@@ -10,9 +10,10 @@ from typing import Annotated
 
 import typer
 
-from bench.cli.common import RootOpt, app, clean_errors, split_list
+from bench.cli.common import app, clean_errors, split_list
 from bench.cli.deferred import regress_jobs as reg
 from bench.cli.deferred import regress_train_jobs as regt
+from bench.cli.options import RootOpt
 from bench.core.constants import REGRESS_BASELINE, REGRESS_TRAIN_BASELINE
 
 PARTS = ("attacks", "training")

@@ -9,17 +9,9 @@ from typing import Annotated
 
 import typer
 
-from bench.cli.common import (
-    DbOpt,
-    DeviceOpt,
-    ProgressOpt,
-    RootOpt,
-    app,
-    clean_errors,
-    existing_db,
-    write_output,
-)
+from bench.cli.common import app, clean_errors, existing_db, write_output
 from bench.cli.deferred import audit, provenance
+from bench.cli.options import DbOpt, DeviceOpt, ProgressOpt, RootOpt
 from bench.core.home import home
 from bench.eval.checks import FLAG
 from bench.report import reference as bref

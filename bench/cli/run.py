@@ -13,6 +13,20 @@ from bench.cli import parallel
 from bench.cli import placing as pl
 from bench.cli.common import (
     DEFAULT_ATTACK_LIST,
+    app,
+    check_checkpoints,
+    check_cores,
+    check_seed,
+    clean_errors,
+    existing_db,
+    parse_attacks,
+    parse_params,
+    parse_seeds,
+    print_evals,
+)
+from bench.cli.deferred import jobs, provenance, train_runtime
+from bench.cli.groups import placing_options, training_options
+from bench.cli.options import (
     AttackParamOpt,
     AttacksOpt,
     BatchOpt,
@@ -29,24 +43,18 @@ from bench.cli.common import (
     RunsDirOpt,
     SeedsOpt,
     SkipOpt,
+    StatusOpt,
+    TestSubOpt,
     ThreadsOpt,
+    TrainSubOpt,
+    UnlabOpt,
     ValOpt,
-    app,
-    check_checkpoints,
-    check_cores,
-    check_seed,
-    clean_errors,
-    existing_db,
-    parse_attacks,
-    parse_milestones,
-    parse_params,
-    parse_seeds,
-    print_evals,
 )
-from bench.cli.deferred import jobs, provenance, train_runtime
 from bench.core.constants import EVAL_BATCH, RunStatus
 from bench.report.render import render_paper
 from bench.spec.auxiliary import attach_unlabelled
+from bench.spec.overrides import TrainOverrides
+from bench.spec.placement import Options
 from bench.spec.run import RunSpec, resolve
 from bench.store import db as bdb
 
@@ -67,6 +75,8 @@ def default_dataset(model: str) -> str:
 
 @app.command()
 @clean_errors
+@training_options
+@placing_options
 def run(
     defense: Annotated[str, typer.Option(help="defense name (bench ls defenses)")],
     model: Annotated[str, typer.Option(help="model name (bench ls models)")],
@@ -74,20 +84,6 @@ def run(
         str | None, typer.Option(help="default: mnist for smallcnn, else cifar10")
     ] = None,
     preset: Annotated[str | None, typer.Option(help="training preset (bench ls presets)")] = None,
-    epochs: Annotated[int | None, typer.Option(min=1)] = None,
-    batch_size: Annotated[int | None, typer.Option(min=1)] = None,
-    lr: Annotated[float | None, typer.Option(min=0.0)] = None,
-    momentum: Annotated[float | None, typer.Option(min=0.0)] = None,
-    weight_decay: Annotated[float | None, typer.Option(min=0.0)] = None,
-    milestones: Annotated[
-        str | None, typer.Option(help="epochs where lr drops, e.g. 75,90")
-    ] = None,
-    eps: Annotated[
-        float | None, typer.Option(min=0.0, help="L-inf budget (training and eval)")
-    ] = None,
-    train_steps: Annotated[int | None, typer.Option(min=0, help="inner PGD steps")] = None,
-    train_step_size: Annotated[float | None, typer.Option(min=0.0)] = None,
-    start: Annotated[str | None, typer.Option(help="inner PGD start: uniform|normal|none")] = None,
     param: Annotated[
         list[str] | None, typer.Option(help="defense parameter key=value, e.g. lam=6")
     ] = None,
@@ -99,14 +95,11 @@ def run(
     threads: ThreadsOpt = None,
     nproc: NprocOpt = None,
     oversubscribe: OversubscribeOpt = False,
-    train_subset: Annotated[int | None, typer.Option(min=1, help="first N training images")] = None,
-    test_subset: Annotated[int | None, typer.Option(min=1, help="first N test images")] = None,
+    train_subset: TrainSubOpt = None,
+    test_subset: TestSubOpt = None,
     monitor_subset: MonitorOpt = None,
     val_subset: ValOpt = None,
-    unlabelled: Annotated[
-        str | None,
-        typer.Option(help="semi-supervised: folder, .npy/.pt, or heldout:DATASET:START:STOP"),
-    ] = None,
+    unlabelled: UnlabOpt = None,
     evaluate: Annotated[
         bool, typer.Option("--eval/--no-eval", help="evaluate after training")
     ] = True,
@@ -118,55 +111,22 @@ def run(
     runs_dir: RunsDirOpt = None,
     data_root: RootOpt = None,
     progress: ProgressOpt = True,
-    status: pl.StatusOpt = False,
-    executor: pl.ExecutorOpt = None,
-    workers: pl.WorkersOpt = 2,
-    slurm_partition: pl.PartitionOpt = None,
-    gpus_per_job: pl.GpusOpt = 0,
-    cpus_per_job: pl.CpusOpt = 1,
-    time: pl.TimeOpt = 60,
-    slurm_array: pl.ArrayOpt = True,
-    submitit_cluster: pl.ClusterOpt = "slurm",
-    ray_address: pl.RayAddressOpt = "local",
-    executor_dir: pl.ExecutorDirOpt = None,
-    wait: pl.WaitOpt = True,
+    status: StatusOpt = False,
+    training: TrainOverrides = TrainOverrides(),
+    placing: tuple[str, Options] | None = None,
 ) -> None:
     """Train a defense (resuming an interrupted run), then evaluate it.
 
     With `--seeds`, one run per seed; `--executor local|slurm|ray` places each seed's
     training and evaluation as a job (as `bench experiment` does), `--status` shows them.
     """
-    placing = pl.options(
-        executor, workers, slurm_partition, gpus_per_job, cpus_per_job, time, slurm_array,
-        submitit_cluster, ray_address, executor_dir, wait,
-    )  # fmt: skip
-    nproc = parallel.check_nproc(nproc)
-    if placing is not None and nproc > 1:
-        raise ValueError(
-            "--nproc with --executor: a placed job trains in one process; use one or the other"
-        )
+    nproc, device = _check_processes(nproc, threads, oversubscribe, device, placing is not None)
     dataset = dataset or default_dataset(model)
     names, options = parse_attacks(attack_list, attack_param) if evaluate else ([], {})
-    device = provenance.check_device(device)
-    check_cores("--threads", threads, oversubscribe)
-    if device == "cpu":
-        check_cores("--nproc", nproc, oversubscribe)
-    overrides = {
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "lr": lr,
-        "momentum": momentum,
-        "weight_decay": weight_decay,
-        "milestones": parse_milestones(milestones),
-        "eps": eps,
-        "steps": train_steps,
-        "step_size": train_step_size,
-        "start": start,
-    }
     specs = [
         resolve(
             defense, model, dataset, preset, seed=s, train_subset=train_subset,
-            test_subset=test_subset, overrides=overrides,
+            test_subset=test_subset, overrides=training.as_dict(),
             defense_overrides=parse_params(param or []), precision=precision,
             monitor_subset=monitor_subset, val_subset=val_subset,
         )
@@ -189,6 +149,23 @@ def run(
         runs_dir=runs_dir, device=device, data_root=data_root, progress=progress,
     )  # fmt: skip
     parallel.train_in_group(work, db, nproc, device)
+
+
+def _check_processes(
+    nproc: int | None, threads: int | None, oversubscribe: bool, device: str | None, placed: bool
+) -> tuple[int, str]:
+    """The number of training processes and the device, checked against the executor and
+    this machine's usable cores."""
+    n = parallel.check_nproc(nproc)
+    if placed and n > 1:
+        raise ValueError(
+            "--nproc with --executor: a placed job trains in one process; use one or the other"
+        )
+    device = provenance.check_device(device)
+    check_cores("--threads", threads, oversubscribe)
+    if device == "cpu":
+        check_cores("--nproc", n, oversubscribe)
+    return n, device
 
 
 def _train_and_evaluate(
@@ -224,6 +201,7 @@ def _train_and_evaluate(
 
 @app.command("eval")
 @clean_errors
+@placing_options
 def eval_cmd(
     runs: Annotated[list[str] | None, typer.Argument(help="run names (bench ls runs)")] = None,
     all_runs: Annotated[bool, typer.Option("--all", help="every finished run")] = False,
@@ -236,7 +214,7 @@ def eval_cmd(
             help="best, last, best-val (comma-separated) [default: every checkpoint the run has]"
         ),
     ] = None,
-    test_subset: Annotated[int | None, typer.Option(min=1, help="first N test images")] = None,
+    test_subset: TestSubOpt = None,
     eps: Annotated[float | None, typer.Option(min=0.0, help="default: the run's eps")] = None,
     batch_size: BatchOpt = EVAL_BATCH,
     seed: int = 0,
@@ -244,28 +222,14 @@ def eval_cmd(
     db: DbOpt = None,
     data_root: RootOpt = None,
     progress: ProgressOpt = True,
-    status: pl.StatusOpt = False,
-    executor: pl.ExecutorOpt = None,
-    workers: pl.WorkersOpt = 2,
-    slurm_partition: pl.PartitionOpt = None,
-    gpus_per_job: pl.GpusOpt = 0,
-    cpus_per_job: pl.CpusOpt = 1,
-    time: pl.TimeOpt = 60,
-    slurm_array: pl.ArrayOpt = True,
-    submitit_cluster: pl.ClusterOpt = "slurm",
-    ray_address: pl.RayAddressOpt = "local",
-    executor_dir: pl.ExecutorDirOpt = None,
-    wait: pl.WaitOpt = True,
+    status: StatusOpt = False,
+    placing: tuple[str, Options] | None = None,
 ) -> None:
     """Attack stored checkpoints; evaluations already in the database are skipped.
 
     `--executor local|slurm|ray` places each run's evaluation as a job (the run's own test
     subset and eps, both checkpoints); `--status` shows them.
     """
-    placing = pl.options(
-        executor, workers, slurm_partition, gpus_per_job, cpus_per_job, time, slurm_array,
-        submitit_cluster, ray_address, executor_dir, wait,
-    )  # fmt: skip
     names, options = parse_attacks(attack_list, attack_param)
     tags = check_checkpoints(checkpoint)
     check_seed(seed)

@@ -6,8 +6,9 @@ from typing import Annotated
 
 import typer
 
-from bench.cli.common import (
-    DEFAULT_ATTACK_LIST,
+from bench.cli.common import DEFAULT_ATTACK_LIST, app, clean_errors, parse_attacks, print_evals
+from bench.cli.deferred import model_zoo, provenance, zoo_jobs
+from bench.cli.options import (
     AttackParamOpt,
     AttacksOpt,
     BatchOpt,
@@ -15,12 +16,7 @@ from bench.cli.common import (
     DeviceOpt,
     ProgressOpt,
     RootOpt,
-    app,
-    clean_errors,
-    parse_attacks,
-    print_evals,
 )
-from bench.cli.deferred import model_zoo, provenance, zoo_jobs
 from bench.core.constants import EVAL_BATCH, ZOO_TEST_SUBSET
 from bench.core.reference import ROBUSTBENCH, ROBUSTBENCH_SOURCE
 from bench.store import db as bdb

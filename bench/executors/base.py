@@ -1,4 +1,5 @@
-"""What every executor shares: its options, the interface, and the registry of engines.
+"""What every executor shares: the interface and the registry of engines (their options:
+bench/spec/placement.py).
 
 The engines are registered by reference (``Registry.add_lazy``): naming one imports its
 module, and its third-party engine (submitit, Ray) is imported only when it places work
@@ -9,61 +10,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from importlib.util import find_spec
-from pathlib import Path
 from typing import Protocol
 
 from sqlalchemy.engine import Engine
 
-from bench.core.home import home
 from bench.core.registry import Registry
 from bench.executors.work import Context
 from bench.spec.experiments import Job
+from bench.spec.placement import Options
 from bench.store.db import Placement
-
-SUBMITIT_CLUSTERS = ("slurm", "local")  # local: submitit's LocalExecutor, on this machine
-_ADDRESS = re.compile(r"^(auto|local|[\w.-]+:\d+|ray://[\w.-]+(:\d+)?)$")
-
-
-@dataclass(frozen=True)
-class Options:
-    """How to place jobs; each engine reads the options that concern it."""
-
-    workers: int = 2  # local: worker processes
-    partition: str | None = None  # slurm: --partition
-    gpus_per_job: int = 0  # slurm, ray
-    cpus_per_job: int = 1  # slurm, ray
-    time_min: int = 60  # slurm: the time limit of each job, minutes
-    array: bool = True  # slurm: one job array rather than one job each
-    cluster: str = "slurm"  # submitit: slurm, or local (its LocalExecutor, for tests)
-    ray_address: str = "local"  # ray: local (start one here), auto, host:port, ray://...
-    log_dir: Path | None = None  # default $BENCH_HOME/executors
-    wait: bool = True  # wait for the jobs, printing progress
-    poll: float = 2.0  # seconds between looks while waiting
-
-    def __post_init__(self) -> None:
-        for name, low in (("workers", 1), ("gpus_per_job", 0), ("cpus_per_job", 1),
-                          ("time_min", 1)):  # fmt: skip
-            if getattr(self, name) < low:
-                flag = "--time" if name == "time_min" else "--" + name.replace("_", "-")
-                raise ValueError(f"{flag} must be >= {low}, got {getattr(self, name)}")
-        if self.cluster not in SUBMITIT_CLUSTERS:
-            raise ValueError(
-                f"--submitit-cluster must be one of {', '.join(SUBMITIT_CLUSTERS)}, "
-                f"got {self.cluster!r}"
-            )
-        if not _ADDRESS.match(self.ray_address):
-            raise ValueError(
-                f"--ray-address must be auto, local, HOST:PORT or ray://HOST[:PORT], "
-                f"got {self.ray_address!r}"
-            )
-
-    def folder(self) -> Path:
-        """Where placed jobs' task files and logs go."""
-        return Path(self.log_dir) if self.log_dir is not None else home() / "executors"
 
 
 def require(module: str, executor: str) -> None:
