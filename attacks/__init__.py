@@ -22,6 +22,7 @@ from attacks.base import (
     add_preset,
     build,
     check_bounds,
+    is_transfer,
     register,
 )
 
@@ -39,5 +40,6 @@ __all__ = [
     "add_preset",
     "build",
     "check_bounds",
+    "is_transfer",
     "register",
 ]

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from attacks.base import Attack, AttackPreset, add_preset, register
+from bench.core.constants import Protocol
 from bench.core.lazy import torch
 
 if TYPE_CHECKING:
@@ -185,7 +186,7 @@ for _part, _label in zip(STANDARD_ORDER, ("APGD-CE", "APGD-T", "FAB-T", "Square"
             source="AutoAttack standard (pyautoattack 0.2.0 settings); on the points still "
             "robust after the earlier parts when evaluated through the database",
             kind="score-based" if _part == "square" else "white-box",
-            protocol="autoattack",
+            protocol=Protocol.AUTOATTACK,
         ),
     )
 add_preset(
@@ -196,6 +197,6 @@ add_preset(
         source="AutoAttack standard (Croce & Hein 2020; RobustBench): worst case over "
         "APGD-CE, APGD-T (9 targets), FAB-T (9 targets), Square (5000 queries)",
         kind="ensemble",
-        protocol="autoattack",
+        protocol=Protocol.AUTOATTACK,
     ),
 )

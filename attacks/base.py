@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+from bench.core.constants import Protocol
 from bench.core.lazy import torch
 from bench.core.registry import Registry
 
@@ -128,10 +129,8 @@ class AttackPreset:
     source: str = ""
     # white-box | score-based (queries outputs only) | ensemble | transfer (needs a surrogate)
     kind: str = "white-box"
-    # How bench evaluates it (bench/eval/protocols.py): "single" (one attack loop over the
-    # test points), "autoattack" (parts chained over the points still robust), "transfer"
-    # (crafted on a surrogate run), or "clean" (no attack).
-    protocol: str = "single"
+    # How bench evaluates it (bench/eval/protocols.py; bench/core/constants.py Protocol).
+    protocol: Protocol = Protocol.SINGLE
 
     def resolve(self, eps: float, **overrides: Any) -> dict[str, Any]:
         params: dict[str, Any] = {"eps": eps, **self.params}
@@ -149,7 +148,15 @@ def add_preset(name: str, preset: AttackPreset) -> None:
     PRESETS.add(name, preset)
 
 
-add_preset("clean", AttackPreset("none", label="Natural", source="no attack", protocol="clean"))
+add_preset(
+    "clean", AttackPreset("none", label="Natural", source="no attack", protocol=Protocol.CLEAN)
+)
+
+
+def is_transfer(name: str) -> bool:
+    """Whether the attack preset ``name`` is crafted on a surrogate (its protocol says so):
+    the one way a transfer attack is recognised."""
+    return name in PRESETS and PRESETS.get(name).protocol == Protocol.TRANSFER
 
 
 def build(name: str, **params: Any) -> Attack:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from attacks.base import PRESETS, Attack, AttackPreset, add_preset, build, register
 from attacks.pgd import FGSM  # noqa: F401  (the white-box presets must exist first)
+from bench.core.constants import Protocol
 
 if TYPE_CHECKING:
     from torch import Tensor, nn
@@ -69,6 +70,6 @@ for _base in TRANSFER_BASES:
             source="MART paper §4.2 / Table 3: crafted on a naturally trained surrogate "
             "(ResNet-50 for CIFAR-10, the defense's architecture for MNIST)",
             kind="transfer",
-            protocol="transfer",
+            protocol=Protocol.TRANSFER,
         ),
     )

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from bench.cli.common import app, clean_errors, existing_db
 from bench.cli.options import DbOpt
-from bench.core.constants import EXTERNAL, STATE_FILE
+from bench.core.constants import STATE_FILE, is_external
 from bench.report.runview import run_view
 from bench.store import db as bdb
 
@@ -40,7 +40,7 @@ def rm(
         if row is None:
             raise LookupError(f"no run named {run!r} in the database (see `bench ls runs`)")
         folder = Path(row.run_dir)
-        ours = row.spec.get("kind") != EXTERNAL and (
+        ours = not is_external(row.spec) and (
             (folder / STATE_FILE).exists() or any(folder.glob("*.safetensors"))
         )  # a model-zoo entry's folder holds the user's files: never deleted
         what = f"run {row.name} ({len(row.evaluations)} evaluations)"

@@ -30,8 +30,39 @@ ZOO_TEST_SUBSET = 1000
 
 # A run folder's resume state (weights, optimizer, counters; bench/train/loop.py).
 STATE_FILE = "state.pt"
-# Run.spec["kind"] of a model this harness did not train (a zoo entry, bench/jobs/zoo.py).
-EXTERNAL = "external"
+
+
+class RunKind(str, Enum):
+    """Whom a run's weights come from (``Run.spec["kind"]``; a trained run's spec has no
+    kind): trained here, or a model this harness did not train (a zoo entry,
+    bench/jobs/zoo.py)."""
+
+    TRAINED = "trained"
+    EXTERNAL = "external"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def is_external(spec: dict) -> bool:
+    """Whether a run's stored spec is of a model this harness did not train: the one way
+    an external run is recognised (the tables read it from the frames' ``external``)."""
+    return spec.get("kind") == RunKind.EXTERNAL
+
+
+class Protocol(str, Enum):
+    """How an attack preset becomes per-point results (``AttackPreset.protocol``,
+    bench/eval/protocols.py)."""
+
+    CLEAN = "clean"  # predictions on the unperturbed points
+    SINGLE = "single"  # one attack loop over the points
+    AUTOATTACK = "autoattack"  # the AutoAttack parts chained over the points still robust
+    TRANSFER = "transfer"  # adversarial examples crafted on a surrogate run
+
+    def __str__(self) -> str:  # the name a registry and a message show
+        return self.value
+
+
 # `bench regress`'s baseline: in the repository, beside the small checkpoints it names
 # (made by make_checkpoints.py there; bench/jobs/regress.py).
 REGRESS_BASELINE = (

@@ -16,11 +16,12 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from attacks.autoattack import STANDARD_ORDER
 from bench.store.db import Checkpoint, Evaluation, Run, find_run
 
 # AutoAttack may be stored as one evaluation or as its four parts (each on the points still
 # robust after the earlier ones): the AND of the parts is the ensemble's worst case.
-COMPOSITE = {"autoattack": ("apgd-ce", "apgd-t", "fab-t", "square")}
+COMPOSITE = {"autoattack": STANDARD_ORDER}
 
 Z95 = 1.959963984540054  # two-sided 95% normal quantile
 

@@ -20,21 +20,22 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import attacks
+from bench.core.constants import Protocol
 from bench.core.registry import Registry
 from bench.eval.context import EvalContext
 from bench.eval.loop import robust_points
 from bench.store.db import Evaluation
 
-Protocol = Callable[[EvalContext], Evaluation]
-PROTOCOLS: Registry[Protocol] = Registry("evaluation protocol")
+Evaluator = Callable[[EvalContext], Evaluation]
+PROTOCOLS: Registry[Evaluator] = Registry("evaluation protocol")
 
 
-def protocol(name: str) -> Callable[[Protocol], Protocol]:
+def protocol(name: Protocol) -> Callable[[Evaluator], Evaluator]:
     return PROTOCOLS.register(name)
 
 
-PROTOCOLS.add_lazy("autoattack", "bench.eval.autoattack:evaluate_autoattack")
-PROTOCOLS.add_lazy("transfer", "bench.eval.transfer:evaluate_transfer")
+PROTOCOLS.add_lazy(Protocol.AUTOATTACK, "bench.eval.autoattack:evaluate_autoattack")
+PROTOCOLS.add_lazy(Protocol.TRANSFER, "bench.eval.transfer:evaluate_transfer")
 
 
 def evaluate(ctx: EvalContext) -> Evaluation:
@@ -42,13 +43,13 @@ def evaluate(ctx: EvalContext) -> Evaluation:
     return PROTOCOLS.get(attacks.PRESETS.get(ctx.evspec.attack).protocol)(ctx)
 
 
-@protocol("clean")
+@protocol(Protocol.CLEAN)
 def evaluate_clean(ctx: EvalContext) -> Evaluation:
     params = {"preset": "clean", "eps": ctx.eps, "batch_size": ctx.evspec.batch_size}
     return _loop(ctx, None, params)
 
 
-@protocol("single")
+@protocol(Protocol.SINGLE)
 def evaluate_single(ctx: EvalContext) -> Evaluation:
     name = ctx.evspec.attack
     atk = attacks.build(name, eps=ctx.eps, **ctx.evspec.opts())

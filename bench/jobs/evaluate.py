@@ -27,7 +27,7 @@ from bench.core.constants import (
     CHECKPOINTS,
     DEFAULT_ATTACKS,
     EVAL_BATCH,
-    EXTERNAL,
+    is_external,
 )
 from bench.eval.audit import audit_runs
 from bench.eval.context import EvalContext
@@ -76,7 +76,7 @@ def eval_job(
         run = find_run(s, run_name)
         if run is None:
             raise LookupError(f"no run named {run_name!r} in the database (see `bench ls runs`)")
-        spec = None if run.spec.get("kind") == EXTERNAL else RunSpec.from_dict(run.spec)
+        spec = None if is_external(run.spec) else RunSpec.from_dict(run.spec)
         tags = asked or checkpoint_tags(run)
         n_req = test_subset if test_subset is not None or spec is None else spec.test_subset
         run_eps = float(run.spec["eps"]) if eps is None else eps

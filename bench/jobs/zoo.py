@@ -25,8 +25,8 @@ from bench.core import provenance
 from bench.core.constants import (
     DEFAULT_ATTACKS,
     EVAL_BATCH,
-    EXTERNAL,
     ZOO_TEST_SUBSET,
+    RunKind,
     RunStatus,
     Tag,
 )
@@ -55,7 +55,7 @@ def get_or_create_zoo_run(
 ) -> Run:
     digest = sha256(file)
     spec = {
-        "kind": EXTERNAL,
+        "kind": RunKind.EXTERNAL.value,
         "source": "RobustBench model zoo (robustbench 1.1.1 load_model)",
         "zoo_name": name,
         "threat_model": THREAT_MODEL,
@@ -119,7 +119,7 @@ def zoo_eval(
     zoo_registry().get(name)
     names = list(attack_names)
     for a in names:
-        if attacks.PRESETS.get(a).protocol == "transfer":
+        if attacks.is_transfer(a):
             raise ValueError(f"{a}: transfer attacks need a surrogate run; not for zoo models")
     if dataset is None:
         try:

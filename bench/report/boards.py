@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+import attacks
 from bench.eval.checks import FLAG
 from bench.eval.perpoint import COMPOSITE, current_evaluations, masks_by_n
 from bench.report.frames import (
@@ -38,7 +39,7 @@ EXTRA = ["preset", "epochs", "train_subset", "attack_params", "checkpoint_sha256
 
 def transfer_attacks(sub: pd.DataFrame) -> list[str]:
     """The stored transfer attacks of one checkpoint, in a stable order."""
-    return sorted(a for a in set(sub["attack"]) if str(a).startswith("transfer-"))
+    return sorted(a for a in set(sub["attack"]) if attacks.is_transfer(str(a)))
 
 
 def leaderboard_frame(engine: Engine, runs: list[str] | None = None) -> pd.DataFrame:

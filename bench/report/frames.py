@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from bench.core.constants import DEFAULT_ATTACKS, TABLE4_ATTACKS
+from bench.core.constants import DEFAULT_ATTACKS, TABLE4_ATTACKS, is_external
 from bench.core.reference import FAMILY, ROBUSTBENCH, paper_number, table5_value
 from bench.eval.checks import FLAG
 from bench.eval.perpoint import wilson_interval, worst_case
@@ -50,10 +50,14 @@ COLUMNS = [
     "diff",
     "audit_flags",
     "preset",
+    "external",  # INTERNAL: not exported
 ]
 # A paper table never mixes what is not comparable: one block per data set, threat model
 # (eps; every attack here is L-inf), model and training preset.
 GROUP = ["dataset", "eps", "model", "preset"]
+# Columns the frames keep for the renderers, left out of CSV/JSON exports: whether a row's
+# model is external (RobustBench; not trained here).
+INTERNAL = ("external",)
 
 
 TABLE5_ATTACKS = ("clean", "pgd20")
@@ -105,6 +109,7 @@ def evaluations_frame(engine: Engine, runs: list[str] | None = None) -> pd.DataF
                 "accuracy": 100.0 * e.accuracy,
                 "seconds": e.seconds,
                 "schedule": schedule_note(r.spec),
+                "external": is_external(r.spec),
             }
             for e, r, c in rows
         ]
@@ -214,6 +219,7 @@ def paper_cell(table: int, sub: pd.DataFrame, atk: str, flagged: str) -> dict:
         "ci_high": float("nan"),
         "audit_flags": flagged,
         "preset": first["preset"],
+        "external": bool(first["external"]),
     }
     if atk in by_attack.index:
         e = by_attack.loc[atk]
@@ -228,7 +234,7 @@ def paper_cell(table: int, sub: pd.DataFrame, atk: str, flagged: str) -> dict:
     model, dataset, defense = str(first["model"]), str(first["dataset"]), str(first["defense"])
     preset = str(first["preset"])
     paper = paper_number(table, dataset, defense, atk, str(tag), eps, model, preset)
-    if paper is None and defense == "zoo" and tag == "best":
+    if paper is None and first["external"] and tag == "best":
         paper = ROBUSTBENCH.get(model, {}).get(atk)
     rec["paper"] = float("nan") if paper is None else paper
     rec["diff"] = rec["accuracy"] - rec["paper"]

@@ -77,8 +77,8 @@ def eval_notes(evs: pd.DataFrame) -> list[str]:
     """Provenance under the table: data, runs (or zoo sources), attack settings."""
     if evs.empty:
         return []
-    external = evs[evs["defense"] == "zoo"]
-    notes = run_notes(evs[evs["defense"] != "zoo"]) if len(external) < len(evs) else []
+    external = evs[evs["external"]]
+    notes = run_notes(evs[~evs["external"]]) if len(external) < len(evs) else []
     for run, r in external.groupby("run", sort=True):
         first = r.iloc[0]
         notes.append(

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from bench.eval.health import from_metrics
-from bench.report.frames import paper_frame
+from bench.report.frames import INTERNAL, paper_frame
 from bench.store.db import Checkpoint, Evaluation, Run
 
 RANK_ATTACK = "pgd20"
@@ -29,7 +29,7 @@ CLAIMS = (("mart", "trades"), ("mart", "standard"))  # the paper's headline comp
 
 def bundle(engine: Engine, runs: list[str] | None = None, note: str = "") -> dict[str, Any]:
     """Cells, runs (spec, provenance, hashes, evaluations with masks) and the ranking."""
-    cells = paper_frame(engine, 2, runs, autoattack=True)
+    cells = paper_frame(engine, 2, runs, autoattack=True).drop(columns=list(INTERNAL))
     cells = cells.astype(object).where(pd.notna(cells), None)
     records = cells.to_dict(orient="records")
     return {

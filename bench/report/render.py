@@ -25,6 +25,7 @@ from bench.core.reference import (
 )
 from bench.report.frames import (
     GROUP,
+    INTERNAL,
     TABLE5_ATTACKS,
     TABLE5_ORDER,
     TITLES,
@@ -57,13 +58,16 @@ def check_format(fmt: str) -> str:
 
 
 def export(frame: pd.DataFrame, fmt: str) -> str:
-    """A frame as CSV or JSON records, full precision."""
+    """A frame as CSV or JSON records, full precision (the frames' own bookkeeping
+    columns left out)."""
+    frame = frame.drop(columns=list(INTERNAL), errors="ignore")
     return frame.to_csv(index=False) if fmt == "csv" else frame.to_json(orient="records", indent=2)
 
 
-def display_name(defense: str, model: str = "") -> str:
-    """How a table names a row: the defense's own ``display_name``."""
-    if defense == "zoo":
+def display_name(defense: str, model: str = "", external: bool = False) -> str:
+    """How a table names a row: the defense's own ``display_name``; an external model by
+    its name."""
+    if external:
         return f"{model} (RobustBench)"
     return defenses.DEFENSES.get(defense).title() if defense in defenses.DEFENSES else defense
 
@@ -97,9 +101,9 @@ def _paper(r: pd.Series | None) -> str:
     return f" ({fmt_num(r['paper'])}{diff})"
 
 
-def _row_name(defense: str, model: str, run: str, dup: bool) -> str:
-    name = display_name(defense, model)
-    return f"{name} ({run})" if dup and defense != "zoo" else name
+def _row_name(first: pd.Series, run: str, dup: bool) -> str:
+    name = display_name(first["defense"], first["model"], first["external"])
+    return f"{name} ({run})" if dup and not first["external"] else name
 
 
 def _markdown(frame: pd.DataFrame, engine: Engine, table: int, ci: bool = False) -> str:
@@ -121,7 +125,7 @@ def _markdown(frame: pd.DataFrame, engine: Engine, table: int, ci: bool = False)
         evs = evaluations_frame(engine, runs)
         evs = evs[evs["attack"].isin(attack_order)]
         why = not_the_papers(table, str(dataset), str(model), str(preset))
-        if why and sub.iloc[0]["defense"] != "zoo":  # zoo entries: RobustBench's numbers
+        if why and not sub.iloc[0]["external"]:  # zoo entries: RobustBench's numbers
             title += f" — no paper numbers: {why}"
         lines = [title, "", pd.DataFrame(rows).to_markdown(index=False), "", *eval_notes(evs)]
         lines += [f"- `{r}` trained in {t}" for r, t in sorted(runtimes(engine, runs).items())]
@@ -154,7 +158,7 @@ def _table_rows(
         r = sub[sub["group"] == group]
         first = r.iloc[0]
         seeds, label = first["seeds"], group.split("|")[0]
-        row = {"Defense": _row_name(first["defense"], first["model"], label, dup)}
+        row = {"Defense": _row_name(first, label, dup)}
         row["Seeds"] = f"n={len(seeds)} ({','.join(map(str, seeds))})"
         for atk in attack_order:
             cells = {t: g.iloc[0] for t, g in r[r["attack"] == atk].groupby("checkpoint")}
@@ -191,10 +195,8 @@ def render_paper(
 
 def render_long(df: pd.DataFrame, fmt: str = "markdown") -> str:
     """Every evaluation, one per line, for export (csv/json keep full precision)."""
-    if fmt == "csv":
-        return df.to_csv(index=False)
-    if fmt == "json":
-        return df.to_json(orient="records", indent=2)
+    if fmt in ("csv", "json"):
+        return export(df, fmt)
     if df.empty:
         return "No evaluations in the database yet."
     cols = ["run", "checkpoint", "checkpoint_epoch", "attack", "n", "accuracy", "seconds"]

@@ -15,13 +15,13 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import attacks
-from bench.core.constants import ALL_CHECKPOINTS, EVAL_BATCH
+from bench.core.constants import ALL_CHECKPOINTS, EVAL_BATCH, Protocol
 
 # Options are the attack class's own settings (e.g. ``pgd20.steps=50``, ``autoattack.n_iter=10``)
 # plus what a protocol adds: which AutoAttack parts to chain, and the transfer surrogate.
-PROTOCOL_OPTIONS: dict[str, tuple[str, ...]] = {
-    "autoattack": ("parts",),
-    "transfer": ("surrogate_model", "surrogate_epochs", "surrogate_checkpoint"),
+PROTOCOL_OPTIONS: dict[Protocol, tuple[str, ...]] = {
+    Protocol.AUTOATTACK: ("parts",),
+    Protocol.TRANSFER: ("surrogate_model", "surrogate_epochs", "surrogate_checkpoint"),
 }
 FIXED = ("eps", "part", "base")  # set by the preset itself, never an option
 
@@ -84,14 +84,14 @@ def check_options(name: str, preset: attacks.AttackPreset, options: dict[str, An
     if not options:
         return
     valid = set(PROTOCOL_OPTIONS.get(preset.protocol, ()))
-    if preset.protocol in ("single", "autoattack"):
+    if preset.protocol in (Protocol.SINGLE, Protocol.AUTOATTACK):
         cls = attacks.ATTACKS.get(preset.attack)
         valid |= set(cls.__dataclass_fields__) - set(FIXED)
     bad = sorted(set(options) - valid)
     if bad:
         takes = ", ".join(sorted(valid)) or "no options"
         raise ValueError(f"attack {name!r} has no option {', '.join(bad)}; it takes: {takes}")
-    if preset.protocol in ("single", "autoattack"):
+    if preset.protocol in (Protocol.SINGLE, Protocol.AUTOATTACK):
         fields = attacks.ATTACKS.get(preset.attack).__dataclass_fields__
         for key, value in options.items():
             if key in fields:

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from torch import nn
 
-from bench.core.constants import EXTERNAL
+from bench.core.constants import is_external
 from bench.models.zoo import load_zoo_weights
 from bench.spec.run import RunSpec, build_for_spec
 from bench.store import db as bdb
@@ -27,7 +27,7 @@ from bench.store.db import Checkpoint, Run
 def checkpoint_model(run: Run, ckpt: Checkpoint) -> nn.Module:
     """The module of a stored checkpoint, in eval mode, on the CPU (file hash checked)."""
     path = verified(Path(ckpt.path), ckpt.sha256, f"checkpoint of run {run.name}")
-    if run.spec.get("kind") == EXTERNAL:
+    if is_external(run.spec):
         return load_zoo_weights(run.model, path)
     return load_weights(build_for_spec(RunSpec.from_dict(run.spec)), path).eval()
 

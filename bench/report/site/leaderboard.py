@@ -135,12 +135,12 @@ def _board_table(g: pd.DataFrame, sub: pd.DataFrame, flags: Flags, tag: str) -> 
 
 def _defense_cell(first: pd.Series, label: str, members: list) -> Cell:
     """The defense's name, its training setting, and links to its runs' pages."""
-    name = display_name(str(first["defense"]), str(first["model"]))
+    name = display_name(str(first["defense"]), str(first["model"]), bool(first["external"]))
     setting = (
         f"{first['model']} · {first['preset']} · {count(first['epochs'], 'epoch')} · "
         f"{count(first['train_subset'], 'training image')}"
     )
-    if first["defense"] == "zoo":
+    if first["external"]:
         setting = "RobustBench model-zoo entry (published weights)"
     if len(members) == 1:
         run = str(members[0][0])

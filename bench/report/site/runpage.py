@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from bench.core.constants import CHECKPOINTS
+from bench.core.constants import CHECKPOINTS, is_external
 from bench.data import DATASETS
 from bench.eval.checks import FLAG
 from bench.eval.health import EpochAcc, assess
@@ -75,7 +75,10 @@ def _facts(d: RunData) -> str:
     r = d.rec
     spec = r["spec"]
     rows = [
-        ("Defense", f"{display_name(r['defense'], r['model'])} ({r['defense']})"),
+        (
+            "Defense",
+            f"{display_name(r['defense'], r['model'], is_external(spec))} ({r['defense']})",
+        ),
         ("Model", r["model"]),
         ("Preset", r["preset"]),
         ("eps", f"{spec.get('eps', float('nan')):.4g}"),
