@@ -9,7 +9,7 @@ from conftest import requires_mnist
 from typer.testing import CliRunner
 
 from bench.cli import app
-from bench.cli.run import _left
+from bench.report.text import time_left
 from bench.spec.run import resolve
 from bench.train.estimate import estimate_line
 
@@ -34,8 +34,27 @@ def test_the_estimate_names_the_whole_job_and_a_gpu_sized_one() -> None:
 
 
 def test_the_demo_says_how_long_is_left() -> None:
-    assert _left(0.0, 0, 9) == ""
-    assert "min left" in _left(0.0, 1, 9)
+    assert time_left(0.0, 0, 9) == ""
+    assert "min left" in time_left(0.0, 1, 9)
+    assert time_left(0.0, 9, 9) == ""
+
+
+@requires_mnist
+def test_the_demo_runs_two_at_a_time_in_bf16_and_one_by_one(tmp_path: Path) -> None:
+    """Two worker processes (the default on 2+ cores) and bf16 where it is fast; then the
+    same demo one run at a time finds every run done and says which it is on."""
+    env = {"BENCH_HOME": str(tmp_path)}
+    tiny = ["--train-subset", "200", "--test-subset", "40", "--epochs", "1", "--seeds", "0"]
+    res = runner.invoke(app, ["demo", *tiny, "--workers", "2", "--precision", "bf16"], env=env)
+    assert res.exit_code == 0, res.output
+    assert "demo: 3 runs (bf16 training), 2 at a time on cpu" in res.output
+    assert "[local] 3/3 job(s) done" in res.output
+    for defense in ("Standard", "TRADES", "MART"):
+        assert f"| {defense}" in res.output
+    assert "-e1-bf16-s0-" in res.output  # the precision is part of each run's spec and name
+    again = runner.invoke(app, ["demo", *tiny, "--workers", "1", "--precision", "bf16"], env=env)
+    assert again.exit_code == 0, again.output
+    assert "== run 3 of 3: mnist-smallcnn-mart-demo-mnist-n200-e1-bf16-s0-" in again.output
 
 
 @requires_mnist

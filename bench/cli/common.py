@@ -248,5 +248,7 @@ def print_evals(evs: list[bdb.Evaluation], tags: list[str] | None = None) -> Non
 def _tags(evs: list[bdb.Evaluation], tags: list[str]) -> list[str]:
     """The tag each row was asked for: eval_job returns rows tag by tag, attacks in order."""
     per = len(evs) // max(len(tags), 1)
-    return [tags[i // per] if per and len(evs) == per * len(tags) else e.checkpoint
-            for i, e in enumerate(evs)]  # fmt: skip
+    return [
+        tags[i // per] if per and len(evs) == per * len(tags) else e.checkpoint
+        for i, e in enumerate(evs)
+    ]

@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # what the names stand for (the layers contract sees these im
     from bench.models import zoo as model_zoo
     from bench.train import distributed as train_distributed
     from bench.train import loop as train_loop
+    from bench.train import precision as train_precision
     from bench.train import runtime as train_runtime
 else:
     executors = LazyModule("bench.executors")  # placing jobs on local workers, SLURM, Ray
@@ -41,6 +42,7 @@ else:
     train_runtime = LazyModule("bench.train.runtime")  # Runtime: memory format, threads
     train_distributed = LazyModule("bench.train.distributed")  # --nproc: the process group
     train_loop = LazyModule("bench.train.loop")  # follow: what ranks 1.. of a group run
+    train_precision = LazyModule("bench.train.precision")  # auto: bf16 where it is fast
 
 __all__ = [
     "audit",
@@ -53,6 +55,7 @@ __all__ = [
     "regress_train_jobs",
     "train_distributed",
     "train_loop",
+    "train_precision",
     "train_runtime",
     "zoo_jobs",
 ]

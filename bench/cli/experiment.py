@@ -129,9 +129,20 @@ def experiment(
     of running them here; `--status` shows their progress and where they were placed.
     """
     ov = _overrides(
-        model, dataset, preset, epochs, batch_size, lr, train_steps,
-        train_subset, test_subset, monitor_subset, seed, unlabelled, only,
-    )  # fmt: skip
+        model,
+        dataset,
+        preset,
+        epochs,
+        batch_size,
+        lr,
+        train_steps,
+        train_subset,
+        test_subset,
+        monitor_subset,
+        seed,
+        unlabelled,
+        only,
+    )
     ov = dataclasses.replace(
         ov, seeds=tuple(parse_seeds(seeds, seed)), precision=precision, val_subset=val_subset
     )
@@ -150,9 +161,15 @@ def experiment(
     device = provenance.check_device(device)
     if placing is not None:
         pl.run_jobs(
-            engine, job_list, placing, runs_dir=runs_dir, data_root=data_root, device=device,
-            runtime=train_runtime.Runtime(threads=threads), progress=progress,
-        )  # fmt: skip
+            engine,
+            job_list,
+            placing,
+            runs_dir=runs_dir,
+            data_root=data_root,
+            device=device,
+            runtime=train_runtime.Runtime(threads=threads),
+            progress=progress,
+        )
         if placing[1].wait:
             _render(engine, name, job_list, plot_dir)
         return
@@ -243,9 +260,20 @@ def plot(
         raise ValueError(f"{name} takes no run names (only `bench plot curves RUN...` does)")
     out = out or home() / "plots"
     ov = _overrides(
-        model, dataset, preset, epochs, batch_size, lr, train_steps,
-        train_subset, test_subset, monitor_subset, seed, None, only,
-    )  # fmt: skip
+        model,
+        dataset,
+        preset,
+        epochs,
+        batch_size,
+        lr,
+        train_steps,
+        train_subset,
+        test_subset,
+        monitor_subset,
+        seed,
+        None,
+        only,
+    )
     ov = dataclasses.replace(ov, seeds=tuple(parse_seeds(seeds, seed)), precision=precision)
     job_list = bexp.expand(name, ov, data_root)
     missing = plots.missing_runs(engine, [j.spec.name for j in job_list if j.role == "run"])

@@ -39,9 +39,13 @@ def run_jobs(
     job is. A failed or unfinished job: its first error, exit code 1."""
     name, opts = placing
     ctx = executors.context(
-        engine, runs_dir=runs_dir, data_root=data_root, device=device, runtime=runtime,
+        engine,
+        runs_dir=runs_dir,
+        data_root=data_root,
+        device=device,
+        runtime=runtime,
         progress=progress,
-    )  # fmt: skip
+    )
 
     def say(text: str) -> None:
         typer.echo(f"[{name}] {text}", err=True)

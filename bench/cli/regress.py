@@ -51,12 +51,16 @@ def _attacks(update: bool, baseline: Path, data_root: str | None) -> int:
     typer.echo("|---|---|---|---|---|---|")
     for d in deltas:
         flips = ", ".join(map(str, d.flipped[:20])) + (" ..." if len(d.flipped) > 20 else "")
-        typer.echo(f"| {d.checkpoint} | {d.attack} | {d.n} | {d.before} | {d.after} | "
-                   f"{len(d.flipped)}{': ' + flips if flips else ''} |")  # fmt: skip
+        typer.echo(
+            f"| {d.checkpoint} | {d.attack} | {d.n} | {d.before} | {d.after} | "
+            f"{len(d.flipped)}{': ' + flips if flips else ''} |"
+        )
     bad = [d for d in deltas if not d.ok]
     secs = time.perf_counter() - t0
-    typer.echo(f"attacks: {len(deltas)} checks, {len(bad)} regressions (tolerance "
-               f"{reg.TOLERANCE} points each); {secs:.1f} s, load {load:.2f}")  # fmt: skip
+    typer.echo(
+        f"attacks: {len(deltas)} checks, {len(bad)} regressions (tolerance "
+        f"{reg.TOLERANCE} points each); {secs:.1f} s, load {load:.2f}"
+    )
     if update:
         typer.echo(f"baseline rewritten: {baseline}")
     return len(bad)
@@ -69,12 +73,15 @@ def _training(update: bool, baseline: Path, data_root: str | None) -> int:
     typer.echo("|---|---|---|---|---|---|---|")
     for c in cells:
         mark = "ok" if c.ok else "REGRESSION"
-        typer.echo(f"| {c.defense} | {c.metric} | {c.baseline:.4f} | {c.now:.4f} "
-                   f"| {c.now - c.baseline:+.4f} | {c.tolerance:.4f} | {mark} |")  # fmt: skip
+        typer.echo(
+            f"| {c.defense} | {c.metric} | {c.baseline:.4f} | {c.now:.4f} "
+            f"| {c.now - c.baseline:+.4f} | {c.tolerance:.4f} | {mark} |"
+        )
     bad = [c for c in cells if not c.ok]
     secs = time.perf_counter() - t0
-    typer.echo(f"training: {len(cells)} checks, {len(bad)} regressions; {secs:.1f} s, "
-               f"load {load:.2f}")  # fmt: skip
+    typer.echo(
+        f"training: {len(cells)} checks, {len(bad)} regressions; {secs:.1f} s, load {load:.2f}"
+    )
     if update:
         typer.echo(f"baseline rewritten: {baseline}")
     return len(bad)

@@ -59,8 +59,11 @@ def table(
     empty = "".join(text.split()) == "[]" or (fmt == "csv" and len(text.strip().splitlines()) <= 1)
     if empty:  # an export with no rows still says what would fill it, on stderr
         what = f"Table {number}" if paper else "the database"
-        typer.echo(f"note: no evaluations in {what} yet; see `bench table --paper "
-                   f"--table {number}` for the command that fills it", err=True)  # fmt: skip
+        typer.echo(
+            f"note: no evaluations in {what} yet; see `bench table --paper "
+            f"--table {number}` for the command that fills it",
+            err=True,
+        )
     write_output(text, output)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
@@ -51,22 +50,11 @@ from bench.cli.options import (
     ValOpt,
 )
 from bench.core.constants import EVAL_BATCH, RunStatus
-from bench.report.render import render_paper
 from bench.spec.auxiliary import attach_unlabelled
 from bench.spec.overrides import TrainOverrides
 from bench.spec.placement import Options
 from bench.spec.run import RunSpec, resolve
 from bench.store import db as bdb
-
-DEMO_DEFENSES = ("standard", "trades", "mart")
-
-
-def _left(started: float, done: int, total: int) -> str:
-    """``, about N min left`` from the mean wall time of the runs done so far."""
-    if not done:
-        return ""
-    per = (time.monotonic() - started) / done
-    return f" (about {per * (total - done) / 60:.0f} min left)"
 
 
 def default_dataset(model: str) -> str:
@@ -125,13 +113,21 @@ def run(
     names, options = parse_attacks(attack_list, attack_param) if evaluate else ([], {})
     specs = [
         resolve(
-            defense, model, dataset, preset, seed=s, train_subset=train_subset,
-            test_subset=test_subset, overrides=training.as_dict(),
-            defense_overrides=parse_params(param or []), precision=precision,
-            monitor_subset=monitor_subset, val_subset=val_subset,
+            defense,
+            model,
+            dataset,
+            preset,
+            seed=s,
+            train_subset=train_subset,
+            test_subset=test_subset,
+            overrides=training.as_dict(),
+            defense_overrides=parse_params(param or []),
+            precision=precision,
+            monitor_subset=monitor_subset,
+            val_subset=val_subset,
         )
         for s in parse_seeds(seeds, seed)
-    ]  # fmt: skip
+    ]
     if unlabelled is not None:  # pseudo-labelled by a natural run, trained when missing
         specs = [attach_unlabelled(spec, unlabelled, data_root) for spec in specs]
     runtime = train_runtime.Runtime(
@@ -139,15 +135,27 @@ def run(
     )
     if placing is not None or status:  # the seeds' jobs on an executor, or where they are
         pl.place_or_status(
-            bdb.connect(db), pl.grid_jobs(specs, names, options, skip_wrong), placing, status,
-            runs_dir=runs_dir, data_root=data_root, device=device, runtime=runtime,
+            bdb.connect(db),
+            pl.grid_jobs(specs, names, options, skip_wrong),
+            placing,
+            status,
+            runs_dir=runs_dir,
+            data_root=data_root,
+            device=device,
+            runtime=runtime,
             progress=progress,
-        )  # fmt: skip
+        )
         return
     work = partial(
-        _train_and_evaluate, specs=specs, runtime=runtime, attacks_=(names, options, skip_wrong),
-        runs_dir=runs_dir, device=device, data_root=data_root, progress=progress,
-    )  # fmt: skip
+        _train_and_evaluate,
+        specs=specs,
+        runtime=runtime,
+        attacks_=(names, options, skip_wrong),
+        runs_dir=runs_dir,
+        device=device,
+        data_root=data_root,
+        progress=progress,
+    )
     parallel.train_in_group(work, db, nproc, device)
 
 
@@ -185,16 +193,27 @@ def _train_and_evaluate(
     for spec in specs:
         typer.echo(f"run {spec.name} on {device}", err=True)
         run_row, trained = jobs.train_job(
-            engine, spec, runs_dir=runs_dir, device=device, data_root=data_root,
-            progress=progress, runtime=runtime,
-        )  # fmt: skip
+            engine,
+            spec,
+            runs_dir=runs_dir,
+            device=device,
+            data_root=data_root,
+            progress=progress,
+            runtime=runtime,
+        )
         if not trained:
             typer.echo(f"already trained: {run_row.name} (in {engine.url.database})", err=True)
         if names:
             evs = jobs.eval_job(
-                engine, spec.name, attack_names=names, device=device, data_root=data_root,
-                progress=progress, attack_options=options, skip_wrong=skip_wrong,
-            )  # fmt: skip
+                engine,
+                spec.name,
+                attack_names=names,
+                device=device,
+                data_root=data_root,
+                progress=progress,
+                attack_options=options,
+                skip_wrong=skip_wrong,
+            )
             typer.echo(spec.name)
             print_evals(evs, jobs.run_checkpoint_tags(engine, spec.name))
 
@@ -244,9 +263,16 @@ def eval_cmd(
         pl.check_eval_defaults(tags, test_subset, eps, batch_size, seed)
         grid = pl.eval_jobs(engine, targets, names, options, skip_wrong)
         pl.place_or_status(
-            engine, grid, placing, status, runs_dir=None, data_root=data_root, device=device,
-            runtime=None, progress=progress,
-        )  # fmt: skip
+            engine,
+            grid,
+            placing,
+            status,
+            runs_dir=None,
+            data_root=data_root,
+            device=device,
+            runtime=None,
+            progress=progress,
+        )
         return
     for name in targets:
         evs = jobs.eval_job(
@@ -266,49 +292,3 @@ def eval_cmd(
         )
         typer.echo(name)
         print_evals(evs, tags or jobs.run_checkpoint_tags(engine, name))
-
-
-@app.command()
-@clean_errors
-def demo(
-    train_subset: Annotated[int, typer.Option(min=1)] = 4000,
-    test_subset: Annotated[int, typer.Option(min=1)] = 500,
-    epochs: Annotated[int | None, typer.Option(min=1, help="default: the preset's")] = None,
-    preset: Annotated[str, typer.Option(help="training preset")] = "demo-mnist",
-    seeds: Annotated[
-        str, typer.Option(help="comma-separated seeds: the table shows mean ± sd")
-    ] = "0,1,2",
-    db: DbOpt = None,
-    device: DeviceOpt = None,
-    data_root: RootOpt = None,
-    progress: ProgressOpt = True,
-) -> None:
-    """A real run: Standard, TRADES and MART on an MNIST subset, then Table 2.
-
-    Seeds 0, 1 and 2 by default: the table shows mean ± sd (README: how far each cell moves
-    between seeds). The default preset `demo-mnist` uses eps 0.1 so that CPU training learns
-    something; the table then omits the paper's eps-0.3 numbers. Use
-    `--preset paper-4.2-mnist --epochs 50` (and a GPU) for the paper's setting.
-    """
-    device = provenance.check_device(device)
-    engine = bdb.connect(db)
-    names = []
-    todo = [(d, s) for s in parse_seeds(seeds, 0) for d in DEMO_DEFENSES]
-    started = time.monotonic()
-    for k, (defense, seed) in enumerate(todo):
-        spec = resolve(
-            defense,
-            "smallcnn",
-            "mnist",
-            preset,
-            seed=seed,
-            train_subset=train_subset,
-            test_subset=test_subset,
-            overrides={"epochs": epochs},
-        )
-        left = _left(started, k, len(todo))
-        typer.echo(f"== run {k + 1} of {len(todo)}: {spec.name}{left}", err=True)
-        names.append(spec.name)
-        jobs.train_job(engine, spec, device=device, data_root=data_root, progress=progress)
-        jobs.eval_job(engine, spec.name, device=device, data_root=data_root, progress=progress)
-    typer.echo(render_paper(engine, 2, runs=names))

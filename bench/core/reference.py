@@ -78,8 +78,16 @@ for _d, (_mn, _cf) in _T3.items():
     TABLE3[("MNIST", _d)] = dict(zip(_T3_COLS, _mn, strict=True))
     TABLE3[("CIFAR-10", _d)] = dict(zip(_T3_COLS, _cf, strict=True))
 
-_T4_COLS = (("clean", "best"), ("fgsm", "best"), ("pgd20", "best"), ("pgd20", "last"),
-            ("pgd100", "best"), ("pgd100", "last"), ("cw20", "best"), ("cw20", "last"))  # fmt: skip
+_T4_COLS = (
+    ("clean", "best"),
+    ("fgsm", "best"),
+    ("pgd20", "best"),
+    ("pgd20", "last"),
+    ("pgd100", "best"),
+    ("pgd100", "last"),
+    ("cw20", "best"),
+    ("cw20", "last"),
+)
 _T4 = {
     "standard": (87.30, 56.10, 52.68, 49.31, 51.55, 49.03, 50.73, 48.47),
     "dynamic": (84.51, 63.53, 55.03, 51.70, 54.12, 50.07, 51.34, 49.27),
@@ -110,9 +118,15 @@ def not_the_papers(table: int, dataset: str, model: str, preset: str | None) -> 
 
 
 def paper_number(
-    table: int, dataset: str, defense: str, attack: str, checkpoint: str = "best",
-    eps: float | None = None, model: str | None = None, preset: str | None = None,
-) -> float | None:  # fmt: skip
+    table: int,
+    dataset: str,
+    defense: str,
+    attack: str,
+    checkpoint: str = "best",
+    eps: float | None = None,
+    model: str | None = None,
+    preset: str | None = None,
+) -> float | None:
     """The paper's number in Table 2, 3 or 4 for one cell, or None where it has none.
 
     None too where our eps is not the paper's, and, for Table 4, where our model is not

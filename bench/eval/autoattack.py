@@ -29,18 +29,6 @@ from bench.eval.loop import robust_points
 from bench.store.db import Evaluation
 
 
-class _LazyModel:
-    """Loads the checkpoint only if some part actually has to run."""
-
-    def __init__(self, ctx: EvalContext) -> None:
-        self.ctx, self.model = ctx, None
-
-    def __call__(self) -> nn.Module:
-        if self.model is None:
-            self.model = self.ctx.load_model()
-        return self.model
-
-
 def chain(ctx: EvalContext) -> tuple[str, ...]:
     """The parts, in AutoAttack's order: all four, or those named by the ``parts`` option."""
     wanted = ctx.evspec.opts().get("parts")
@@ -91,7 +79,6 @@ def evaluate_autoattack(ctx: EvalContext) -> Evaluation:
         if name not in parts:
             parts = (*parts, name)
         todo = parts[: parts.index(name) + 1]
-    model = _LazyModel(ctx)
     clean: np.ndarray | None = None
     clean_seconds = 0.0
     rows: list[Evaluation] = []
@@ -102,14 +89,14 @@ def evaluate_autoattack(ctx: EvalContext) -> Evaluation:
             if rows:
                 before = rows[-1].robust()
             else:
-                clean, clean_seconds = clean_mask(ctx, model())
+                clean, clean_seconds = clean_mask(ctx, ctx.load_model())
                 before = clean
-            row = _attack_part(ctx, model, part, params, before)
+            row = _attack_part(ctx, part, params, before)
         rows.append(row)
     if name != "autoattack":
         return rows[-1]
     if clean is None:
-        clean, clean_seconds = clean_mask(ctx, model())
+        clean, clean_seconds = clean_mask(ctx, ctx.load_model())
     worst = clean.copy()
     for row in rows:
         worst &= row.robust()
@@ -123,13 +110,13 @@ def evaluate_autoattack(ctx: EvalContext) -> Evaluation:
 
 
 def _attack_part(
-    ctx: EvalContext, model: _LazyModel, part: str, params: dict[str, Any], before: np.ndarray
+    ctx: EvalContext, part: str, params: dict[str, Any], before: np.ndarray
 ) -> Evaluation:
     """Attack the points still robust ``before``; the stored mask covers all n points."""
     idx = torch.as_tensor(np.flatnonzero(before), dtype=torch.long)
     atk = attacks.build(part, eps=ctx.eps, **_settings(ctx))
     res = robust_points(
-        model(),
+        ctx.load_model(),  # loaded once, the first time a part has to run
         ctx.x[idx],
         ctx.y[idx],
         atk,

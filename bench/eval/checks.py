@@ -59,10 +59,13 @@ def _robust_le_clean(masks: dict[str, np.ndarray], c: dict, n: int, tol: int) ->
     worst = {a: _only(masks[a], masks["clean"]) for a in attacked}
     top = max(worst, key=lambda a: worst[a])
     return _verdict(
-        "robust-le-clean", worst[top], tol, n,
+        "robust-le-clean",
+        worst[top],
+        tol,
+        n,
         f"most points robust under an attack yet misclassified clean: {worst[top]} "
         f"({top}); tolerance {tol}",
-    )  # fmt: skip
+    )
 
 
 def _fgsm_pgd(masks: dict[str, np.ndarray], c: dict, n: int, tol: int) -> list[CheckResult]:
@@ -81,14 +84,20 @@ def _fgsm_pgd(masks: dict[str, np.ndarray], c: dict, n: int, tol: int) -> list[C
     only = _only(masks["pgd20"], masks["fgsm"])
     return [
         _verdict(
-            "fgsm-ge-pgd", excess, tol, n,
+            "fgsm-ge-pgd",
+            excess,
+            tol,
+            n,
             f"{text}; largest excess of a stronger attack {excess}, tolerance {tol}",
         ),
         _verdict(
-            "pgd-finds-fgsm", only, tol, n,
+            "pgd-finds-fgsm",
+            only,
+            tol,
+            n,
             f"{only} points broken by FGSM but robust to PGD-20; tolerance {tol}",
         ),
-    ]  # fmt: skip
+    ]
 
 
 def _whitebox_blackbox(masks: dict[str, np.ndarray], c: dict, n: int, tol: int) -> CheckResult:
@@ -109,19 +118,25 @@ def _spsa(masks: dict[str, np.ndarray], c: dict, n: int, tol: int) -> CheckResul
     if "spsa" not in masks or "pgd20" not in masks:
         return _missing("spsa-not-below-pgd", n, ["spsa", "pgd20"])
     return _verdict(
-        "spsa-not-below-pgd", c["pgd20"] - c["spsa"], tol, n,
+        "spsa-not-below-pgd",
+        c["pgd20"] - c["spsa"],
+        tol,
+        n,
         f"correct: PGD-20 {c['pgd20']}, SPSA {c['spsa']} "
         f"({_only(masks['pgd20'], masks['spsa'])} points broken only by SPSA); tolerance {tol}",
-    )  # fmt: skip
+    )
 
 
 def _autoattack(masks: dict[str, np.ndarray], c: dict, n: int, tol: int) -> CheckResult:
     if "autoattack" not in masks or "pgd20" not in masks:
         return _missing("autoattack-le-pgd20", n, ["autoattack (or its 4 parts)", "pgd20"])
     return _verdict(
-        "autoattack-le-pgd20", c["autoattack"] - c["pgd20"], tol, n,
+        "autoattack-le-pgd20",
+        c["autoattack"] - c["pgd20"],
+        tol,
+        n,
         f"correct: AutoAttack {c['autoattack']}, PGD-20 {c['pgd20']}; tolerance {tol}",
-    )  # fmt: skip
+    )
 
 
 def consistency_checks(masks: dict[str, np.ndarray], n: int) -> list[CheckResult]:

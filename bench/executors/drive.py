@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from bench.executors.base import EXECUTORS, Executor, Options
 from bench.executors.work import Context
 from bench.jobs.experiments import describe_jobs, job_status
+from bench.report.text import time_left
 from bench.spec.experiments import Job
 from bench.store import placements
 
@@ -53,8 +54,10 @@ def place(
     try:
         wait_for(executor, engine, todo, opts.poll, say)
     except KeyboardInterrupt:
-        say("stopped waiting: local workers and SLURM jobs go on (Ray tasks stop with this "
-            "command); `--status` shows them")  # fmt: skip
+        say(
+            "stopped waiting: local workers and SLURM jobs go on (Ray tasks stop with this "
+            "command); `--status` shows them"
+        )
         raise
     finally:
         executor.close()
@@ -65,12 +68,12 @@ def wait_for(
 ) -> None:
     """Until the engine has nothing running: say how many jobs are done as that changes;
     then ``JobsFailed`` if the engine reports failures or a job is not done."""
-    shown = -1
+    shown, started = -1, time.monotonic()
     while True:
         going = executor.running()
         done = sum(job_status(engine, j).complete for j in jobs)
         if done != shown:
-            say(f"{done}/{len(jobs)} job(s) done")
+            say(f"{done}/{len(jobs)} job(s) done{time_left(started, done, len(jobs))}")
             shown = done
         if not going:
             break

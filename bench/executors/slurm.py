@@ -57,9 +57,11 @@ class SlurmExecutor:
         except RuntimeError as e:  # submitit found no srun
             raise ValueError(f"--executor slurm: {e}") from None
         params: dict[str, Any] = {
-            "timeout_min": self.opts.time_min, "gpus_per_node": self.opts.gpus_per_job,
-            "cpus_per_task": self.opts.cpus_per_job, "name": "bench",
-        }  # fmt: skip
+            "timeout_min": self.opts.time_min,
+            "gpus_per_node": self.opts.gpus_per_job,
+            "cpus_per_task": self.opts.cpus_per_job,
+            "name": "bench",
+        }
         if cluster == "slurm" and self.opts.partition:
             params["slurm_partition"] = self.opts.partition
         ex.update_parameters(**params)
@@ -109,8 +111,10 @@ class SlurmExecutor:
             error = job.exception()
             if error is not None:
                 last = str(error).strip().splitlines()[-1:] or [type(error).__name__]
-                out.append(f"{name}: submitit job {job.job_id} failed: {last[0][:300]} "
-                           f"(log: {job.paths.stderr})")  # fmt: skip
+                out.append(
+                    f"{name}: submitit job {job.job_id} failed: {last[0][:300]} "
+                    f"(log: {job.paths.stderr})"
+                )
         return out
 
     def close(self) -> None:

@@ -61,8 +61,11 @@ def context(
         db=_db(engine),
         runs_dir=str(Path(runs_dir or default_runs_dir()).resolve()),
         data_root=str(Path(data_root).resolve()) if data_root else None,
-        device=device, runtime=runtime, progress=progress, env=env,
-    )  # fmt: skip
+        device=device,
+        runtime=runtime,
+        progress=progress,
+        env=env,
+    )
 
 
 def _db(engine: Engine) -> str:
@@ -103,9 +106,15 @@ def run_placed(ctx: Context, job: Job) -> str:
     engine = _enter(ctx)
     try:
         run_job(
-            engine, job, _runs_dir(ctx), ctx.device, ctx.data_root, ctx.progress,
-            ctx.runtime, wait=True,
-        )  # fmt: skip
+            engine,
+            job,
+            _runs_dir(ctx),
+            ctx.device,
+            ctx.data_root,
+            ctx.progress,
+            ctx.runtime,
+            wait=True,
+        )
     finally:
         engine.dispose()
     return job.spec.name
@@ -120,10 +129,15 @@ def pull(ctx: Context, jobs: list[Job]) -> None:
 
     try:
         run_experiment(
-            engine, jobs, runs_dir=_runs_dir(ctx),
-            device=ctx.device, data_root=ctx.data_root, progress=ctx.progress, on_job=say,
+            engine,
+            jobs,
+            runs_dir=_runs_dir(ctx),
+            device=ctx.device,
+            data_root=ctx.data_root,
+            progress=ctx.progress,
+            on_job=say,
             runtime=ctx.runtime,
-        )  # fmt: skip
+        )
     finally:
         engine.dispose()
 

@@ -79,32 +79,35 @@ def eval_job(
         spec = None if is_external(run.spec) else RunSpec.from_dict(run.spec)
         tags = asked or checkpoint_tags(run)
         n_req = test_subset if test_subset is not None or spec is None else spec.test_subset
-        run_eps = float(run.spec["eps"]) if eps is None else eps
-        opts = attack_options or {}
-        specs = [  # built (and so checked) before any work
-            EvalSpec(
-                attack=a, eps=run_eps, options=tuple(sorted(opts.get(a, {}).items())),
-                test_subset=n_req, checkpoint=t, batch_size=batch_size, seed=seed,
-                skip_wrong=skip_wrong,
-            )
-            for t in tags
-            for a in names
-        ]  # fmt: skip
+        specs = _eval_specs(  # built (and so checked) before any work
+            names,
+            tags,
+            attack_options or {},
+            eps=float(run.spec["eps"]) if eps is None else eps,
+            test_subset=n_req,
+            batch_size=batch_size,
+            seed=seed,
+            skip_wrong=skip_wrong,
+        )
         x, y = bdata.subset(*bdata.load_split(run.dataset, False, data_root), n_req)
-        ckpts = {c.tag: c for c in run.checkpoints}
-        missing = [t for t in tags if t not in ckpts]
-        if missing:
-            raise LookupError(f"run {run.name} has no {missing[0]!r} checkpoint (is it trained?)")
-        for t in tags:  # a missing or changed file is refused before any claim is taken
-            verified(Path(ckpts[t].path), ckpts[t].sha256, f"{t} checkpoint of run {run.name}")
+        ckpts = _checked_checkpoints(run, tags)
         base = EvalContext(
-            session=s, run=run, ckpt=ckpts[tags[0]], spec=spec, evspec=specs[0], x=x, y=y,
-            load_model=lambda: None, device=device, data_root=data_root,
-            data_label=bdata.describe(run.dataset, data_root), dataset=run.dataset,
+            session=s,
+            run=run,
+            ckpt=ckpts[tags[0]],
+            spec=spec,
+            evspec=specs[0],
+            x=x,
+            y=y,
+            load_model=lambda: None,
+            device=device,
+            data_root=data_root,
+            data_label=bdata.describe(run.dataset, data_root),
+            dataset=run.dataset,
             progress=progress,
             provenance={**provenance.collect(device), "memory_format": "channels_last"},
             ensure_run=_trainer(engine, Path(run.run_dir).parent, device, data_root, progress),
-        )  # fmt: skip
+        )
         loaders = {t: _loader(run, ckpts[t], device) for t in tags}
         for evspec in specs:
             t = evspec.checkpoint
@@ -118,6 +121,30 @@ def eval_job(
     if busy:
         raise busy[0]
     return out
+
+
+def _eval_specs(
+    names: list[str], tags: list[str], opts: dict[str, dict[str, Any]], **common: Any
+) -> list[EvalSpec]:
+    """One spec per (checkpoint, attack): ``common`` is eps, test_subset, batch_size, seed
+    and skip_wrong."""
+    return [
+        EvalSpec(attack=a, options=tuple(sorted(opts.get(a, {}).items())), checkpoint=t, **common)
+        for t in tags
+        for a in names
+    ]
+
+
+def _checked_checkpoints(run: Run, tags: list[str]) -> dict[str, Checkpoint]:
+    """The run's checkpoints by tag; a missing tag, or a missing or changed file, is refused
+    before any claim is taken."""
+    ckpts = {c.tag: c for c in run.checkpoints}
+    missing = [t for t in tags if t not in ckpts]
+    if missing:
+        raise LookupError(f"run {run.name} has no {missing[0]!r} checkpoint (is it trained?)")
+    for t in tags:
+        verified(Path(ckpts[t].path), ckpts[t].sha256, f"{t} checkpoint of run {run.name}")
+    return ckpts
 
 
 def checkpoint_tags(run: Run) -> list[str]:

@@ -116,15 +116,27 @@ def run_job(
     """Train a job's run and evaluate it. Another worker on it: wait for it (``wait``: an
     executor's task for this one job), or raise ``claims.Busy`` (or ``LeaseLost``)."""
     train_job(
-        engine, job.spec, runs_dir=runs_dir, device=device, data_root=data_root,
-        progress=progress, runtime=runtime, wait=wait,
-    )  # fmt: skip
+        engine,
+        job.spec,
+        runs_dir=runs_dir,
+        device=device,
+        data_root=data_root,
+        progress=progress,
+        runtime=runtime,
+        wait=wait,
+    )
     if job.attacks:
         eval_job(
-            engine, job.spec.name, attack_names=job.attacks, device=device,
-            data_root=data_root, progress=progress, wait=wait,
-            attack_options=job.attack_options(), skip_wrong=job.skip_wrong,
-        )  # fmt: skip
+            engine,
+            job.spec.name,
+            attack_names=job.attacks,
+            device=device,
+            data_root=data_root,
+            progress=progress,
+            wait=wait,
+            attack_options=job.attack_options(),
+            skip_wrong=job.skip_wrong,
+        )
 
 
 def describe_jobs(engine: Engine, job_list: list[Job]) -> list[str]:

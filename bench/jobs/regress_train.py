@@ -78,18 +78,27 @@ def train_once(
 ) -> dict[str, float]:
     """One run of the grid: its first-epoch loss and its last checkpoint's accuracies."""
     spec = resolve(
-        defense, grid["model"], grid["dataset"], grid["preset"], seed=seed,
-        train_subset=grid["train_subset"], test_subset=grid["test_subset"],
+        defense,
+        grid["model"],
+        grid["dataset"],
+        grid["preset"],
+        seed=seed,
+        train_subset=grid["train_subset"],
+        test_subset=grid["test_subset"],
         monitor_subset=grid["monitor_subset"],
         overrides={**grid.get("pinned", {}), "epochs": grid["epochs"]},
         defense_overrides=grid.get("pinned_params", {}).get(defense),
-    )  # fmt: skip
+    )
     reports: list = []
     with tempfile.TemporaryDirectory() as t:
         model = train(
-            spec, Path(t), data_root=data_root, on_epoch=reports.append, progress=False,
+            spec,
+            Path(t),
+            data_root=data_root,
+            on_epoch=reports.append,
+            progress=False,
             runtime=runtime,
-        ).eval()  # fmt: skip
+        ).eval()
     x, y = bdata.subset(*bdata.load_split(spec.dataset, False, data_root), spec.test_subset)
     n = len(y)
     clean = robust_points(model, x, y, None, batch_size=n, seed=0).accuracy
@@ -115,12 +124,26 @@ def check(
         entry, seeds = base["cells"][d], tuple(base["check_seeds"])
         now = _runs(d, seeds, base["grid"], data_root)
         for s, r in zip(seeds, now, strict=True):
-            cells.append(Cell(d, f"epoch-1 loss, seed {s}", entry["loss_epoch1"][str(s)],
-                              r["loss_epoch1"], base["loss_tolerance"]))  # fmt: skip
+            cells.append(
+                Cell(
+                    d,
+                    f"epoch-1 loss, seed {s}",
+                    entry["loss_epoch1"][str(s)],
+                    r["loss_epoch1"],
+                    base["loss_tolerance"],
+                )
+            )
         for m in OUTCOMES:
             mean = statistics.fmean(r[m] for r in now)
-            cells.append(Cell(d, f"{m} %, mean of {len(seeds)} seeds", entry[m]["mean"], mean,
-                              entry[m]["tolerance"]))  # fmt: skip
+            cells.append(
+                Cell(
+                    d,
+                    f"{m} %, mean of {len(seeds)} seeds",
+                    entry[m]["mean"],
+                    mean,
+                    entry[m]["tolerance"],
+                )
+            )
     return cells
 
 

@@ -30,7 +30,8 @@ from bench.store import claims
 from bench.store.checkpoints import read_metadata, sha256
 from bench.store.claims import Holder, Lease, LeaseLost
 from bench.store.db import Checkpoint, EpochMetric, Run, add_once, now
-from bench.train.loop import EpochReport, completed_epochs, train
+from bench.train.loop import train
+from bench.train.record import EpochReport, completed_epochs
 from bench.train.runtime import Runtime
 
 
@@ -179,10 +180,17 @@ def train_job(
         with claims.hold(engine, key, claims.RUN, wait=wait, on_wait=_waiting(run.name)) as lease:
             try:
                 return _train_claimed(
-                    engine, spec, run.id, lease, runs_dir=runs_dir, device=device,
-                    data_root=data_root, progress=progress, stop_after=stop_after,
+                    engine,
+                    spec,
+                    run.id,
+                    lease,
+                    runs_dir=runs_dir,
+                    device=device,
+                    data_root=data_root,
+                    progress=progress,
+                    stop_after=stop_after,
                     runtime=runtime,
-                )  # fmt: skip
+                )
             except LeaseLost:  # not renewed in time (a stalled worker): claim it again
                 if not wait:
                     raise
@@ -226,12 +234,16 @@ def _train_claimed(
                 engine, spec, run_id, train=labeller, device=device, data_root=data_root
             )
         train(
-            spec, run_dir, device=device, data_root=data_root,
-            on_epoch=lambda rep: _on_epoch(
-                engine, lease, run_id, run_dir, rep, spec, progress
-            ),
-            progress=progress, stop_after=stop_after, runtime=runtime, check=lease.check,
-        )  # fmt: skip
+            spec,
+            run_dir,
+            device=device,
+            data_root=data_root,
+            on_epoch=lambda rep: _on_epoch(engine, lease, run_id, run_dir, rep, spec, progress),
+            progress=progress,
+            stop_after=stop_after,
+            runtime=runtime,
+            check=lease.check,
+        )
     except LeaseLost:
         raise  # the run is another worker's now: its status is theirs to write
     except BaseException as e:  # the run resumes from its last epoch when started again

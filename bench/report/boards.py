@@ -134,9 +134,14 @@ def agreement_frames(engine: Engine, run: str, tag: str) -> tuple[pd.DataFrame, 
         others = [broken[b] for b in order if b != a]
         alone = broken[a] & ~np.logical_or.reduce(others) if others else broken[a]
         rows.append(
-            {"attack": a, "n": n, "robust": int(masks[a].sum()),
-             "broken": int(broken[a].sum()), "only": int(alone.sum())}
-        )  # fmt: skip
+            {
+                "attack": a,
+                "n": n,
+                "robust": int(masks[a].sum()),
+                "broken": int(broken[a].sum()),
+                "only": int(alone.sum()),
+            }
+        )
     pairs = pd.DataFrame(
         [[int((broken[a] & ~broken[b]).sum()) for b in order] for a in order],
         index=pd.Index(order, name="attack"),

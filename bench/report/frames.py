@@ -128,14 +128,18 @@ def defense_rank(defense: str) -> int:
 
 def with_autoattack(engine: Engine, df: pd.DataFrame) -> pd.DataFrame:
     """Add an ``autoattack`` row per checkpoint where only its four parts are stored."""
-    return with_worst_case(engine, df, "autoattack", lambda sub: ["autoattack"],
-                           "worst case of the 4 parts")  # fmt: skip
+    return with_worst_case(
+        engine, df, "autoattack", lambda sub: ["autoattack"], "worst case of the 4 parts"
+    )
 
 
 def with_worst_case(
-    engine: Engine, df: pd.DataFrame, name: str, members: Callable[[pd.DataFrame], list[str]],
+    engine: Engine,
+    df: pd.DataFrame,
+    name: str,
+    members: Callable[[pd.DataFrame], list[str]],
     how: str,
-) -> pd.DataFrame:  # fmt: skip
+) -> pd.DataFrame:
     """Add a ``name`` row per checkpoint that has none: the per-point worst case (stored
     masks ANDed, bench/eval/perpoint.py) of ``members(its evaluations)``, all present."""
     extra = []
@@ -147,9 +151,12 @@ def with_worst_case(
             continue
         row = sub.iloc[0].to_dict()
         row.update(
-            attack=name, n=n, correct=int(mask.sum()), accuracy=100.0 * mask.mean(),
+            attack=name,
+            n=n,
+            correct=int(mask.sum()),
+            accuracy=100.0 * mask.mean(),
             attack_params=how,
-        )  # fmt: skip
+        )
         extra.append(row)
     return pd.concat([df, pd.DataFrame(extra)], ignore_index=True) if extra else df
 

@@ -89,8 +89,14 @@ def plot_ablation(engine: Engine, job_list: list[Job], out: Path) -> Path:
             for arm in (a for a in job.arms if a.panel == panel):
                 c = curves[curves["run"] == job.spec.name]
                 label = arm.title if not c.empty else f"{arm.title} (no data)"
-                ax.plot(c["epoch"], c["robust_acc"], marker="o", markersize=3, label=label,
-                        **_style(arm.defense, arm.params))  # fmt: skip
+                ax.plot(
+                    c["epoch"],
+                    c["robust_acc"],
+                    marker="o",
+                    markersize=3,
+                    label=label,
+                    **_style(arm.defense, arm.params),
+                )
         ax.set_title(PANEL_TITLES.get(panel, panel))
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True, min_n_ticks=1))  # epochs
@@ -182,8 +188,11 @@ PLOTTERS = {"figure-epochs": plot_ablation, "figure-lambda": plot_lambda}
 def missing_runs(engine: Engine, names: list[str]) -> list[str]:
     """The named runs that are not in the database or not finished."""
     with Session(engine) as s:
-        done = {r.name for r in s.scalars(select(Run).where(Run.name.in_(names)))
-                if r.status == RunStatus.DONE}  # fmt: skip
+        done = {
+            r.name
+            for r in s.scalars(select(Run).where(Run.name.in_(names)))
+            if r.status == RunStatus.DONE
+        }
     return [n for n in names if n not in done]
 
 

@@ -129,8 +129,13 @@ def claims(cells: list[dict[str, Any]], tag: str) -> list[dict[str, Any]]:
             verdict = "reversed, outside the intervals"
         else:
             verdict = "not resolved: the intervals overlap"
-        out.append({"claim": f"{a} > {b}", "difference": ca["accuracy"] - cb["accuracy"],
-                    "verdict": verdict})  # fmt: skip
+        out.append(
+            {
+                "claim": f"{a} > {b}",
+                "difference": ca["accuracy"] - cb["accuracy"],
+                "verdict": verdict,
+            }
+        )
     return out
 
 
@@ -158,8 +163,10 @@ def markdown(b: dict[str, Any]) -> str:
             )
         lines += ["", f"Ranking on {RANK_ATTACK} ({tag}):", ""]
         for i, r in enumerate(b["ranking"][tag], 1):
-            lines.append(f"{i}. {r['defense']}: {_num(r['accuracy'])} "
-                         f"[{_num(r['ci_low'])}, {_num(r['ci_high'])}]")  # fmt: skip
+            lines.append(
+                f"{i}. {r['defense']}: {_num(r['accuracy'])} "
+                f"[{_num(r['ci_low'])}, {_num(r['ci_high'])}]"
+            )
         lines.append("")
         for c in b["claims"][tag]:
             lines.append(f"- {c['claim']}: {c['difference']:+.2f} points, {c['verdict']}")
@@ -169,8 +176,12 @@ def markdown(b: dict[str, Any]) -> str:
 
 def _run_lines(runs: list[dict[str, Any]]) -> list[str]:
     """How each row was obtained: data, epochs, preset, monitor, threads, time."""
-    lines = ["## Runs", "", "| run | data | epochs | preset | eps | monitor points | threads "
-             "| training time |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "## Runs",
+        "",
+        "| run | data | epochs | preset | eps | monitor points | threads | training time |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in runs:
         spec, prov = r["spec"], r["provenance"] or {}
         threads = (prov.get("runtime") or {}).get("torch_threads", "?")

@@ -95,8 +95,16 @@ def plot_curves(engine: Engine, runs: list[str], out: Path, in_image: bool = Tru
     for tag, (marker, size) in MARKERS.items():  # legend keys for the checkpoint markers
         epochs = ckpts[ckpts["checkpoint"] == tag]["epoch"] if len(runs) == 1 else []
         where = f" (epoch {int(epochs.iloc[0])})" if len(epochs) else ""
-        axes[0].plot([], [], marker=marker, ms=size * 0.7, color="grey", mec="black", ls="none",
-                     label=f"{tag} checkpoint{where}")  # fmt: skip
+        axes[0].plot(
+            [],
+            [],
+            marker=marker,
+            ms=size * 0.7,
+            color="grey",
+            mec="black",
+            ls="none",
+            label=f"{tag} checkpoint{where}",
+        )
     # Under the axes, never over the curves (a short run's curves fill the whole box).
     ncol = 4 if len(runs) == 1 else 2 * min(len(runs), 3)
     axes[0].legend(
@@ -148,12 +156,25 @@ def plot_ladder(
         vals = [float(rows.loc[a, "accuracy"]) for a in order if a in rows.index]
         errs = [_err(rows.loc[a]) for a in order if a in rows.index]
         epoch = int(rows["checkpoint_epoch"].iloc[0])
-        ax.barh(ys, vals, height=height, color=colour, label=f"{tag} (epoch {epoch})",
-                xerr=list(zip(*errs, strict=True)) if errs else None, capsize=2)  # fmt: skip
+        ax.barh(
+            ys,
+            vals,
+            height=height,
+            color=colour,
+            label=f"{tag} (epoch {epoch})",
+            xerr=list(zip(*errs, strict=True)) if errs else None,
+            capsize=2,
+        )
         for y, v in zip(ys, vals, strict=True):
             inside = v > 12
-            ax.text(1 if inside else v + 1, y, f"{v:.2f}", va="center", fontsize=7,
-                    color="white" if inside else "black")  # fmt: skip
+            ax.text(
+                1 if inside else v + 1,
+                y,
+                f"{v:.2f}",
+                va="center",
+                fontsize=7,
+                color="white" if inside else "black",
+            )
     ax.set_yticks(range(len(order)), [_label(a) for a in order])
     ax.set_xlim(0, 100)
     ax.set_xlabel("accuracy (%), 95% Wilson interval")

@@ -52,12 +52,19 @@ def run_view(engine: Engine, name: str) -> str:
         )
         evs = pd.DataFrame(
             [
-                (e.checkpoint, e.checkpoint_epoch, e.attack, e.n, 100 * e.accuracy, e.seconds,
-                 bool(e.attack_params.get("skip_wrong", False)))
+                (
+                    e.checkpoint,
+                    e.checkpoint_epoch,
+                    e.attack,
+                    e.n,
+                    100 * e.accuracy,
+                    e.seconds,
+                    bool(e.attack_params.get("skip_wrong", False)),
+                )
                 for e in sorted(run.evaluations, key=lambda e: (e.checkpoint, e.id))
             ],
             columns=["checkpoint", "epoch", "attack", "n", "accuracy %", "seconds", "skip wrong"],
-        )  # fmt: skip
+        )
         audit = pd.DataFrame(
             [
                 (a.checkpoint, a.check, a.status, a.detail)

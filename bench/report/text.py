@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pandas as pd
@@ -14,6 +15,16 @@ def count(v: object, unit: str) -> str:
         return f"? {unit}s"
     n = int(v)  # type: ignore[call-overload]
     return f"{n:,} {unit}" + ("" if n == 1 else "s")
+
+
+def time_left(started: float, done: int, total: int) -> str:
+    """`` (about N min left)`` from the wall time per finished job so far (``started``:
+    ``time.monotonic()`` at the start; jobs running side by side included); empty before
+    the first finishes and after the last."""
+    if not done or done >= total:
+        return ""
+    per = (time.monotonic() - started) / done
+    return f" (about {per * (total - done) / 60:.0f} min left)"
 
 
 def settings_text(params_json: str) -> str:

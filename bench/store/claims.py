@@ -187,10 +187,14 @@ def _take(
             update(Claim)
             .where(Claim.key == key)
             .values(
-                kind=kind, owner=owner, claimed_at=t, heartbeat_at=t,
-                expires_at=t + dt.timedelta(seconds=lease), attempts=Claim.attempts + 1,
+                kind=kind,
+                owner=owner,
+                claimed_at=t,
+                heartbeat_at=t,
+                expires_at=t + dt.timedelta(seconds=lease),
+                attempts=Claim.attempts + 1,
             )
-        )  # fmt: skip
+        )
         conn.commit()
         return None
 

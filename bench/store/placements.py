@@ -34,11 +34,15 @@ def record(engine: Engine, placed: list[Placed]) -> list[int]:
     with Session(engine, expire_on_commit=False) as s:
         rows = [
             Placement(
-                job_key=p.job_key, job_name=p.job_name[:200], executor=p.executor,
-                external_id=p.external_id[:200], location=p.location[:500], state=p.state,
+                job_key=p.job_key,
+                job_name=p.job_name[:200],
+                executor=p.executor,
+                external_id=p.external_id[:200],
+                location=p.location[:500],
+                state=p.state,
             )
             for p in placed
-        ]  # fmt: skip
+        ]
         s.add_all(rows)
         s.commit()
         return [r.id for r in rows]

@@ -31,6 +31,7 @@ from bench.spec.run import RunSpec, build_for_spec
 from bench.store.checkpoints import load_state, save_state
 from bench.train import distributed, precision
 from bench.train.estimate import AFTER_BATCHES, estimate_line
+from bench.train.record import EpochReport, Interrupted
 from bench.train.runtime import Runtime
 from bench.train.selection import (
     Points,
@@ -41,36 +42,6 @@ from bench.train.selection import (
     write_checkpoints,
 )
 from defenses.base import Defense, StepContext
-
-
-@dataclass(frozen=True)
-class EpochReport:
-    epoch: int  # 1-based count of completed epochs
-    lr: float
-    train_loss: float
-    clean_acc: float
-    robust_acc: float
-    n_monitor: int
-    monitor_attack: dict
-    train_seconds: float  # the optimisation loop alone
-    seconds: float  # including the monitor evaluation and checkpointing
-    best_epoch: int
-    best_robust: float
-    # --val-subset: the same on the held-out training images (bench/train/selection.py)
-    val_clean_acc: float | None = None
-    val_robust_acc: float | None = None
-    n_val: int = 0
-    best_val_epoch: int = 0
-
-
-class Interrupted(RuntimeError):
-    """Raised by ``stop_after`` in tests to simulate a killed run."""
-
-
-def completed_epochs(run_dir: Path) -> int:
-    """Epochs a run directory has finished (0 when it has no usable resume state)."""
-    path = run_dir / STATE_FILE
-    return int(load_state(path).get("epoch", 0)) if path.exists() else 0
 
 
 @dataclass
@@ -144,7 +115,7 @@ def _training_data(
     return x_tr, y_tr, n_labelled
 
 
-@dataclass
+@dataclass(kw_only=True)
 class _Job:
     """How one call trains; a follower of a process group has no callbacks and no test set."""
 
@@ -187,17 +158,31 @@ def train(
     train_set = _training_data(spec, run_dir, data_root)
     stateful = defenses.DEFENSES.get(spec.defense).state_dict is not Defense.state_dict
     distributed.check(len(train_set[1]), spec.batch_size, stateful)
-    distributed.announce({
-        "spec": spec.to_dict(), "run_dir": str(run_dir), "data_root": data_root,
-        "state": state, "stop_after": stop_after, "runtime": runtime,
-    })  # fmt: skip
+    distributed.announce(
+        {
+            "spec": spec.to_dict(),
+            "run_dir": str(run_dir),
+            "data_root": data_root,
+            "state": state,
+            "stop_after": stop_after,
+            "runtime": runtime,
+        }
+    )
     # Replay what was recorded before the interruption: recording is idempotent.
     for h in state.get("history", []) if on_epoch is not None else []:
         on_epoch(EpochReport(**h))
     job = _Job(
-        spec, run_dir, distributed.device(device), runtime, data_root, progress, stop_after,
-        monitor_batch, on_epoch, check,
-    )  # fmt: skip
+        spec=spec,
+        run_dir=run_dir,
+        device=distributed.device(device),
+        runtime=runtime,
+        data_root=data_root,
+        progress=progress,
+        stop_after=stop_after,
+        monitor_batch=monitor_batch,
+        on_epoch=on_epoch,
+        check=check,
+    )
     return _run(job, train_set, state)
 
 
@@ -208,9 +193,14 @@ def follow() -> None:
         spec = RunSpec.from_dict(msg["spec"])
         run_dir = Path(msg["run_dir"])
         job = _Job(
-            spec, run_dir, distributed.device("cpu"), msg["runtime"], msg["data_root"],
-            progress=False, stop_after=msg["stop_after"],
-        )  # fmt: skip
+            spec=spec,
+            run_dir=run_dir,
+            device=distributed.device("cpu"),
+            runtime=msg["runtime"],
+            data_root=msg["data_root"],
+            progress=False,
+            stop_after=msg["stop_after"],
+        )
         with contextlib.suppress(Interrupted):
             _run(job, _training_data(spec, run_dir, msg["data_root"]), msg["state"])
 
@@ -227,10 +217,15 @@ def _run(job: _Job, train_set: tuple[torch.Tensor, torch.Tensor, int], state: di
     st.loss_model = distributed.wrap(st.step_model or st.model)
     x_tr, y_tr = job.runtime.data(x_tr, y_tr, job.device)
     batches = bdata.Batches(
-        x_tr, y_tr, spec.batch_size, shuffle=True, seed=spec.seed,
-        augment=bdata.DATASETS.get(spec.dataset).augment, device=job.device,
+        x_tr,
+        y_tr,
+        spec.batch_size,
+        shuffle=True,
+        seed=spec.seed,
+        augment=bdata.DATASETS.get(spec.dataset).augment,
+        device=job.device,
         shard=distributed.shard(),
-    )  # fmt: skip
+    )
     test = _monitor_points(spec, job.data_root) if lead else None
     for epoch in range(st.done, spec.epochs):
         if job.stop_after is not None and epoch >= job.stop_after:

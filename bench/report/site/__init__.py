@@ -79,9 +79,13 @@ Pages = dict[str, tuple[str, str]]  # file -> (title, body)
 
 
 def _write(
-    engine: Engine, root: Path, records: list[dict], runs: list[str] | None, progress: bool,
+    engine: Engine,
+    root: Path,
+    records: list[dict],
+    runs: list[str] | None,
+    progress: bool,
     source: str,
-) -> None:  # fmt: skip
+) -> None:
     img = root / "img"
     img.mkdir()
     names = [r["name"] for r in records]
@@ -95,10 +99,14 @@ def _write(
     for rec in tqdm(records, desc="run pages", unit="run", disable=not progress):
         name = rec["name"]
         data = RunData(
-            rec, evs[evs["run"] == name], epochs[epochs["run"] == name],
-            ckpts[ckpts["run"] == name], [a for a in audits if a["run"] == name],
-            times.get(name, ""), on_boards.get(name, []),
-        )  # fmt: skip
+            rec,
+            evs[evs["run"] == name],
+            epochs[epochs["run"] == name],
+            ckpts[ckpts["run"] == name],
+            [a for a in audits if a["run"] == name],
+            times.get(name, ""),
+            on_boards.get(name, []),
+        )
         pages[run_file(name)] = (name, run_page(engine, data, img))
     pages["paper.html"] = ("The paper's tables", tables_page(engine, runs))
     pages["figures.html"] = ("Figure 2", figures_page(engine, records, img))
@@ -139,8 +147,9 @@ def _index(engine: Engine, found: list, names: list[str], n_evals: int, source: 
         "<h2>Leaderboards</h2>",
     ]
     if not found:
-        parts.append("<p>No evaluations yet: <code>bench demo</code> or <code>bench run</code>."
-                     "</p>")  # fmt: skip
+        parts.append(
+            "<p>No evaluations yet: <code>bench demo</code> or <code>bench run</code>.</p>"
+        )
     cards = []
     for dataset, eps, sub in found:
         labels = "".join(f"<div>{data_badges(x)}</div>" for x in sorted(set(sub["data_label"])))
@@ -162,17 +171,29 @@ def _index(engine: Engine, found: list, names: list[str], n_evals: int, source: 
 def _runs_table(runs: pd.DataFrame) -> str:
     if runs.empty:
         return "<p>No runs yet.</p>"
-    cols = [Col("Run"), Col("Defense"), Col("Model"), Col("Data set"), Col("eps", num=True),
-            Col("Epochs"), Col("Best PGD-20 %", "the per-epoch monitor's best", True),
-            Col("Status")]  # fmt: skip
+    cols = [
+        Col("Run"),
+        Col("Defense"),
+        Col("Model"),
+        Col("Data set"),
+        Col("eps", num=True),
+        Col("Epochs"),
+        Col("Best PGD-20 %", "the per-epoch monitor's best", True),
+        Col("Status"),
+    ]
     rows = []
     for r in runs.to_dict("records"):
         best, eps = r["best PGD-20 %"], r["eps"]
         rows.append(
-            [Cell(f'<a href="{esc(run_file(r["run"]))}">{esc(r["run"])}</a>', sort=r["run"]),
-             cell(r["defense"]), cell(r["model"]), cell(r["dataset"]),
-             cell("—" if eps is None else f"{eps:.4g}", sort=eps, cls="num"), cell(r["epochs"]),
-             cell("—" if best is None or pd.isna(best) else f"{best:.2f}", sort=best, cls="num"),
-             cell(r["status"])]
-        )  # fmt: skip
+            [
+                Cell(f'<a href="{esc(run_file(r["run"]))}">{esc(r["run"])}</a>', sort=r["run"]),
+                cell(r["defense"]),
+                cell(r["model"]),
+                cell(r["dataset"]),
+                cell("—" if eps is None else f"{eps:.4g}", sort=eps, cls="num"),
+                cell(r["epochs"]),
+                cell("—" if best is None or pd.isna(best) else f"{best:.2f}", sort=best, cls="num"),
+                cell(r["status"]),
+            ]
+        )
     return table(cols, rows, table_id="runs")

@@ -118,8 +118,10 @@ def _board_table(g: pd.DataFrame, sub: pd.DataFrame, flags: Flags, tag: str) -> 
         )
         epochs = mine.groupby("run", sort=False)["checkpoint_epoch"].first()
         n_row = len(first["seeds"])
-        cells = [_attack_cell(r.loc[a] if a in r.index else None, a, tag, mine, n_row)
-                 for a in BOARD_ATTACKS]  # fmt: skip
+        cells = [
+            _attack_cell(r.loc[a] if a in r.index else None, a, tag, mine, n_row)
+            for a in BOARD_ATTACKS
+        ]
         rows.append(
             [
                 _defense_cell(first, str(group).split("|")[0], first["members"]),

@@ -41,8 +41,9 @@ def tables_page(engine: Engine, runs: list[str] | None = None) -> str:
         text = (
             render_table5(engine, runs) if number == 5 else render_paper(engine, number, runs=runs)
         )
-        parts.append(f"<h2>{esc(title)} <span class='sub'>bench table --paper --table "
-                     f"{number}</span></h2>")  # fmt: skip
+        parts.append(
+            f"<h2>{esc(title)} <span class='sub'>bench table --paper --table {number}</span></h2>"
+        )
         parts.append(markdown(text))
     return "\n".join(parts)
 

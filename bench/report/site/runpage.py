@@ -127,10 +127,12 @@ def _epoch_details(epochs: pd.DataFrame) -> str:
     keys = ("epoch", "train_loss", "lr", "clean_acc", "robust_acc", "seconds")
     fmts = ("{:.0f}", "{:.4f}", "{:.4g}", "{:.2f}", "{:.2f}", "{:.1f}")
     rows = [
-        [cell(f.format(getattr(e, k)), sort=float(getattr(e, k)), cls="num")
-         for k, f in zip(keys, fmts, strict=True)]
+        [
+            cell(f.format(getattr(e, k)), sort=float(getattr(e, k)), cls="num")
+            for k, f in zip(keys, fmts, strict=True)
+        ]
         for e in epochs.itertuples()
-    ]  # fmt: skip
+    ]
     return f"<details><summary>Per-epoch numbers</summary>{table(cols, rows)}</details>"
 
 
@@ -179,8 +181,12 @@ def _agreement(engine: Engine, run: str) -> str:
         if per.empty:
             continue
         parts.append(f"<h3>{tag.title()} checkpoint ({int(per['n'].iloc[0])} test points)</h3>")
-        cols = [Col("Attack"), Col("Robust", num=True), Col("Broken", num=True),
-                Col("Broken by this one only", num=True)]  # fmt: skip
+        cols = [
+            Col("Attack"),
+            Col("Robust", num=True),
+            Col("Broken", num=True),
+            Col("Broken by this one only", num=True),
+        ]
         rows = [
             [cell(attack_label(p.attack), sort=p.attack)]
             + [cell(v, sort=float(v), cls="num") for v in (p.robust, p.broken, p.only)]
@@ -192,37 +198,58 @@ def _agreement(engine: Engine, run: str) -> str:
             [cell(attack_label(str(a)))] + [cell(v, cls="num") for v in pairs.loc[a]]
             for a in pairs.index
         ]
-        parts.append(f"<details><summary>Pairwise ({tag})</summary>"
-                     f"{table(mcols, mrows, sortable=False)}</details>")  # fmt: skip
+        parts.append(
+            f"<details><summary>Pairwise ({tag})</summary>"
+            f"{table(mcols, mrows, sortable=False)}</details>"
+        )
     return "\n".join(parts)
 
 
 def _checkpoints(ckpts: pd.DataFrame) -> str:
     if ckpts.empty:
         return "<p>No checkpoint yet.</p>"
-    cols = [Col("Checkpoint"), Col("Epoch", num=True),
-            Col("Monitor PGD-20 %", "the per-epoch monitor at that epoch", True),
-            Col("sha256"), Col("File")]  # fmt: skip
+    cols = [
+        Col("Checkpoint"),
+        Col("Epoch", num=True),
+        Col("Monitor PGD-20 %", "the per-epoch monitor at that epoch", True),
+        Col("sha256"),
+        Col("File"),
+    ]
     rows = [
-        [cell(c.checkpoint), cell(c.epoch, cls="num"),
-         cell("—" if pd.isna(c.monitor_acc) else f"{c.monitor_acc:.2f}", cls="num"),
-         Cell(f"<span class='mono'>{esc(c.sha256)}</span>"), cell(c.path)]
+        [
+            cell(c.checkpoint),
+            cell(c.epoch, cls="num"),
+            cell("—" if pd.isna(c.monitor_acc) else f"{c.monitor_acc:.2f}", cls="num"),
+            Cell(f"<span class='mono'>{esc(c.sha256)}</span>"),
+            cell(c.path),
+        ]
         for c in ckpts.itertuples()
-    ]  # fmt: skip
+    ]
     return table(cols, rows, sortable=False)
 
 
 def _audit(records: list[dict]) -> str:
     if not records:
         return "<p>Not audited yet: <code>bench audit</code> (docs/audit.md).</p>"
-    cols = [Col("Checkpoint"), Col("Check"), Col("Status"), Col("Points", num=True),
-            Col("Value", num=True), Col("Detail")]  # fmt: skip
+    cols = [
+        Col("Checkpoint"),
+        Col("Check"),
+        Col("Status"),
+        Col("Points", num=True),
+        Col("Value", num=True),
+        Col("Detail"),
+    ]
     rows = [
-        [cell(a["checkpoint"]), cell(a["check"]), cell(a["status"], cls=f"status-{a['status']}"),
-         cell(a["n"], cls="num"), cell("" if a["value"] is None else f"{a['value']:.4g}",
-         cls="num"), cell(a["detail"])]
+        [
+            cell(a["checkpoint"]),
+            cell(a["check"]),
+            cell(a["status"], cls=f"status-{a['status']}"),
+            cell(a["n"], cls="num"),
+            cell("" if a["value"] is None else f"{a['value']:.4g}", cls="num"),
+            cell(a["detail"]),
+        ]
         for a in records
-    ]  # fmt: skip
+    ]
     attrs = [{"class": "flagged" if a["status"] == FLAG else ""} for a in records]
     intro = "<p class='lede'>Consistency checks between stored evaluations (docs/audit.md).</p>"
     return intro + table(cols, rows, attrs=attrs, table_id="audit")

@@ -37,50 +37,96 @@ def _cols(*spec: tuple[str, sa.types.TypeEngine]) -> list[sa.Column]:
 S, N, F, J, D = sa.String, sa.Integer(), sa.Float(), sa.JSON(), sa.DateTime()
 
 sa.Table(
-    "runs", META, _id(),
+    "runs",
+    META,
+    _id(),
     *_cols(("key", S(64)), ("name", S(200))),
     sa.Column("defense", S(64), nullable=False, index=True),
     sa.Column("model", S(64), nullable=False),
     sa.Column("dataset", S(64), nullable=False, index=True),
     *_cols(
-        ("preset", S(64)), ("spec", J), ("status", S(16)), ("seed", N), ("epochs_done", N),
-        ("run_dir", S(500)), ("data_label", S(300)), ("n_train?", N), ("provenance", J),
-        ("created_at", D), ("finished_at?", D), ("train_seconds", F),
+        ("preset", S(64)),
+        ("spec", J),
+        ("status", S(16)),
+        ("seed", N),
+        ("epochs_done", N),
+        ("run_dir", S(500)),
+        ("data_label", S(300)),
+        ("n_train?", N),
+        ("provenance", J),
+        ("created_at", D),
+        ("finished_at?", D),
+        ("train_seconds", F),
     ),
-    sa.UniqueConstraint("key"), sa.UniqueConstraint("name"),
-)  # fmt: skip
+    sa.UniqueConstraint("key"),
+    sa.UniqueConstraint("name"),
+)
 sa.Table(
-    "epoch_metrics", META, _id(), _run_id(),
+    "epoch_metrics",
+    META,
+    _id(),
+    _run_id(),
     *_cols(
-        ("epoch", N), ("lr", F), ("train_loss", F), ("clean_acc", F), ("robust_acc", F),
-        ("n_monitor", N), ("monitor_attack", J), ("seconds", F),
+        ("epoch", N),
+        ("lr", F),
+        ("train_loss", F),
+        ("clean_acc", F),
+        ("robust_acc", F),
+        ("n_monitor", N),
+        ("monitor_attack", J),
+        ("seconds", F),
     ),
     sa.UniqueConstraint("run_id", "epoch"),
-)  # fmt: skip
+)
 sa.Table(
-    "checkpoints", META, _id(), _run_id(),
+    "checkpoints",
+    META,
+    _id(),
+    _run_id(),
     *_cols(("tag", S(16)), ("epoch", N), ("path", S(500)), ("sha256", S(64)), ("robust_acc", F)),
     sa.UniqueConstraint("run_id", "tag"),
-)  # fmt: skip
+)
 sa.Table(
-    "evaluations", META, _id(), sa.Column("key", S(64), nullable=False), _run_id(),
+    "evaluations",
+    META,
+    _id(),
+    sa.Column("key", S(64), nullable=False),
+    _run_id(),
     *_cols(("checkpoint", S(16)), ("checkpoint_epoch", N), ("checkpoint_sha256", S(64))),
     sa.Column("attack", S(64), nullable=False, index=True),
     *_cols(
-        ("attack_params", J), ("dataset", S(64)), ("data_label", S(300)), ("n", N),
-        ("correct", N), ("accuracy", F), ("seconds", F), ("seed", N), ("device", S(64)),
-        ("provenance?", J), ("robust_mask", sa.LargeBinary()), ("created_at", D),
+        ("attack_params", J),
+        ("dataset", S(64)),
+        ("data_label", S(300)),
+        ("n", N),
+        ("correct", N),
+        ("accuracy", F),
+        ("seconds", F),
+        ("seed", N),
+        ("device", S(64)),
+        ("provenance?", J),
+        ("robust_mask", sa.LargeBinary()),
+        ("created_at", D),
     ),
     sa.UniqueConstraint("key"),
-)  # fmt: skip
+)
 sa.Table(
-    "audit_flags", META, _id(), _run_id(),
+    "audit_flags",
+    META,
+    _id(),
+    _run_id(),
     *_cols(
-        ("checkpoint", S(16)), ("checkpoint_sha256", S(64)), ("check", S(64)),
-        ("status", S(16)), ("n", N), ("value?", F), ("detail", S(2000)), ("created_at", D),
+        ("checkpoint", S(16)),
+        ("checkpoint_sha256", S(64)),
+        ("check", S(64)),
+        ("status", S(16)),
+        ("n", N),
+        ("value?", F),
+        ("detail", S(2000)),
+        ("created_at", D),
     ),
     sa.UniqueConstraint("run_id", "checkpoint", "check"),
-)  # fmt: skip
+)
 
 
 def upgrade() -> None:
