@@ -8,6 +8,7 @@ per cell, then the worst spread against the demo's target (3 points). Results go
 ``--home`` (resumable: finished runs and evaluations are not redone).
 
 Usage: python benchmarks/seed_spread.py [--train-subset 4000] [--seeds 0,1,2] [--threads 1]
+       [--precision auto|fp32|bf16]
        [--epochs N] [--lr LR] [--milestones 3] [--home /tmp/bench-spread]
 """
 
@@ -22,6 +23,7 @@ from pathlib import Path
 from bench import jobs
 from bench.spec.run import resolve
 from bench.store import db as bdb
+from bench.train.precision import auto
 from bench.train.runtime import Runtime
 
 DEFENSES = ("standard", "trades", "mart")
@@ -37,6 +39,9 @@ def _args() -> argparse.Namespace:
     ap.add_argument("--test-subset", type=int, default=500)
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--threads", type=int, default=1, help="training threads per run")
+    ap.add_argument(
+        "--precision", default="auto", help="fp32, bf16, or auto (as bench demo: bf16 where fast)"
+    )
     ap.add_argument("--home", type=Path, default=Path("/tmp/bench-spread"))
     return ap.parse_args()
 
@@ -49,11 +54,14 @@ def main() -> None:
     if args.milestones is not None:
         milestones = tuple(int(m) for m in args.milestones.split(",") if m)
     over = {"epochs": args.epochs, "lr": args.lr, "milestones": milestones}
+    precision = auto(args.precision, "cpu")
+    print(f"training precision: {precision}", flush=True)
     cells: dict[tuple[str, str, str], list[float]] = {}
     for defense, seed in itertools.product(DEFENSES, [int(s) for s in args.seeds.split(",")]):
         spec = resolve(
             defense, "smallcnn", "mnist", "demo-mnist", seed=seed,
             train_subset=args.train_subset, test_subset=args.test_subset, overrides=over,
+            precision=precision,
         )  # fmt: skip
         jobs.train_job(
             engine, spec, runs_dir=args.home / "runs", progress=False,
