@@ -34,6 +34,9 @@ DEMO_DEFENSES = ("standard", "trades", "mart")
 def demo(
     train_subset: Annotated[int, typer.Option(min=1)] = 4000,
     test_subset: Annotated[int, typer.Option(min=1)] = 500,
+    monitor_subset: Annotated[
+        int, typer.Option(min=1, help="first N test images for the per-epoch PGD-20 check")
+    ] = 200,
     epochs: Annotated[int | None, typer.Option(min=1, help="default: the preset's")] = None,
     preset: Annotated[str, typer.Option(help="training preset")] = "demo-mnist",
     seeds: Annotated[
@@ -77,6 +80,7 @@ def demo(
             test_subset=test_subset,
             overrides={"epochs": epochs},
             precision=precision,
+            monitor_subset=min(monitor_subset, test_subset),
         )
         for seed in parse_seeds(seeds, 0)
         for defense in DEMO_DEFENSES

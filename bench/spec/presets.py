@@ -141,6 +141,7 @@ TRAIN_PRESETS.add(
         weight_decay=0.0,
         eps=0.1,
         batch_size=64,
+        steps=5,  # PGD-5, step eps/4: 1.65x faster training than PGD-10 (the demo's budget)
         defense_params={
             "mart": {"lam": 5.0},
             # beta 2, not 4: with 4, one of seeds 0-2 converged slower (spread 4.4 points).
