@@ -37,6 +37,7 @@ def _args() -> argparse.Namespace:
     ap.add_argument("--milestones", default=None, help="e.g. 3 (default: the preset's)")
     ap.add_argument("--train-subset", type=int, default=4000)
     ap.add_argument("--test-subset", type=int, default=500)
+    ap.add_argument("--monitor-subset", type=int, default=200, help="as bench demo")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--threads", type=int, default=1, help="training threads per run")
     ap.add_argument(
@@ -61,7 +62,7 @@ def main() -> None:
         spec = resolve(
             defense, "smallcnn", "mnist", "demo-mnist", seed=seed,
             train_subset=args.train_subset, test_subset=args.test_subset, overrides=over,
-            precision=precision,
+            precision=precision, monitor_subset=args.monitor_subset,
         )  # fmt: skip
         jobs.train_job(
             engine, spec, runs_dir=args.home / "runs", progress=False,
