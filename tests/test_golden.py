@@ -1,6 +1,6 @@
 """Every number unchanged: the committed fixture database renders the numbers it rendered
 before the package redesign (tests/fixtures/golden/, made by the earlier code with
-tests/fixtures/render_golden.py).
+its render script at commit 4e709ff; tests/fixtures/README.md).
 
 Exports (CSV/JSON) are compared column by column, exactly. Markdown layouts changed on
 purpose (one Table 2 layout with the difference to the paper and an Audit column; names
