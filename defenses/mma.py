@@ -168,12 +168,15 @@ class MMA(Defense):
         super().__post_init__()
         if self.search_mode not in SEARCH_MODES:
             raise ValueError(f"unknown search_mode {self.search_mode!r}; valid: {SEARCH_MODES}")
-        # eps* per training example index, grown on demand (not a hyperparameter).
-        self._eps = torch.zeros(0)
+        # eps* per training example index, grown on demand (not a hyperparameter); made at
+        # the first batch, so building the defense (a spec reading its defaults) needs no torch.
+        self._eps: Tensor | None = None
 
     def stored_eps(self, idx: Tensor) -> Tensor:
         """The remembered eps* of examples ``idx``; never-seen examples start at ``min_eps``."""
         need = int(idx.max()) + 1 if idx.numel() else 0
+        if self._eps is None:
+            self._eps = torch.zeros(0)
         if need > self._eps.numel():
             grown = torch.full((need,), self.min_eps, dtype=torch.float32)
             grown[: self._eps.numel()] = self._eps
@@ -216,7 +219,7 @@ class MMA(Defense):
         )
 
     def state_dict(self) -> dict[str, Tensor]:
-        return {"eps": self._eps.clone()}
+        return {"eps": torch.zeros(0) if self._eps is None else self._eps.clone()}
 
     def load_state_dict(self, state: dict[str, Tensor]) -> None:
         if "eps" in state:

@@ -135,3 +135,18 @@ def test_registry_entry_by_reference(tmp_path: Path, monkeypatch) -> None:
 def test_every_preset_protocol_resolves() -> None:
     for name, preset in attacks.PRESETS.items():
         assert callable(PROTOCOLS.get(preset.protocol)), name
+
+
+def test_resolving_a_spec_imports_no_pytorch() -> None:
+    """The spec layer reads defense defaults and checks model and data set names without
+    importing PyTorch (bench/core/registry.py ``check``), so planning jobs is cheap."""
+    code = (
+        "import sys; from bench.spec.run import resolve; "
+        "[resolve(d, m, 'mnist') for d in ('mart', 'trades', 'mma', 'dynamic') "
+        "for m in ('smallcnn', 'tiny-cnn')]; "
+        f"print(sorted(h for h in {HEAVY!r} if h in sys.modules))"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert res.stdout.strip() == "[]", res.stdout + res.stderr

@@ -62,6 +62,12 @@ class Registry(Generic[T]):
             obj = self._items[name] = load(obj.ref)
         return obj
 
+    def check(self, name: str) -> None:
+        """An unknown name is an error listing the valid ones; a lazily registered entry is
+        not imported (checking a spec's model name needs no PyTorch)."""
+        if name not in self._items:
+            raise UnknownNameError(self.unknown_message(name))
+
     def unknown_message(self, name: str) -> str:
         close = difflib.get_close_matches(name, self._items, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""

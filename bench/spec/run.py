@@ -144,8 +144,8 @@ def resolve(
     lr_gamma, eps and the inner attack (steps, step_size, start); ``defense_overrides``
     sets the defense's own parameters (e.g. ``lam`` for MART, ``beta`` for TRADES).
     """
-    MODELS.get(model)  # unknown names fail here, with the valid choices
-    DATASETS.get(dataset)
+    MODELS.check(model)  # unknown names fail here, with the valid choices (no import)
+    DATASETS.check(dataset)
     preset = preset or default_preset(dataset)
     p = TRAIN_PRESETS.get(preset)
     cls = defenses.DEFENSES.get(defense)
