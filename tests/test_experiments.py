@@ -12,7 +12,7 @@ from tests_helpers import synthetic_curves
 from typer.testing import CliRunner
 
 from bench.cli import app
-from bench.core.reference import table5_value
+from bench.core.paper import table5_value
 from bench.report import plots
 from bench.spec import experiments as bexp
 from bench.spec.run import resolve

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from bench.cli import app
 from bench.eval.perpoint import wilson_interval
-from bench.report.reference import claims
+from bench.report.bundle import claims
 from bench.store import db as bdb
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

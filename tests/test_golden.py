@@ -20,7 +20,7 @@ import pytest
 from conftest import BACKENDS
 from sqlalchemy import select
 
-from bench.core.reference import not_the_papers
+from bench.core.paper import not_the_papers
 from bench.report.frames import evaluations_frame
 from bench.report.render import render_long, render_paper, render_table5
 from bench.store import db as bdb

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from bench.cli import app
-from bench.core.reference import paper_number
+from bench.core.paper import paper_number
 from bench.report.frames import paper_frame
 from bench.report.render import render_paper
 from bench.store import db as bdb

@@ -14,7 +14,7 @@ from bench.cli.deferred import audit, provenance
 from bench.cli.options import DbOpt, DeviceOpt, ProgressOpt, RootOpt
 from bench.core.home import home
 from bench.eval.checks import FLAG
-from bench.report import reference as bref
+from bench.report import bundle
 from bench.report.frames import evaluations_frame
 from bench.report.render import check_format, render_long, render_paper, render_table5
 from bench.report.site import build_site
@@ -131,10 +131,10 @@ def export_cmd(
     """Write a results bundle: Table-2 cells with intervals and paper deltas, and per run its
     spec, provenance, checkpoint hashes and per-point masks (for committing reference numbers)."""
     engine = existing_db(db)
-    b = bref.bundle(engine, runs or None, note)
+    b = bundle.bundle(engine, runs or None, note)
     if not b["runs"]:
         raise ValueError("no runs to export (see `bench ls runs`)")
-    text = bref.markdown(b)  # rendered before anything is written
+    text = bundle.markdown(b)  # rendered before anything is written
     write_output(json.dumps(b, indent=1, sort_keys=True, default=str) + "\n", out)
     if markdown is not None:
         write_output(text, markdown)

@@ -18,7 +18,7 @@ from bench.cli.options import (
     RootOpt,
 )
 from bench.core.constants import EVAL_BATCH, ZOO_TEST_SUBSET
-from bench.core.reference import ROBUSTBENCH, ROBUSTBENCH_SOURCE
+from bench.core.paper import ROBUSTBENCH, ROBUSTBENCH_SOURCE
 from bench.store import db as bdb
 
 zoo_app = typer.Typer(
@@ -92,4 +92,4 @@ def zoo_eval_cmd(
             f"AutoAttack {pub['autoattack']:.2f}"
         )
     else:
-        typer.echo("published numbers: not in bench/core/reference.py ROBUSTBENCH")
+        typer.echo("published numbers: not in bench/core/paper.py ROBUSTBENCH")

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from bench.core.constants import DEFAULT_ATTACKS, TABLE4_ATTACKS, is_external
-from bench.core.reference import FAMILY, ROBUSTBENCH, paper_number, table5_value
+from bench.core.paper import FAMILY, ROBUSTBENCH, paper_number, table5_value
 from bench.eval.checks import FLAG
 from bench.eval.perpoint import wilson_interval, worst_case
 from bench.spec.presets import schedule_note

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 import attacks
 import defenses
 from bench.core.constants import Tag
-from bench.core.reference import (
+from bench.core.paper import (
     FAMILY,
     ROBUSTBENCH_SOURCE,
     SOURCE,

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.core.constants import DEFAULT_ATTACKS, TABLE4_ATTACKS
-from bench.core.reference import FAMILY
+from bench.core.paper import FAMILY
 from bench.core.registry import Registry
 from bench.spec.auxiliary import attach_unlabelled, labeller_spec
 from bench.spec.presets import default_preset

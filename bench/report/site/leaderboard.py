@@ -15,7 +15,7 @@ import pandas as pd
 
 import attacks
 from bench.core.constants import CHECKPOINTS
-from bench.core.reference import FAMILY, ROBUSTBENCH_SOURCE, SOURCE, TABLE4_SOURCE
+from bench.core.paper import FAMILY, ROBUSTBENCH_SOURCE, SOURCE, TABLE4_SOURCE
 from bench.eval.checks import FLAG
 from bench.report.boards import BOARD_ATTACKS, TRANSFER
 from bench.report.notes import audit_detail, audit_notes, eval_notes
