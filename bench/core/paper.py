@@ -7,7 +7,10 @@ with CIFAR-10 numbers, and labelled as a stand-in wherever it is shown).
 
 from __future__ import annotations
 
-from bench.core.constants import DEFAULT_ATTACKS, EPS_CIFAR, EPS_MNIST
+from dataclasses import dataclass
+
+from bench.core.constants import DEFAULT_ATTACKS, EPS_CIFAR, EPS_MNIST, TABLE4_ATTACKS
+from bench.core.registry import Registry
 
 FAMILY = {"mnist": "MNIST", "cifar10": "CIFAR-10", "cifar10-jpeg": "CIFAR-10"}
 
@@ -104,12 +107,80 @@ PAPER_MODEL = {"MNIST": "smallcnn", "CIFAR-10": "resnet18"}
 PAPER_PRESET = {"MNIST": "paper-4.2-mnist", "CIFAR-10": "paper-4.2-cifar"}
 
 
+@dataclass(frozen=True)
+class PaperTable:
+    """One of the paper's tables as the harness lays it out: its columns (attack presets),
+    what it measures, its source, its numbers and whom they are for."""
+
+    number: int
+    title: str  # what it measures, for the heading
+    attacks: tuple[str, ...]  # its columns, in order
+    source: str
+    fill: str  # how to fill an empty one
+    # (family, defense) -> {(attack, checkpoint): accuracy %}; Tables 2 and 3: "best" only
+    numbers: dict[tuple[str, str], dict[tuple[str, str], float]]
+    split: tuple[str, ...] = ()  # attacks shown as two columns, best and last (Table 4)
+    family: str | None = None  # the only data-set family it has (Table 4: CIFAR-10)
+    model: str | None = None  # the only model its numbers are for (else PAPER_MODEL)
+
+
+def _best(table: dict[tuple[str, str], dict[str, float]]) -> dict:
+    return {k: {(a, "best"): v for a, v in row.items()} for k, row in table.items()}
+
+
+PAPER_TABLES: Registry[PaperTable] = Registry("paper table")
+PAPER_TABLES.add(
+    "2",
+    PaperTable(
+        2,
+        "white-box",
+        DEFAULT_ATTACKS,
+        SOURCE,
+        " Fill it with `bench experiment table2-mnist` (or `bench run` / `bench eval`).",
+        _best(TABLE2),
+    ),
+)
+PAPER_TABLES.add(
+    "3",
+    PaperTable(
+        3,
+        "black-box transfer",
+        _T3_COLS,
+        TABLE3_SOURCE,
+        " Fill it with `bench eval RUN --attacks transfer-fgsm,transfer-pgd10,transfer-pgd20,"
+        "transfer-cw20` on trained runs (the surrogate is trained on demand).",
+        _best(TABLE3),
+    ),
+)
+PAPER_TABLES.add(
+    "4",
+    PaperTable(
+        4,
+        "white-box, best and last checkpoints",
+        TABLE4_ATTACKS,
+        TABLE4_SOURCE,
+        " Fill it with `bench experiment table4-wrn` (CIFAR-10 WRN-34-10 runs).",
+        {("CIFAR-10", d): v for d, v in TABLE4.items()},
+        split=("pgd20", "pgd100", "cw20"),
+        family="CIFAR-10",
+        model=TABLE4_MODEL,
+    ),
+)
+
+
+def paper_table(number: int) -> PaperTable:
+    """Table ``number`` (2, 3 or 4); another number is a one-line error."""
+    if str(number) not in PAPER_TABLES:
+        raise ValueError(f"unknown paper table {number}; valid: {', '.join(PAPER_TABLES)}")
+    return PAPER_TABLES.get(str(number))
+
+
 def not_the_papers(table: int, dataset: str, model: str, preset: str | None) -> str:
     """Why a block of a paper table has no paper numbers ("" when it is the paper's
     setting, as far as model and preset go; eps is checked per cell)."""
-    family = FAMILY.get(dataset, "")
-    if table == 4:
-        return "" if model == TABLE4_MODEL and family == "CIFAR-10" else f"model {model}"
+    t, family = paper_table(table), FAMILY.get(dataset, "")
+    if t.model is not None:
+        return "" if model == t.model and family == t.family else f"model {model}"
     if model != PAPER_MODEL.get(family, model):
         return f"model {model}, not the paper's {PAPER_MODEL[family]}"
     if preset is not None and preset != PAPER_PRESET.get(family, preset):
@@ -129,24 +200,18 @@ def paper_number(
 ) -> float | None:
     """The paper's number in Table 2, 3 or 4 for one cell, or None where it has none.
 
-    None too where our eps is not the paper's, and, for Table 4, where our model is not
-    WRN-34-10 or the dataset is not CIFAR-10 (the paper's Table 2/3 numbers are for the
-    best checkpoint; Table 4 has best and last).
+    None too where our eps is not the paper's, or our model or preset is not the one the
+    table's numbers are for (Tables 2 and 3: the §4.2 model and preset of the data set, best
+    checkpoint only; Table 4: WRN-34-10 on CIFAR-10, best and last).
     """
-    family = FAMILY.get(dataset, "")
+    t, family = paper_table(table), FAMILY.get(dataset, "")
     if eps is not None and abs(eps - PAPER_EPS.get(family, -1.0)) > EPS_TOLERANCE:
         return None
-    if model is not None and table in (2, 3) and not_the_papers(table, dataset, model, preset):
+    if t.family is not None and family != t.family:
         return None
-    if table == 2:
-        return TABLE2.get((family, defense), {}).get(attack) if checkpoint == "best" else None
-    if table == 3:
-        return TABLE3.get((family, defense), {}).get(attack) if checkpoint == "best" else None
-    if table == 4:
-        if family != "CIFAR-10" or (model is not None and model != TABLE4_MODEL):
-            return None
-        return TABLE4.get(defense, {}).get((attack, checkpoint))
-    raise ValueError(f"unknown paper table {table}; valid: 2, 3, 4")
+    if model is not None and not_the_papers(table, dataset, model, preset):
+        return None
+    return t.numbers.get((family, defense), {}).get((attack, checkpoint))
 
 
 # RobustBench's published numbers for model-zoo entries (CIFAR-10, Linf, eps 8/255): clean

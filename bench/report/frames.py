@@ -15,8 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from bench.core.constants import DEFAULT_ATTACKS, TABLE4_ATTACKS, is_external
-from bench.core.paper import FAMILY, ROBUSTBENCH, paper_number, table5_value
+from bench.core.constants import is_external
+from bench.core.paper import FAMILY, ROBUSTBENCH, paper_number, paper_table, table5_value
 from bench.eval.checks import FLAG
 from bench.eval.perpoint import wilson_interval, worst_case
 from bench.spec.presets import schedule_note
@@ -24,12 +24,6 @@ from bench.store.db import Checkpoint, EpochMetric, Evaluation, Run, audit_recor
 
 # The paper's row order; defenses it does not have come after, alphabetically.
 DEFENSE_ORDER = ("natural", "standard", "mma", "dynamic", "trades", "mart")
-LAYOUTS: dict[int, tuple[str, ...]] = {
-    2: DEFAULT_ATTACKS,
-    3: ("transfer-fgsm", "transfer-pgd10", "transfer-pgd20", "transfer-cw20"),
-    4: TABLE4_ATTACKS,
-}
-TITLES = {2: "white-box", 3: "black-box transfer", 4: "white-box, best and last checkpoints"}
 COLUMNS = [
     "table",
     "dataset",
@@ -174,18 +168,18 @@ def paper_frame(
     """Numbers of one paper table: a row per (run, checkpoint, attack in the layout).
 
     Every run with at least one evaluation in the layout gets every layout cell; missing
-    ones have NaN accuracy. Table 4 keeps only CIFAR-10 runs.
+    ones have NaN accuracy. A table of one data-set family (Table 4: CIFAR-10) keeps only
+    its runs.
     """
-    if table not in LAYOUTS:
-        raise ValueError(f"unknown paper table {table}; valid: 2, 3, 4")
-    layout = LAYOUTS[table] + (("autoattack",) if autoattack else ())
+    t = paper_table(table)
+    layout = t.attacks + (("autoattack",) if autoattack else ())
     df = evaluations_frame(engine, runs)
     if df.empty:
         return pd.DataFrame(columns=COLUMNS)
     if autoattack:
         df = with_autoattack(engine, df)
-    if table == 4:
-        df = df[df["dataset"].map(lambda d: FAMILY.get(d) == "CIFAR-10")]
+    if t.family is not None:
+        df = df[df["dataset"].map(lambda d: FAMILY.get(d) == t.family)]
     have = df[df["attack"].isin(layout)]
     flags = audit_flags(engine, runs)
     records = []

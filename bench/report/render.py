@@ -16,19 +16,16 @@ from bench.core.constants import Tag
 from bench.core.paper import (
     FAMILY,
     ROBUSTBENCH_SOURCE,
-    SOURCE,
-    TABLE3_SOURCE,
-    TABLE4_SOURCE,
     TABLE5_SETTING,
     TABLE5_SOURCE,
     not_the_papers,
+    paper_table,
 )
 from bench.report.frames import (
     GROUP,
     INTERNAL,
     TABLE5_ATTACKS,
     TABLE5_ORDER,
-    TITLES,
     audit_flags,
     evaluations_frame,
     paper_frame,
@@ -42,13 +39,6 @@ from bench.report.text import count, describe_semi_run, settings_text
 from bench.store.db import Run
 
 FORMATS = ("markdown", "csv", "json")
-SOURCES = {2: SOURCE, 3: TABLE3_SOURCE, 4: TABLE4_SOURCE}
-EMPTY_HINT = {
-    2: " Fill it with `bench experiment table2-mnist` (or `bench run` / `bench eval`).",
-    3: " Fill it with `bench eval RUN --attacks transfer-fgsm,transfer-pgd10,transfer-pgd20,"
-    "transfer-cw20` on trained runs (the surrogate is trained on demand).",
-    4: " Fill it with `bench experiment table4-wrn` (CIFAR-10 WRN-34-10 runs).",
-}
 
 
 def check_format(fmt: str) -> str:
@@ -107,8 +97,9 @@ def _row_name(first: pd.Series, run: str, dup: bool) -> str:
 
 
 def _markdown(frame: pd.DataFrame, engine: Engine, table: int, ci: bool = False) -> str:
+    t = paper_table(table)
     if frame.empty:
-        return f"No evaluations for Table {table} in the database yet." + EMPTY_HINT.get(table, "")
+        return f"No evaluations for Table {table} in the database yet." + t.fill
     flags = audit_flags(engine, None)
     attack_order = list(dict.fromkeys(frame["attack"]))
     blocks = []
@@ -120,7 +111,7 @@ def _markdown(frame: pd.DataFrame, engine: Engine, table: int, ci: bool = False)
         family = FAMILY.get(str(dataset), str(dataset))
         title = (
             f"### Table {table}, {family}: `{dataset}`, L-inf eps {eps:.4g}, {model}, preset "
-            f"{preset} ({TITLES[table]}, accuracy %)"
+            f"{preset} ({t.title}, accuracy %)"
         )
         evs = evaluations_frame(engine, runs)
         evs = evs[evs["attack"].isin(attack_order)]
@@ -130,7 +121,10 @@ def _markdown(frame: pd.DataFrame, engine: Engine, table: int, ci: bool = False)
         lines = [title, "", pd.DataFrame(rows).to_markdown(index=False), "", *eval_notes(evs)]
         lines += [f"- `{r}` trained in {t}" for r, t in sorted(runtimes(engine, runs).items())]
         blocks.append("\n".join(lines + audit_notes(flags, runs)))
-    cells = "best / last checkpoint" if table != 4 else "best / last (Table 4 splits PGD and CW)"
+    cells = "best / last checkpoint"
+    if t.split:  # e.g. PGD-20, PGD-100, CW-inf: "PGD and CW"
+        kinds = list(dict.fromkeys(_label(a).split("-")[0] for a in t.split))
+        cells = f"best / last (Table {table} splits {' and '.join(kinds)})"
     blocks.append(
         f"Cells: ours, {cells} (best: the epoch with the highest PGD-20 accuracy on the first "
         "test points, the papers' convention, which flatters it; where a run held training "
@@ -138,10 +132,10 @@ def _markdown(frame: pd.DataFrame, engine: Engine, table: int, ci: bool = False)
         f"; over several seeds (column Seeds) the mean ± sample sd, "
         "(n=k) where fewer seeds have the value, per-seed numbers in --format csv/json"
         + (", with 95% Wilson intervals [low, high] for single seeds" if ci else "")
-        + f"; in parentheses the paper's number ({SOURCES[table]}, for the best checkpoint"
+        + f"; in parentheses the paper's number ({t.source}, for the best checkpoint"
         " unless the column says last) and ours - paper. The paper's numbers are shown only"
         " where our eps is the paper's (0.3 MNIST, 8/255 or 0.031 CIFAR-10)"
-        + (" and the model is WRN-34-10" if table == 4 else "")
+        + (f" and the model is {t.model.upper()}" if t.model else "")
         + f"; RobustBench entries are compared with {ROBUSTBENCH_SOURCE}. '—': not evaluated."
     )
     return "\n\n".join(blocks)
@@ -163,7 +157,7 @@ def _table_rows(
         for atk in attack_order:
             cells = {t: g.iloc[0] for t, g in r[r["attack"] == atk].groupby("checkpoint")}
             best, last = cells.get("best"), cells.get("last")
-            if table == 4 and atk in ("pgd20", "pgd100", "cw20"):
+            if atk in paper_table(table).split:
                 row[f"{_label(atk)} best"] = _cell(best, ci, len(seeds)) + _paper(best)
                 row[f"{_label(atk)} last"] = _cell(last, ci, len(seeds)) + _paper(last)
             else:
