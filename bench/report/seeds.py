@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from bench.core.constants import is_external
 from bench.store.db import Run
 
 SEED_KEYS = ("seed", "pseudo_labeller")  # what differs between seeds of one setting
@@ -23,7 +24,7 @@ def seed_groups(engine: Engine, runs: list[str]) -> dict[str, tuple[str, int]]:
         out = {}
         for r in rows:
             setting = {k: v for k, v in r.spec.items() if k not in SEED_KEYS}
-            label = r.name.replace(f"-s{r.seed}-", "-s*-") if r.spec.get("kind") is None else r.name
+            label = r.name if is_external(r.spec) else r.name.replace(f"-s{r.seed}-", "-s*-")
             key = json.dumps(setting, sort_keys=True, default=str)
             out[r.name] = (f"{label.rsplit('-', 1)[0]}|{key}", r.seed)
     return out
