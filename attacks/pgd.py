@@ -105,12 +105,15 @@ class PGD(Attack):
         # bit for bit the same as ``project`` (min and max are exact).
         lo, hi = (x - self.eps).clamp_(min=0.0), (x + self.eps).clamp_(max=1.0)
         for _ in range(self.steps):
-            x_adv.requires_grad_(True)
-            with torch.enable_grad():
-                loss = attack_loss(self.loss, model(x_adv), y, p_nat)
-                grad = input_grad(loss, x_adv)
+            grad = self.gradient(model, x_adv.detach().requires_grad_(True), y, p_nat)
             x_adv = torch.clamp(x_adv.detach() + self.step_size * grad.sign(), lo, hi)
         return x_adv
+
+    def gradient(self, model: nn.Module, x_adv: Tensor, y: Tensor, p_nat: Tensor | None) -> Tensor:
+        """The input gradient each step follows (the adaptive attacks change only this:
+        bench's BPDA differentiates a stand-in of the model, EOT averages over draws)."""
+        with torch.enable_grad():
+            return input_grad(attack_loss(self.loss, model(x_adv), y, p_nat), x_adv)
 
 
 @register

@@ -23,6 +23,7 @@ CHEAP = {
     "spsa": {"steps": 3, "samples": 16},
     "autoattack-part": {"n_iter": 5, "n_target_classes": 2, "n_queries": 20},
     "autoattack": {"n_iter": 5, "n_target_classes": 2, "n_queries": 20},
+    "eot": {"samples": 2},
 }
 
 

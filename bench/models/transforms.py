@@ -1,0 +1,156 @@
+"""Input transformations applied at inference, the lecture's "fake robustness" defenses.
+
+Each is an ``nn.Module`` on images in [0, 1] that runs before the network: bit-depth
+reduction and feature squeezing (Xu et al., NDSS 2018), JPEG compression (Guo et al., ICLR
+2018), a median filter, and random resize-and-pad (Xie et al., ICLR 2018). Most of them stop
+gradients (rounding has a zero derivative; JPEG leaves the autograd graph) or draw fresh
+randomness at every call, so PGD alone overrates them: ``attacks/adaptive.py`` (BPDA, EOT)
+and the masking checks (``bench/eval/masking.py``) are their counterparts.
+
+``Transformed(net, transform)`` is the defended model. Its ``straight_through()`` view
+runs the same forward pass and differentiates the transformation's stand-in instead
+(``approx``: the identity unless a transformation gives a better one), which is how BPDA
+reaches the network behind it.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class InputTransform(nn.Module):
+    """A preprocessing step; ``random`` says whether two calls may differ."""
+
+    random: ClassVar[bool] = False
+
+    def approx(self, x: Tensor) -> Tensor:
+        """A differentiable stand-in for BPDA: the identity by default."""
+        return x
+
+    def straight(self, x: Tensor) -> Tensor:
+        """The forward value of the transformation with the stand-in's gradient."""
+        a = self.approx(x)
+        return a + (self(x) - a).detach()
+
+
+class BitDepth(InputTransform):
+    """Quantise each pixel to ``bits`` bits (Xu et al.: 1 bit on MNIST)."""
+
+    def __init__(self, bits: int = 1) -> None:
+        super().__init__()
+        if not 1 <= bits <= 8:
+            raise ValueError(f"bit-depth: bits must be 1..8, got {bits}")
+        self.levels = 2**bits - 1
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.round(x * self.levels) / self.levels
+
+
+class MedianFilter(InputTransform):
+    """A ``size`` x ``size`` median over each channel (reflect padding)."""
+
+    def __init__(self, size: int = 2) -> None:
+        super().__init__()
+        if size < 2:
+            raise ValueError(f"median filter: size must be >= 2, got {size}")
+        self.size = size
+
+    def forward(self, x: Tensor) -> Tensor:
+        k = self.size
+        pad = (k // 2, (k - 1) // 2, k // 2, (k - 1) // 2)
+        patches = F.pad(x, pad, mode="reflect").unfold(2, k, 1).unfold(3, k, 1)
+        return patches.reshape(*patches.shape[:4], -1).median(dim=-1).values
+
+
+class FeatureSqueeze(InputTransform):
+    """Feature squeezing as one transformation: bit depth, then a median filter."""
+
+    def __init__(self, bits: int = 1, size: int = 2) -> None:
+        super().__init__()
+        self.depth, self.median = BitDepth(bits), MedianFilter(size)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.median(self.depth(x))
+
+
+class Jpeg(InputTransform):
+    """JPEG at ``quality`` (Pillow, per image): the output leaves the autograd graph."""
+
+    def __init__(self, quality: int = 75) -> None:
+        super().__init__()
+        if not 1 <= quality <= 95:
+            raise ValueError(f"jpeg: quality must be 1..95, got {quality}")
+        self.quality = quality
+
+    def forward(self, x: Tensor) -> Tensor:
+        from PIL import Image
+
+        out = torch.empty_like(x)
+        for i, img in enumerate((x.detach().clamp(0, 1) * 255).round().byte().cpu()):
+            arr = img.permute(1, 2, 0).squeeze(-1).numpy()
+            buf = io.BytesIO()
+            Image.fromarray(arr).save(buf, format="JPEG", quality=self.quality)
+            back = torch.from_numpy(np.array(Image.open(buf))).float() / 255
+            out[i] = (back.unsqueeze(0) if back.ndim == 2 else back.permute(2, 0, 1)).to(x)
+        return out
+
+
+class RandomResizePad(InputTransform):
+    """Xie et al.: resize to a random side in [s, s + ``pad``), pad at a random offset to
+    s + ``pad``, then back to s (the network's input size). Random at every call."""
+
+    random: ClassVar[bool] = True
+
+    def __init__(self, pad: int = 4) -> None:
+        super().__init__()
+        if pad < 1:
+            raise ValueError(f"resize-pad: pad must be >= 1, got {pad}")
+        self.pad = pad
+
+    def forward(self, x: Tensor) -> Tensor:
+        s = x.shape[-1]
+        side = int(torch.randint(s, s + self.pad, ()).item())
+        small = F.interpolate(x, size=(side, side), mode="nearest")
+        left, top = (int(torch.randint(0, s + self.pad - side + 1, ()).item()) for _ in "xy")
+        right, bottom = s + self.pad - side - left, s + self.pad - side - top
+        padded = F.pad(small, (left, right, top, bottom))
+        return F.interpolate(padded, size=(s, s), mode="bilinear", align_corners=False)
+
+
+class Transformed(nn.Module):
+    """``net`` behind ``transform``: the model a defended evaluation attacks."""
+
+    def __init__(self, net: nn.Module, transform: InputTransform) -> None:
+        super().__init__()
+        self.net, self.transform = net, transform
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(self.transform(x))
+
+    def straight_through(self) -> nn.Module:
+        """The same forward pass, differentiated through the transformation's stand-in."""
+        return _StraightThrough(self)
+
+
+class _StraightThrough(nn.Module):
+    def __init__(self, model: Transformed) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model.net(self.model.transform.straight(x))
+
+
+TRANSFORMS: dict[str, type[InputTransform]] = {
+    "bit-depth": BitDepth,
+    "median": MedianFilter,
+    "feature-squeeze": FeatureSqueeze,
+    "jpeg": Jpeg,
+    "resize-pad": RandomResizePad,
+}

@@ -1,0 +1,112 @@
+"""Fake robustness, caught (issue 21, first part): input transformations that hide
+gradients, the adaptive attacks that see through them (BPDA, EOT), and the probes that
+tell which one a model needs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import requires_mnist
+from torch import Tensor, nn
+
+import attacks
+from attacks.adaptive import BPDA, EOT
+from attacks.pgd import PGD
+from bench.eval.loop import robust_points
+from bench.eval.masking import adaptive_attack, probe
+from bench.models.transforms import (
+    TRANSFORMS,
+    BitDepth,
+    InputTransform,
+    RandomResizePad,
+    Transformed,
+)
+
+pytestmark = requires_mnist
+
+
+class Identity(InputTransform):
+    def forward(self, x: Tensor) -> Tensor:
+        return x
+
+
+class ZeroGrad(nn.Module):
+    """A layer that passes values and stops gradients (the lecture's "shattered" case)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.detach()
+
+
+def _data(mnist_small, n: int = 100) -> tuple[Tensor, Tensor]:
+    _, _, x, y = mnist_small
+    return x[:n], y[:n]
+
+
+def _acc(model: nn.Module, attack, x: Tensor, y: Tensor) -> float:
+    return robust_points(model, x, y, attack, seed=0).accuracy
+
+
+def _pgd(cls: type[PGD] = PGD, eps: float = 0.3, **kw) -> PGD:
+    return cls(eps=eps, steps=20, step_size=eps / 10, start="uniform", **kw)
+
+
+def test_bpda_through_the_identity_and_eot_on_a_deterministic_model_are_pgd(
+    trained_linear, mnist_small
+) -> None:
+    x, y = _data(mnist_small, 64)
+    plain = Transformed(trained_linear, Identity())
+    runs = {}
+    for name, atk in (("pgd", _pgd()), ("bpda", _pgd(BPDA)), ("eot", _pgd(EOT, samples=3))):
+        torch.manual_seed(1)
+        runs[name] = atk(plain, x, y)
+    assert torch.equal(runs["pgd"], runs["bpda"])
+    assert torch.equal(runs["pgd"], runs["eot"])
+
+
+def test_the_probes_find_zeroed_gradients_randomness_and_pass_a_plain_network(
+    trained_linear, mnist_small
+) -> None:
+    x, y = _data(mnist_small)
+    plain = probe(trained_linear, x, y)
+    assert not plain.random and not plain.masked and adaptive_attack(plain) == "pgd20"
+    shattered = probe(nn.Sequential(ZeroGrad(), trained_linear), x, y)
+    assert shattered.missing and adaptive_attack(shattered) == "bpda-pgd20"
+    quantised = probe(Transformed(trained_linear, BitDepth(1)), x, y)
+    assert quantised.zero == len(y) and adaptive_attack(quantised) == "bpda-pgd20"
+    randomised = probe(Transformed(trained_linear, RandomResizePad(4)), x, y)
+    assert randomised.random and adaptive_attack(randomised) == "eot-pgd20"
+
+
+def test_bpda_breaks_bit_depth_reduction_that_pgd_overrates(trained_linear, mnist_small) -> None:
+    """Rounding has a zero derivative: PGD only moves by its random start and reports the
+    quantised model robust; BPDA differentiates the identity instead and takes it down."""
+    x, y = _data(mnist_small)
+    defended = Transformed(trained_linear, BitDepth(1))
+    pgd, bpda = _acc(defended, _pgd(), x, y), _acc(defended, _pgd(BPDA), x, y)
+    assert pgd >= 0.8, pgd  # looks robust (measured 0.88 on these 100 points)
+    assert bpda <= pgd - 0.3, (pgd, bpda)  # measured 0.42
+
+
+def test_eot_beats_pgd_on_a_randomised_model(trained_linear, mnist_small) -> None:
+    """A fresh resize-and-pad at every call: one-draw gradients point in other directions
+    than the expected one (eps 0.05, pad 8: PGD-20 0.46, EOT with 8 draws 0.14, measured)."""
+    x, y = _data(mnist_small)
+    defended = Transformed(trained_linear, RandomResizePad(8))
+    pgd = _acc(defended, _pgd(eps=0.05), x, y)
+    eot = _acc(defended, _pgd(EOT, eps=0.05, samples=8), x, y)
+    assert eot <= pgd - 0.2, (pgd, eot)
+
+
+@pytest.mark.parametrize("name", sorted(TRANSFORMS))
+def test_every_transformation_keeps_shape_and_range_and_the_attacks_their_budget(
+    name: str, trained_linear, mnist_small
+) -> None:
+    x, y = _data(mnist_small, 16)
+    t = TRANSFORMS[name]()
+    out = t(x)
+    assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
+    defended = Transformed(trained_linear, t)
+    for preset in ("bpda-pgd20", "eot-pgd20"):
+        opts = {"samples": 2} if preset.startswith("eot") else {}
+        x_adv = attacks.build(preset, eps=0.1, **opts)(defended, x, y)  # checks the ball
+        assert (x_adv - x).abs().max() <= 0.1 + 1e-6
