@@ -4,6 +4,9 @@ tell which one a model needs."""
 
 from __future__ import annotations
 
+import io
+
+import pandas as pd
 import pytest
 import torch
 from conftest import requires_mnist
@@ -14,8 +17,8 @@ from attacks.adaptive import BPDA, EOT
 from attacks.pgd import PGD
 from bench.eval.loop import robust_points
 from bench.eval.masking import adaptive_attack, probe
+from bench.models import TRANSFORMS
 from bench.models.transforms import (
-    TRANSFORMS,
     BitDepth,
     InputTransform,
     RandomResizePad,
@@ -97,12 +100,12 @@ def test_eot_beats_pgd_on_a_randomised_model(trained_linear, mnist_small) -> Non
     assert eot <= pgd - 0.2, (pgd, eot)
 
 
-@pytest.mark.parametrize("name", sorted(TRANSFORMS))
+@pytest.mark.parametrize("name", TRANSFORMS.names())
 def test_every_transformation_keeps_shape_and_range_and_the_attacks_their_budget(
     name: str, trained_linear, mnist_small
 ) -> None:
     x, y = _data(mnist_small, 16)
-    t = TRANSFORMS[name]()
+    t = TRANSFORMS.get(name)()
     out = t(x)
     assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
     defended = Transformed(trained_linear, t)
@@ -110,3 +113,40 @@ def test_every_transformation_keeps_shape_and_range_and_the_attacks_their_budget
         opts = {"samples": 2} if preset.startswith("eot") else {}
         x_adv = attacks.build(preset, eps=0.1, **opts)(defended, x, y)  # checks the ball
         assert (x_adv - x).abs().max() <= 0.1 + 1e-6
+
+
+def test_a_run_is_evaluated_behind_a_transformation_as_a_run_of_its_own(tmp_path) -> None:
+    """`bench eval RUN --transform ...` attacks the network behind the transformation and
+    stores it as RUN+TRANSFORM: the bare and the defended model never share a row."""
+    from typer.testing import CliRunner
+
+    from bench.cli import app
+    from bench.spec.run import resolve
+
+    runner, db = CliRunner(), str(tmp_path / "t.sqlite")
+    common = ["--db", db, "--runs-dir", str(tmp_path / "runs")]
+    res = runner.invoke(
+        app,
+        ["run", "--defense", "natural", "--model", "linear", "--dataset", "mnist", "--epochs",
+         "1", "--train-subset", "512", "--test-subset", "100", "--no-eval", "--eps", "0.3",
+         *common],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    run = resolve(
+        "natural", "linear", "mnist", train_subset=512, test_subset=100,
+        overrides={"epochs": 1, "eps": 0.3},
+    ).name  # fmt: skip
+    attacks_ = ["--attacks", "clean,pgd20,bpda-pgd20", "--db", db]
+    res = runner.invoke(app, ["eval", run, *attacks_, "--transform", "bit-depth:bits=1"])
+    assert res.exit_code == 0, res.output
+    assert "+bit-depth-bits1" in res.output
+    table = runner.invoke(app, ["table", "--format", "csv", "--db", db]).output
+    again = runner.invoke(app, ["eval", run, *attacks_, "--transform", "bit-depth:bits=1"])
+    assert again.exit_code == 0, again.output  # the same defended run: nothing new stored
+    assert runner.invoke(app, ["table", "--format", "csv", "--db", db]).output == table
+    df = pd.read_csv(io.StringIO(table))
+    df = df[df["run"].str.endswith("+bit-depth-bits1") & (df["checkpoint"] == "best")]
+    defended = dict(zip(df["attack"], df["accuracy"], strict=True))
+    assert defended["bpda-pgd20"] < defended["pgd20"]  # PGD overrates the quantised model
+    bad = runner.invoke(app, ["eval", run, "--db", db, "--transform", "blur:k=3"])
+    assert bad.exit_code == 2 and "unknown transform 'blur'" in bad.output

@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # what the names stand for (the layers contract sees these im
     from bench.jobs import experiments as experiment_jobs
     from bench.jobs import regress as regress_jobs
     from bench.jobs import regress_train as regress_train_jobs
+    from bench.jobs import transformed as transformed_jobs
     from bench.jobs import zoo as zoo_jobs
     from bench.models import zoo as model_zoo
     from bench.train import distributed as train_distributed
@@ -38,6 +39,7 @@ else:
     regress_jobs = LazyModule("bench.jobs.regress")
     regress_train_jobs = LazyModule("bench.jobs.regress_train")
     zoo_jobs = LazyModule("bench.jobs.zoo")
+    transformed_jobs = LazyModule("bench.jobs.transformed")  # --transform: the defended run
     model_zoo = LazyModule("bench.models.zoo")  # RobustBench entries and their files
     train_runtime = LazyModule("bench.train.runtime")  # Runtime: memory format, threads
     train_distributed = LazyModule("bench.train.distributed")  # --nproc: the process group
@@ -57,5 +59,6 @@ __all__ = [
     "train_loop",
     "train_precision",
     "train_runtime",
+    "transformed_jobs",
     "zoo_jobs",
 ]

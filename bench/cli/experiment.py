@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy.engine import Engine
 
 from bench.cli import placing as pl
 from bench.cli.common import app, check_cores, clean_errors, existing_db, parse_seeds, split_list
@@ -149,6 +150,29 @@ def experiment(
     check_cores("--threads", threads, oversubscribe)
     job_list = bexp.expand(name, ov, data_root)
     engine = bdb.connect(db)
+    _describe(engine, name, ov, job_list, status)
+    if dry_run or status:
+        return
+    where = {
+        "runs_dir": runs_dir,
+        "data_root": data_root,
+        "device": provenance.check_device(device),
+        "progress": progress,
+        "runtime": train_runtime.Runtime(threads=threads),
+    }
+    if placing is not None:
+        pl.run_jobs(engine, job_list, placing, **where)
+        if placing[1].wait:
+            _render(engine, name, job_list, plot_dir)
+        return
+    experiment_jobs.run_experiment(engine, job_list, on_job=announce, **where)
+    _render(engine, name, job_list, plot_dir)
+
+
+def _describe(
+    engine: Engine, name: str, ov: bexp.Overrides, job_list: list[bexp.Job], status: bool
+) -> None:
+    """The experiment, its settings and a line per job (``--status``: where it was placed)."""
     exp = bexp.EXPERIMENTS.get(name)
     typer.echo(f"{name}: {exp.description} ({exp.source}); {len(job_list)} job(s)")
     m, d, p = bexp.settings(exp, ov)
@@ -156,34 +180,6 @@ def experiment(
     describe = executors.status_lines if status else experiment_jobs.describe_jobs
     for line in describe(engine, job_list):
         typer.echo(f"  {line}")
-    if dry_run or status:
-        return
-    device = provenance.check_device(device)
-    if placing is not None:
-        pl.run_jobs(
-            engine,
-            job_list,
-            placing,
-            runs_dir=runs_dir,
-            data_root=data_root,
-            device=device,
-            runtime=train_runtime.Runtime(threads=threads),
-            progress=progress,
-        )
-        if placing[1].wait:
-            _render(engine, name, job_list, plot_dir)
-        return
-    experiment_jobs.run_experiment(
-        engine,
-        job_list,
-        runs_dir=runs_dir,
-        device=device,
-        data_root=data_root,
-        progress=progress,
-        on_job=announce,
-        runtime=train_runtime.Runtime(threads=threads),
-    )
-    _render(engine, name, job_list, plot_dir)
 
 
 def announce(job: bexp.Job, stage: str) -> None:

@@ -11,7 +11,7 @@ import defenses
 from bench import data as bdata
 from bench.cli.common import app, clean_errors
 from bench.cli.options import DbOpt
-from bench.models import MODELS
+from bench.models import MODELS, TRANSFORMS
 from bench.report.runview import runs_frame
 from bench.report.text import describe_semi_run
 from bench.spec.experiments import EXPERIMENTS
@@ -23,12 +23,14 @@ from bench.store import db as bdb
 @clean_errors
 def ls(
     what: Annotated[
-        str, typer.Argument(help="defenses|attacks|models|datasets|presets|runs|all")
+        str,
+        typer.Argument(help="defenses|attacks|models|transforms|datasets|presets|runs|all"),
     ] = "all",
     db: DbOpt = None,
 ) -> None:
     """List what the harness knows."""
-    kinds = ("defenses", "attacks", "models", "datasets", "presets", "experiments", "runs")
+    kinds = ("defenses", "attacks", "models", "transforms", "datasets", "presets", "experiments")
+    kinds += ("runs",)
     if what != "all" and what not in kinds:
         raise ValueError(f"unknown listing {what!r}; valid: all, {', '.join(kinds)}")
     show = kinds if what == "all" else (what,)
@@ -51,6 +53,9 @@ def ls(
             )
     if "models" in show:
         typer.echo("models:\n  " + ", ".join(MODELS.names()))
+    if "transforms" in show:
+        typer.echo("input transformations (bench eval RUN --transform NAME[:KEY=VALUE,...]):")
+        typer.echo("  " + ", ".join(TRANSFORMS.names()))
     if "datasets" in show:
         typer.echo("datasets:")
         for n, info in bdata.DATASETS.items():

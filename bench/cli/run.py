@@ -23,7 +23,7 @@ from bench.cli.common import (
     parse_seeds,
     print_evals,
 )
-from bench.cli.deferred import jobs, provenance, train_runtime
+from bench.cli.deferred import jobs, provenance, train_runtime, transformed_jobs
 from bench.cli.groups import placing_options, training_options
 from bench.cli.options import (
     AttackParamOpt,
@@ -133,30 +133,29 @@ def run(
     runtime = train_runtime.Runtime(
         channels_last=channels_last, compile=compile_model, threads=threads, nproc=nproc
     )
+    where = {"runs_dir": runs_dir, "data_root": data_root, "device": device, "progress": progress}
+    jobs_ = (specs, (names, options, skip_wrong), runtime)
+    _dispatch(jobs_, placing, status, db, nproc, where)
+
+
+def _dispatch(
+    jobs_: tuple[list[RunSpec], tuple[list[str], dict, bool], Any],
+    placing: tuple[str, Options] | None,
+    status: bool,
+    db: str | None,
+    nproc: int,
+    where: dict[str, Any],
+) -> None:
+    """The specs' jobs (with their attacks and runtime) on an executor, their status, or
+    trained and evaluated here (in a process group with ``nproc`` > 1); ``where``: runs_dir,
+    data_root, device, progress."""
+    specs, attacks_, runtime = jobs_
     if placing is not None or status:  # the seeds' jobs on an executor, or where they are
-        pl.place_or_status(
-            bdb.connect(db),
-            pl.grid_jobs(specs, names, options, skip_wrong),
-            placing,
-            status,
-            runs_dir=runs_dir,
-            data_root=data_root,
-            device=device,
-            runtime=runtime,
-            progress=progress,
-        )
+        grid = pl.grid_jobs(specs, *attacks_)
+        pl.place_or_status(bdb.connect(db), grid, placing, status, runtime=runtime, **where)
         return
-    work = partial(
-        _train_and_evaluate,
-        specs=specs,
-        runtime=runtime,
-        attacks_=(names, options, skip_wrong),
-        runs_dir=runs_dir,
-        device=device,
-        data_root=data_root,
-        progress=progress,
-    )
-    parallel.train_in_group(work, db, nproc, device)
+    work = partial(_train_and_evaluate, specs=specs, runtime=runtime, attacks_=attacks_, **where)
+    parallel.train_in_group(work, db, nproc, where["device"])
 
 
 def _check_processes(
@@ -224,6 +223,13 @@ def _train_and_evaluate(
 def eval_cmd(
     runs: Annotated[list[str] | None, typer.Argument(help="run names (bench ls runs)")] = None,
     all_runs: Annotated[bool, typer.Option("--all", help="every finished run")] = False,
+    transform: Annotated[
+        str | None,
+        typer.Option(
+            help="attack each run behind an input transformation, e.g. bit-depth:bits=1 "
+            "(bench ls transforms), evaluated as the run RUN+TRANSFORM"
+        ),
+    ] = None,
     attack_list: AttacksOpt = DEFAULT_ATTACK_LIST,
     attack_param: AttackParamOpt = None,
     skip_wrong: SkipOpt = True,
@@ -259,36 +265,27 @@ def eval_cmd(
         targets += [r.name for r in bdb.list_runs(engine) if r.status == RunStatus.DONE]
     if not targets:
         raise ValueError("name at least one run, or pass --all")
+    if transform is not None:
+        targets = [transformed_jobs.transformed_run(engine, t, transform) for t in targets]
     if placing is not None or status:
         pl.check_eval_defaults(tags, test_subset, eps, batch_size, seed)
         grid = pl.eval_jobs(engine, targets, names, options, skip_wrong)
-        pl.place_or_status(
-            engine,
-            grid,
-            placing,
-            status,
-            runs_dir=None,
-            data_root=data_root,
-            device=device,
-            runtime=None,
-            progress=progress,
-        )
+        where = {"runs_dir": None, "data_root": data_root, "device": device, "progress": progress}
+        pl.place_or_status(engine, grid, placing, status, runtime=None, **where)
         return
+    settings = {"checkpoints": tags, "test_subset": test_subset, "eps": eps, "seed": seed}
     for name in targets:
         evs = jobs.eval_job(
             engine,
             name,
             attack_names=names,
-            checkpoints=tags,
-            test_subset=test_subset,
-            eps=eps,
             device=device,
             data_root=data_root,
             batch_size=batch_size,
-            seed=seed,
             progress=progress,
             attack_options=options,
             skip_wrong=skip_wrong,
+            **settings,
         )
         typer.echo(name)
         print_evals(evs, tags or jobs.run_checkpoint_tags(engine, name))

@@ -34,11 +34,13 @@ STATE_FILE = "state.pt"
 
 class RunKind(str, Enum):
     """Whom a run's weights come from (``Run.spec["kind"]``; a trained run's spec has no
-    kind): trained here, or a model this harness did not train (a zoo entry,
-    bench/jobs/zoo.py)."""
+    kind): trained here, a model this harness did not train (a zoo entry,
+    bench/jobs/zoo.py), or a run of ours behind an input transformation evaluated as its own
+    run (bench/jobs/transformed.py)."""
 
     TRAINED = "trained"
     EXTERNAL = "external"
+    TRANSFORMED = "transformed"  # a trained run behind an input transformation
 
     def __str__(self) -> str:
         return self.value
@@ -48,6 +50,12 @@ def is_external(spec: dict) -> bool:
     """Whether a run's stored spec is of a model this harness did not train: the one way
     an external run is recognised (the tables read it from the frames' ``external``)."""
     return spec.get("kind") == RunKind.EXTERNAL
+
+
+def trained_spec(spec: dict) -> dict:
+    """The spec of the network a run evaluates: a transformed run's base spec (it keeps it
+    under ``base``), any other run's own."""
+    return spec["base"] if spec.get("kind") == RunKind.TRANSFORMED else spec
 
 
 class Protocol(str, Enum):

@@ -28,6 +28,7 @@ from bench.core.constants import (
     DEFAULT_ATTACKS,
     EVAL_BATCH,
     is_external,
+    trained_spec,
 )
 from bench.eval.audit import audit_runs
 from bench.eval.context import EvalContext
@@ -76,7 +77,7 @@ def eval_job(
         run = find_run(s, run_name)
         if run is None:
             raise LookupError(f"no run named {run_name!r} in the database (see `bench ls runs`)")
-        spec = None if is_external(run.spec) else RunSpec.from_dict(run.spec)
+        spec = None if is_external(run.spec) else RunSpec.from_dict(trained_spec(run.spec))
         tags = asked or checkpoint_tags(run)
         n_req = test_subset if test_subset is not None or spec is None else spec.test_subset
         specs = _eval_specs(  # built (and so checked) before any work

@@ -32,6 +32,17 @@ for _name, _factory in (
 ):
     MODELS.add_lazy(_name, f"bench.models.nets:{_factory}")
 
+# Input transformations applied at inference (bench/models/transforms.py), by reference too.
+TRANSFORMS: Registry[Callable[..., nn.Module]] = Registry("input transformation")
+for _name, _cls in (
+    ("bit-depth", "BitDepth"),
+    ("median", "MedianFilter"),
+    ("feature-squeeze", "FeatureSqueeze"),
+    ("jpeg", "Jpeg"),
+    ("resize-pad", "RandomResizePad"),
+):
+    TRANSFORMS.add_lazy(_name, f"bench.models.transforms:{_cls}")
+
 
 def build_model(name: str, num_classes: int = 10, in_channels: int | None = None) -> nn.Module:
     """Build a fresh model by registry name; ``in_channels=None`` keeps its natural value.

@@ -145,12 +145,3 @@ class _StraightThrough(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.model.net(self.model.transform.straight(x))
-
-
-TRANSFORMS: dict[str, type[InputTransform]] = {
-    "bit-depth": BitDepth,
-    "median": MedianFilter,
-    "feature-squeeze": FeatureSqueeze,
-    "jpeg": Jpeg,
-    "resize-pad": RandomResizePad,
-}

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from bench.core.constants import is_external
+from bench.core.constants import is_external, trained_spec
 from bench.core.paper import FAMILY, ROBUSTBENCH, paper_number, paper_table, table5_value
 from bench.eval.checks import FLAG
 from bench.eval.perpoint import wilson_interval, worst_case
@@ -90,7 +90,7 @@ def evaluations_frame(engine: Engine, runs: list[str] | None = None) -> pd.DataF
                 "dataset": r.dataset,
                 "data_label": e.data_label or r.data_label,
                 "preset": r.preset,
-                "epochs": r.spec["epochs"],
+                "epochs": trained_spec(r.spec)["epochs"],
                 "train_subset": r.n_train,
                 "checkpoint": c.tag,
                 "checkpoint_epoch": c.epoch,
@@ -102,7 +102,7 @@ def evaluations_frame(engine: Engine, runs: list[str] | None = None) -> pd.DataF
                 "correct": e.correct,
                 "accuracy": 100.0 * e.accuracy,
                 "seconds": e.seconds,
-                "schedule": schedule_note(r.spec),
+                "schedule": schedule_note(trained_spec(r.spec)),
                 "external": is_external(r.spec),
             }
             for e, r, c in rows

@@ -16,7 +16,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from torch import nn
 
-from bench.core.constants import is_external
+from bench.core.constants import RunKind, is_external, trained_spec
+from bench.models import TRANSFORMS
+from bench.models.transforms import Transformed
 from bench.models.zoo import load_zoo_weights
 from bench.spec.run import RunSpec, build_for_spec
 from bench.store import db as bdb
@@ -29,7 +31,11 @@ def checkpoint_model(run: Run, ckpt: Checkpoint) -> nn.Module:
     path = verified(Path(ckpt.path), ckpt.sha256, f"checkpoint of run {run.name}")
     if is_external(run.spec):
         return load_zoo_weights(run.model, path)
-    return load_weights(build_for_spec(RunSpec.from_dict(run.spec)), path).eval()
+    net = load_weights(build_for_spec(RunSpec.from_dict(trained_spec(run.spec))), path).eval()
+    if run.spec.get("kind") == RunKind.TRANSFORMED:  # bench/jobs/transformed.py
+        transform = TRANSFORMS.get(run.spec["transform"])(**run.spec["transform_params"])
+        return Transformed(net, transform).eval()
+    return net
 
 
 def _run_for_path(s: Session, path: Path) -> tuple[Run | None, str]:
