@@ -49,9 +49,15 @@ def project(x_adv: Tensor, x: Tensor, eps: float) -> Tensor:
 
 
 def input_grad(loss: Tensor, x: Tensor) -> Tensor:
-    """Gradient of ``loss`` with respect to ``x`` only (model parameters keep no .grad)."""
-    (grad,) = torch.autograd.grad(loss, [x])
-    return grad
+    """Gradient of ``loss`` with respect to ``x`` only (model parameters keep no .grad).
+
+    Where no gradient reaches ``x`` (a model that leaves the autograd graph, such as JPEG
+    in front of the network) it is zero: the attack cannot move, as it could not on the
+    original defense, and the masking checks (bench/eval/masking.py) are what catch it."""
+    if not loss.requires_grad:
+        return torch.zeros_like(x)
+    (grad,) = torch.autograd.grad(loss, [x], allow_unused=True)
+    return torch.zeros_like(x) if grad is None else grad
 
 
 @dataclasses.dataclass

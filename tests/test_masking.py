@@ -150,3 +150,13 @@ def test_a_run_is_evaluated_behind_a_transformation_as_a_run_of_its_own(tmp_path
     assert defended["bpda-pgd20"] < defended["pgd20"]  # PGD overrates the quantised model
     bad = runner.invoke(app, ["eval", run, "--db", db, "--transform", "blur:k=3"])
     assert bad.exit_code == 2 and "unknown transform 'blur'" in bad.output
+    # the checklist: probed, not declared; the quantised model is flagged, the bare one not
+    audit = runner.invoke(app, ["audit", f"{run}+bit-depth-bits1", "--adaptive", "--db", db])
+    assert audit.exit_code == 0, audit.output
+    assert "100 of 100 points with a zero input gradient; evaluated bpda-pgd20" in audit.output
+    assert "(best): adaptive-not-below-pgd, zero-gradients FLAGGED" in audit.output
+    bare = runner.invoke(app, ["audit", run, "--adaptive", "--db", db])
+    assert (
+        "deterministic; 0 of 100 points with a zero input gradient; evaluated pgd20" in bare.output
+    )
+    assert "adaptive-not-below-pgd not-evaluated" in " ".join(bare.output.split())

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from bench.cli.common import app, clean_errors, existing_db, write_output
-from bench.cli.deferred import audit, provenance
+from bench.cli.deferred import audit, provenance, transformed_jobs
 from bench.cli.options import DbOpt, DeviceOpt, ProgressOpt, RootOpt
 from bench.core.home import home
 from bench.eval.checks import FLAG
@@ -95,6 +95,14 @@ def report(
 def audit_cmd(
     runs: Annotated[list[str] | None, typer.Argument(help="run names [default: all]")] = None,
     fmt: Annotated[str, typer.Option("--format", help="markdown|json")] = "markdown",
+    adaptive: Annotated[
+        bool,
+        typer.Option(
+            "--adaptive",
+            help="first probe each named run for randomness and masked gradients and "
+            "evaluate the attack it needs (EOT, BPDA, else PGD-20) beside PGD-20",
+        ),
+    ] = False,
     device: DeviceOpt = None,
     db: DbOpt = None,
     data_root: RootOpt = None,
@@ -104,6 +112,13 @@ def audit_cmd(
         raise ValueError(f"unknown format {fmt!r}; valid: markdown, json")
     engine = existing_db(db)
     device = provenance.check_device(device)
+    if adaptive and not runs:
+        raise ValueError("--adaptive evaluates: name the runs")
+    for name in runs or [] if adaptive else []:
+        found, attack = transformed_jobs.adaptive_eval(
+            engine, name, data_root=data_root, device=device, progress=False
+        )
+        typer.echo(f"{name}: {found.summary()}; evaluated {attack}", err=True)
     res = audit.audit_runs(engine, runs or None, data_root=data_root, device=device)
     if fmt == "json":
         typer.echo(audit.summary_json(res))

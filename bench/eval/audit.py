@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from torch import nn
 
+from attacks.base import input_grad
 from bench import data as bdata
 from bench.core.constants import EVAL_BATCH
 from bench.eval.checks import (
@@ -65,7 +66,7 @@ def input_gradient_norms(
             loss = nn.functional.cross_entropy(
                 model(xb), y[lo : lo + batch_size].to(device), reduction="sum"
             )
-            (g,) = torch.autograd.grad(loss, [xb])
+            g = input_grad(loss, xb)  # zero where no gradient reaches the input (e.g. JPEG)
             out.append(g.flatten(1).abs().sum(1).detach().cpu().double().numpy())
     finally:
         model.train(was_training)

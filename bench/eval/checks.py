@@ -139,6 +139,26 @@ def _autoattack(masks: dict[str, np.ndarray], c: dict, n: int, tol: int) -> Chec
     )
 
 
+ADAPTIVE = ("bpda-pgd20", "eot-pgd20")  # attacks/adaptive.py
+
+
+def _adaptive(masks: dict[str, np.ndarray], c: dict, n: int, tol: int) -> CheckResult:
+    """BPDA or EOT breaking clearly more points than PGD-20 with the same settings: PGD's
+    gradient was masked (a quantisation, a non-differentiable or a random part)."""
+    have = [a for a in ADAPTIVE if a in masks]
+    if not have or "pgd20" not in masks:
+        return _missing("adaptive-not-below-pgd", n, [" or ".join(ADAPTIVE), "pgd20"])
+    worst = min(have, key=lambda a: c[a])
+    return _verdict(
+        "adaptive-not-below-pgd",
+        c["pgd20"] - c[worst],
+        tol,
+        n,
+        f"correct: PGD-20 {c['pgd20']}, {worst} {c[worst]} "
+        f"({_only(masks['pgd20'], masks[worst])} points broken only by {worst}); tolerance {tol}",
+    )
+
+
 def consistency_checks(masks: dict[str, np.ndarray], n: int) -> list[CheckResult]:
     """Every check that needs only stored masks (attack -> robust per point, same n points)."""
     tol, c = tolerance(n), {a: int(m.sum()) for a, m in masks.items()}
@@ -148,4 +168,5 @@ def consistency_checks(masks: dict[str, np.ndarray], n: int) -> list[CheckResult
         _whitebox_blackbox(masks, c, n, tol),
         _spsa(masks, c, n, tol),
         _autoattack(masks, c, n, tol),
+        _adaptive(masks, c, n, tol),
     ]
