@@ -152,16 +152,20 @@ def _save(
     return save_figure(fig, out, title, caption(engine, job_list, curves))
 
 
-def save_figure(fig: Any, out: Path, title: str, text: str, in_image: bool = True) -> Path:
+def save_figure(
+    fig: Any, out: Path, title: str, text: str, in_image: bool = True, reserve: float = 0.0
+) -> Path:
     """Title on top, the wrapped caption under the axes (``in_image``: else the page that
-    shows the PNG prints it); the PNG, and the caption in .txt."""
+    shows the PNG prints it), ``reserve`` inches between them (a legend under the axes);
+    the PNG, and the caption in .txt."""
     fig.suptitle(title)
+    fig.set_figheight(fig.get_figheight() + reserve)
     n_lines, height = 0, fig.get_figheight()
     if in_image:
         wrapped = _wrap(text, fig.get_figwidth())
         fig.text(0.01, 0.01, wrapped, fontsize=7, va="bottom", ha="left")
         n_lines = wrapped.count("\n") + 1  # 7 pt lines: 0.12 in
-    fig.tight_layout(rect=(0, (0.2 + 0.12 * n_lines) / height, 1, 1 - 0.3 / height))
+    fig.tight_layout(rect=(0, (0.2 + reserve + 0.12 * n_lines) / height, 1, 1 - 0.3 / height))
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")  # renamed when whole: never half a picture
     fig.savefig(tmp, dpi=120, format="png")

@@ -105,13 +105,18 @@ def plot_curves(engine: Engine, runs: list[str], out: Path, in_image: bool = Tru
             ls="none",
             label=f"{tag} checkpoint{where}",
         )
-    # Under the axes, never over the curves (a short run's curves fill the whole box).
-    ncol = 4 if len(runs) == 1 else 2 * min(len(runs), 3)
-    axes[0].legend(
-        fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=ncol, frameon=False
+    # Under the axes and their labels, never over the curves (a short run's curves fill the
+    # whole box), running right under the other panels; kept out of the layout, which
+    # would otherwise shrink the first panel to the legend's width, and given its room.
+    ncol = 4 if len(runs) == 1 else 6
+    legend = axes[0].legend(
+        fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.2), ncol=ncol, frameon=False
     )
+    legend.set_in_layout(False)
+    rows = -(-len(legend.get_texts()) // ncol)
     title = "Training curves" + (f": {runs[0]}" if len(runs) == 1 else f" ({len(runs)} runs)")
-    return save_figure(fig, out, title, curves_caption(engine, runs, curves), in_image)
+    caption = curves_caption(engine, runs, curves)
+    return save_figure(fig, out, title, caption, in_image, reserve=0.6 + 0.2 * rows)
 
 
 def _short(records: dict[str, dict], run: str, runs: list[str]) -> str:
