@@ -43,6 +43,10 @@ class Defense(ABC):
     display_name: ClassVar[str] = ""  # how tables name it, e.g. "TRADES"; default: name
     # Numeric parameters that may be negative (none by default: weights, budgets, steps).
     signed_params: ClassVar[tuple[str, ...]] = ()
+    # The defense's own settings per training preset ("*": every preset), over the preset's
+    # (its inner attack included: "step_fraction" is a step of that many eps), so a defense
+    # that fixes them (fast AT: one step of 1.25 eps) needs no edit to the shared table.
+    preset_params: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __post_init__(self) -> None:
         """Coerce and check every parameter once, where it enters: types, finiteness, sign."""

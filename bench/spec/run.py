@@ -167,7 +167,8 @@ def resolve(
     train.update(over)
     train["milestones"] = tuple(int(m) for m in train["milestones"])
     _check_schedule(train)
-    params = _defense_params(cls, defense, p, eps, attack_over, dict(defense_overrides or {}))
+    user = dict(defense_overrides or {})
+    params = _defense_params(cls, defense, (preset, p), eps, attack_over, user)
     return RunSpec(
         defense=defense,
         model=model,
@@ -216,16 +217,18 @@ def check_eps(eps: float) -> float:
 def _defense_params(
     cls: type[defenses.Defense],
     defense: str,
-    p: TrainPreset,
+    named: tuple[str, TrainPreset],
     eps: float,
     attack_over: dict[str, Any],
     user: dict[str, Any],
 ) -> dict[str, Any]:
-    """Defense defaults < the preset's inner attack < the preset's values < overrides.
+    """Defense defaults < the preset's inner attack < the preset's values < the defense's
+    own values for this preset (``preset_params``) < overrides.
 
     An override the defense has no field for is an error naming the fields it has, so a
     setting is never dropped silently (e.g. ``--start`` on a defense without PGD).
     """
+    name, p = named
     fields = {f.name for f in dataclasses.fields(cls)}
     if "eps" in user:
         raise ValueError("set the budget with --eps (it is used for training and evaluation)")
@@ -238,6 +241,10 @@ def _defense_params(
         if preset_params is not None:
             params.update({k: v for k, v in preset_params.items() if k in fields})
             break
+    own = {**cls.preset_params.get("*", {}), **cls.preset_params.get(name, {})}
+    if "step_fraction" in own:
+        own["step_size"] = eps * own.pop("step_fraction")
+    params.update(own)
     for k, v in attack_over.items():
         if k in user and user[k] != v:
             raise ValueError(f"{k} is given twice with different values ({v} and {user[k]})")
