@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from bench.cli import app
 from bench.eval.audit import FLAG
 from bench.report.frames import audit_flags, paper_frame
-from bench.report.seeds import seed_groups
+from bench.report.runframes import seed_groups
 from bench.store import db as bdb
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import pandas as pd
 from sqlalchemy import select
@@ -19,8 +20,9 @@ from bench.core.constants import is_external, trained_spec
 from bench.core.paper import FAMILY, ROBUSTBENCH, paper_number, paper_table, table5_value
 from bench.eval.checks import FLAG
 from bench.eval.perpoint import wilson_interval, worst_case
+from bench.report.runframes import runtimes, seed_groups, semi_runs
 from bench.spec.presets import schedule_note
-from bench.store.db import Checkpoint, EpochMetric, Evaluation, Run, audit_records
+from bench.store.db import Checkpoint, Evaluation, Run, audit_records
 
 # The paper's row order; defenses it does not have come after, alphabetically.
 DEFENSE_ORDER = ("natural", "standard", "mma", "dynamic", "trades", "mart")
@@ -196,6 +198,36 @@ def paper_frame(
     )
 
 
+@dataclass(frozen=True)
+class PaperReport:
+    """Everything a paper table shows, read from the database once: its cells, the audit
+    flags, which runs are seeds of one setting, the evaluations behind the cells (for the
+    notes) and how each run was computed. The renderers take this, never the engine."""
+
+    table: int
+    frame: pd.DataFrame
+    flags: dict[tuple[str, str], list[dict]]
+    groups: dict[str, tuple[str, int]]
+    evaluations: pd.DataFrame
+    runtimes: dict[str, str]
+
+
+def paper_report(
+    engine: Engine, table: int = 2, runs: list[str] | None = None, autoattack: bool = False
+) -> PaperReport:
+    frame = paper_frame(engine, table, runs, autoattack)
+    names = list(dict.fromkeys(frame["run"]))
+    evs = evaluations_frame(engine, names) if names else pd.DataFrame(columns=["run", "attack"])
+    return PaperReport(
+        table,
+        frame,
+        audit_flags(engine, None),
+        seed_groups(engine, names),
+        evs,
+        runtimes(engine, names),
+    )
+
+
 def paper_cell(table: int, sub: pd.DataFrame, atk: str, flagged: str) -> dict:
     """One cell's numbers: ours (with its Wilson interval), the paper's, and the difference."""
     first = sub.iloc[0]
@@ -242,12 +274,6 @@ def paper_cell(table: int, sub: pd.DataFrame, atk: str, flagged: str) -> dict:
     return rec
 
 
-def semi_runs(engine: Engine) -> dict[str, Run]:
-    """Runs trained with unlabelled data, by name."""
-    with Session(engine) as s:
-        return {r.name: r for r in s.scalars(select(Run)) if r.spec.get("unlabelled")}
-
-
 def table5_frame(engine: Engine, runs: list[str] | None = None) -> pd.DataFrame:
     """One row per (run, checkpoint, attack) of the semi-supervised runs, as numbers."""
     names = list(semi_runs(engine))
@@ -262,51 +288,3 @@ def table5_frame(engine: Engine, runs: list[str] | None = None) -> pd.DataFrame:
         for r in df.itertuples()
     ]
     return df
-
-
-def epoch_frame(engine: Engine, names: list[str]) -> pd.DataFrame:
-    """Per-epoch monitor metrics of the named runs (accuracies in %)."""
-    with Session(engine) as s:
-        rows = s.execute(
-            select(Run.name, EpochMetric)
-            .join(EpochMetric, EpochMetric.run_id == Run.id)
-            .where(Run.name.in_(names))
-        ).all()
-        records = [
-            {
-                "run": name,
-                "epoch": m.epoch,
-                "robust_acc": 100 * m.robust_acc,
-                "clean_acc": 100 * m.clean_acc,
-                "n_monitor": m.n_monitor,
-                "monitor": m.monitor_attack,
-                "train_loss": m.train_loss,
-                "lr": m.lr,
-                "seconds": m.seconds,
-            }
-            for name, m in rows
-        ]
-    cols = ["run", "epoch", "robust_acc", "clean_acc", "n_monitor", "monitor", "train_loss"]
-    cols += ["lr", "seconds"]
-    return pd.DataFrame.from_records(records, columns=cols).sort_values(["run", "epoch"])
-
-
-def runtimes(engine: Engine, runs: list[str]) -> dict[str, str]:
-    """How each run was computed, where it decides the last bits of its numbers: training
-    precision, threads, processes, memory format (bench/train/runtime.py); empty when not
-    recorded."""
-    with Session(engine) as s:
-        out = {}
-        for r in s.scalars(select(Run).where(Run.name.in_(runs))):
-            rt = (r.provenance or {}).get("runtime") or {}
-            if not rt:
-                continue
-            fmt = "channels_last" if rt.get("channels_last") else "contiguous"
-            out[r.name] = (
-                f"{r.spec.get('precision', 'fp32')}, {rt.get('torch_threads')} threads, {fmt}"
-                + (f", {rt['nproc']} processes" if rt.get("nproc", 1) > 1 else "")
-                + (f", {rt['cpu_capability']} kernels" if rt.get("cpu_capability") else "")
-                + (", compiled" if rt.get("compile") else "")
-                + f", on {(r.provenance or {}).get('device', '?')}"
-            )
-    return out

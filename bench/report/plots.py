@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from bench.core.constants import RunStatus
-from bench.report.frames import epoch_frame
+from bench.report.runframes import epoch_frame
 from bench.report.text import count
 from bench.spec.experiments import EXPERIMENTS, Job
 from bench.store.db import Run

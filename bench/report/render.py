@@ -26,15 +26,14 @@ from bench.report.frames import (
     INTERNAL,
     TABLE5_ATTACKS,
     TABLE5_ORDER,
-    audit_flags,
-    evaluations_frame,
+    PaperReport,
     paper_frame,
-    runtimes,
-    semi_runs,
+    paper_report,
     table5_frame,
 )
 from bench.report.notes import audit_notes, audit_text, eval_notes
-from bench.report.seeds import aggregate_seeds, seed_groups
+from bench.report.runframes import semi_runs
+from bench.report.seeds import aggregate_seeds
 from bench.report.text import count, describe_semi_run, settings_text
 from bench.store.db import Run
 
@@ -96,30 +95,31 @@ def _row_name(first: pd.Series, run: str, dup: bool) -> str:
     return f"{name} ({run})" if dup and not first["external"] else name
 
 
-def _markdown(frame: pd.DataFrame, engine: Engine, table: int, ci: bool = False) -> str:
+def _markdown(report: PaperReport, ci: bool = False) -> str:
+    frame, table, flags = report.frame, report.table, report.flags
     t = paper_table(table)
     if frame.empty:
         return f"No evaluations for Table {table} in the database yet." + t.fill
-    flags = audit_flags(engine, None)
     attack_order = list(dict.fromkeys(frame["attack"]))
     blocks = []
     frame = frame.assign(eps=frame["eps"].round(6), preset=frame["preset"].fillna("-"))
     for (dataset, eps, model, preset), sub in frame.groupby(GROUP, sort=False, dropna=False):
         runs = list(dict.fromkeys(sub["run"]))
-        grouped = aggregate_seeds(sub, seed_groups(engine, runs))
+        grouped = aggregate_seeds(sub, report.groups)
         rows = _table_rows(grouped, table, ci, flags, attack_order)
         family = FAMILY.get(str(dataset), str(dataset))
         title = (
             f"### Table {table}, {family}: `{dataset}`, L-inf eps {eps:.4g}, {model}, preset "
             f"{preset} ({t.title}, accuracy %)"
         )
-        evs = evaluations_frame(engine, runs)
-        evs = evs[evs["attack"].isin(attack_order)]
+        evs = report.evaluations
+        evs = evs[evs["run"].isin(runs) & evs["attack"].isin(attack_order)]
         why = not_the_papers(table, str(dataset), str(model), str(preset))
         if why and not sub.iloc[0]["external"]:  # zoo entries: RobustBench's numbers
             title += f" — no paper numbers: {why}"
         lines = [title, "", pd.DataFrame(rows).to_markdown(index=False), "", *eval_notes(evs)]
-        lines += [f"- `{r}` trained in {t}" for r, t in sorted(runtimes(engine, runs).items())]
+        times = {r: report.runtimes[r] for r in runs if r in report.runtimes}
+        lines += [f"- `{r}` trained in {how}" for r, how in sorted(times.items())]
         blocks.append("\n".join(lines + audit_notes(flags, runs)))
     cells = "best / last checkpoint"
     if t.split:  # e.g. PGD-20, PGD-100, CW-inf: "PGD and CW"
@@ -181,10 +181,9 @@ def render_paper(
     runs: list[str] | None = None,
 ) -> str:
     """Table 2, 3 or 4 as Markdown (with provenance and audit notes), CSV or JSON (numbers)."""
-    frame = paper_frame(engine, table, runs, autoattack)
     if check_format(fmt) != "markdown":
-        return export(frame, fmt)
-    return _markdown(frame, engine, table, ci)
+        return export(paper_frame(engine, table, runs, autoattack), fmt)
+    return _markdown(paper_report(engine, table, runs, autoattack), ci)
 
 
 def render_long(df: pd.DataFrame, fmt: str = "markdown") -> str:

@@ -22,8 +22,8 @@ from sqlalchemy.engine import Engine
 import attacks
 from bench.eval.perpoint import wilson_interval
 from bench.report.boards import checkpoint_frame, run_records
-from bench.report.frames import epoch_frame
 from bench.report.plots import pyplot, save_figure
+from bench.report.runframes import epoch_frame
 from bench.report.text import count
 
 MARKERS = {"best": ("*", 13), "last": ("s", 7)}

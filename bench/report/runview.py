@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from bench.eval.health import from_metrics
-from bench.report.frames import epoch_frame
+from bench.report.runframes import epoch_frame
 from bench.store.db import AuditFlag, Run, find_run
 
 

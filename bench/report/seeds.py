@@ -3,31 +3,7 @@ and tables show the group's mean ± sample sd (a single seed keeps its own inter
 
 from __future__ import annotations
 
-import json
-
 import pandas as pd
-from sqlalchemy import select
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session
-
-from bench.core.constants import is_external
-from bench.store.db import Run
-
-SEED_KEYS = ("seed", "pseudo_labeller")  # what differs between seeds of one setting
-
-
-def seed_groups(engine: Engine, runs: list[str]) -> dict[str, tuple[str, int]]:
-    """Run name -> (its setting without the seed, its seed): runs that differ only in the
-    seed form one group, which tables show as mean ± sd over the seeds."""
-    with Session(engine) as s:
-        rows = s.scalars(select(Run).where(Run.name.in_(runs))).all()
-        out = {}
-        for r in rows:
-            setting = {k: v for k, v in r.spec.items() if k not in SEED_KEYS}
-            label = r.name if is_external(r.spec) else r.name.replace(f"-s{r.seed}-", "-s*-")
-            key = json.dumps(setting, sort_keys=True, default=str)
-            out[r.name] = (f"{label.rsplit('-', 1)[0]}|{key}", r.seed)
-    return out
 
 
 def aggregate_seeds(frame: pd.DataFrame, groups: dict[str, tuple[str, int]]) -> pd.DataFrame:

@@ -23,13 +23,11 @@ from tqdm import tqdm
 from bench.report.boards import checkpoint_frame, leaderboard_frame, run_records
 from bench.report.frames import (
     audit_flags,
-    epoch_frame,
     evaluations_frame,
-    runtimes,
     with_autoattack,
 )
+from bench.report.runframes import epoch_frame, runtimes, seed_groups
 from bench.report.runview import runs_frame
-from bench.report.seeds import seed_groups
 from bench.report.site.html import CSS, Cell, Col, cell, data_badges, esc, page, table
 from bench.report.site.leaderboard import board_file, board_page, board_title, boards, run_file
 from bench.report.site.paper import figures_page, tables_page

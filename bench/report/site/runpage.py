@@ -37,7 +37,7 @@ class RunData:
     epochs: pd.DataFrame  # epoch_frame
     ckpts: pd.DataFrame  # checkpoint_frame
     audit: list[dict]  # audit_records
-    runtime: str  # frames.runtimes
+    runtime: str  # runframes.runtimes
     boards: list[tuple[str, str]]  # (file, title) of the leaderboards it is on
 
 

@@ -1,0 +1,87 @@
+"""Run-level facts for reports, read from the database: each run's per-epoch monitor, how
+it was computed (runtime), which runs are seeds of one setting, and which used unlabelled
+data. With ``frames.py`` (evaluations and paper tables) the only report modules that query
+the database; the renderers take what these return.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from bench.core.constants import is_external
+from bench.store.db import EpochMetric, Run
+
+SEED_KEYS = ("seed", "pseudo_labeller")  # what differs between seeds of one setting
+
+
+def seed_groups(engine: Engine, runs: list[str]) -> dict[str, tuple[str, int]]:
+    """Run name -> (its setting without the seed, its seed): runs that differ only in the
+    seed form one group, which tables show as mean ± sd over the seeds."""
+    with Session(engine) as s:
+        rows = s.scalars(select(Run).where(Run.name.in_(runs))).all()
+        out = {}
+        for r in rows:
+            setting = {k: v for k, v in r.spec.items() if k not in SEED_KEYS}
+            label = r.name if is_external(r.spec) else r.name.replace(f"-s{r.seed}-", "-s*-")
+            key = json.dumps(setting, sort_keys=True, default=str)
+            out[r.name] = (f"{label.rsplit('-', 1)[0]}|{key}", r.seed)
+    return out
+
+
+def semi_runs(engine: Engine) -> dict[str, Run]:
+    """Runs trained with unlabelled data, by name."""
+    with Session(engine) as s:
+        return {r.name: r for r in s.scalars(select(Run)) if r.spec.get("unlabelled")}
+
+
+def epoch_frame(engine: Engine, names: list[str]) -> pd.DataFrame:
+    """Per-epoch monitor metrics of the named runs (accuracies in %)."""
+    with Session(engine) as s:
+        rows = s.execute(
+            select(Run.name, EpochMetric)
+            .join(EpochMetric, EpochMetric.run_id == Run.id)
+            .where(Run.name.in_(names))
+        ).all()
+        records = [
+            {
+                "run": name,
+                "epoch": m.epoch,
+                "robust_acc": 100 * m.robust_acc,
+                "clean_acc": 100 * m.clean_acc,
+                "n_monitor": m.n_monitor,
+                "monitor": m.monitor_attack,
+                "train_loss": m.train_loss,
+                "lr": m.lr,
+                "seconds": m.seconds,
+            }
+            for name, m in rows
+        ]
+    cols = ["run", "epoch", "robust_acc", "clean_acc", "n_monitor", "monitor", "train_loss"]
+    cols += ["lr", "seconds"]
+    return pd.DataFrame.from_records(records, columns=cols).sort_values(["run", "epoch"])
+
+
+def runtimes(engine: Engine, runs: list[str]) -> dict[str, str]:
+    """How each run was computed, where it decides the last bits of its numbers: training
+    precision, threads, processes, memory format (bench/train/runtime.py); empty when not
+    recorded."""
+    with Session(engine) as s:
+        out = {}
+        for r in s.scalars(select(Run).where(Run.name.in_(runs))):
+            rt = (r.provenance or {}).get("runtime") or {}
+            if not rt:
+                continue
+            fmt = "channels_last" if rt.get("channels_last") else "contiguous"
+            out[r.name] = (
+                f"{r.spec.get('precision', 'fp32')}, {rt.get('torch_threads')} threads, {fmt}"
+                + (f", {rt['nproc']} processes" if rt.get("nproc", 1) > 1 else "")
+                + (f", {rt['cpu_capability']} kernels" if rt.get("cpu_capability") else "")
+                + (", compiled" if rt.get("compile") else "")
+                + f", on {(r.provenance or {}).get('device', '?')}"
+            )
+    return out
