@@ -43,3 +43,22 @@ def test_input_gradient_penalty_matches_the_closed_form_of_a_linear_model() -> N
     torch.testing.assert_close(got, want)
     got.backward()  # the penalty is trained through (double backprop): weights get gradients
     assert model.weight.grad is not None and torch.isfinite(model.weight.grad).all()
+
+
+def test_vat_finds_a_direction_that_moves_the_prediction_more_than_a_random_one() -> None:
+    """Power iteration on KL(p(x) || p(x + xi d)): its direction at a small radius changes
+    the prediction more than random directions of the same L2 length."""
+    from attacks.losses import kl_to
+    from defenses.vat import virtual_adversarial
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(20, 16), torch.nn.Tanh(), torch.nn.Linear(16, 4))
+    x = torch.rand(64, 20) * 0.5 + 0.25  # away from the box, so nothing is clipped
+    p = torch.softmax(model(x), dim=1).detach()
+    x_v = virtual_adversarial(model, x, p, xi=1e-6, radius=0.2, iterations=2)
+    norms = (x_v - x).norm(dim=1)
+    torch.testing.assert_close(norms, torch.full_like(norms, 0.2), rtol=1e-3, atol=1e-4)
+    rand = torch.randn_like(x)
+    x_r = x + 0.2 * rand / rand.norm(dim=1, keepdim=True)
+    with torch.no_grad():
+        assert kl_to(p, model(x_v)).mean() > 2 * kl_to(p, model(x_r)).mean()
