@@ -9,25 +9,16 @@ adversarial training methods that a stronger or random-start attack can break.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
-from bench.core.lazy import F
-from defenses.base import PGDDefense, StepContext, register
-
-if TYPE_CHECKING:
-    from torch import Tensor, nn
+from defenses.base import register
+from defenses.standard import Standard
 
 
 @register
 @dataclass
-class BIMTraining(PGDDefense):
+class BIMTraining(Standard):  # Standard's loss, its own inner attack
     name: ClassVar[str] = "bim"
     display_name: ClassVar[str] = "BIM AT"
     summary: ClassVar[str] = "CE on iterated FGSM from the clean point (Kurakin et al. 2017)"
     preset_params: ClassVar[dict[str, dict[str, Any]]] = {"*": {"start": "none"}}
-
-    def loss(
-        self, model: nn.Module, x: Tensor, y: Tensor, x_adv: Tensor | None, ctx: StepContext
-    ) -> Tensor:
-        assert x_adv is not None
-        return F.cross_entropy(model(x_adv), y)

@@ -11,27 +11,18 @@ monitor and the training-health check (``no-robust-collapse``) are there to see 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
-from bench.core.lazy import F
-from defenses.base import PGDDefense, StepContext, register
-
-if TYPE_CHECKING:
-    from torch import Tensor, nn
+from defenses.base import register
+from defenses.standard import Standard
 
 
 @register
 @dataclass
-class FastAT(PGDDefense):
+class FastAT(Standard):  # Standard's loss, its own inner attack
     name: ClassVar[str] = "fast"
     display_name: ClassVar[str] = "Fast AT"
     summary: ClassVar[str] = "FGSM with a uniform random start, step 1.25 eps (Wong et al. 2020)"
     preset_params: ClassVar[dict[str, dict[str, Any]]] = {
         "*": {"steps": 1, "step_fraction": 1.25, "start": "uniform"}
     }
-
-    def loss(
-        self, model: nn.Module, x: Tensor, y: Tensor, x_adv: Tensor | None, ctx: StepContext
-    ) -> Tensor:
-        assert x_adv is not None
-        return F.cross_entropy(model(x_adv), y)
