@@ -133,7 +133,8 @@ class AttackPreset:
     step_fraction: float | None = None  # step size as a fraction of eps
     label: str = ""
     source: str = ""
-    # white-box | score-based (queries outputs only) | ensemble | transfer (needs a surrogate)
+    # white-box | score-based (queries outputs only) | decision-based (labels only) |
+    # ensemble | transfer (needs a surrogate)
     kind: str = "white-box"
     # How bench evaluates it (bench/eval/protocols.py; bench/core/constants.py Protocol).
     protocol: Protocol = Protocol.SINGLE

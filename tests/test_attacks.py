@@ -24,6 +24,7 @@ CHEAP = {
     "autoattack-part": {"n_iter": 5, "n_target_classes": 2, "n_queries": 20},
     "autoattack": {"n_iter": 5, "n_target_classes": 2, "n_queries": 20},
     "eot": {"samples": 2},
+    "rays": {"queries": 60},
 }
 
 

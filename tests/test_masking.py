@@ -88,6 +88,8 @@ def test_bpda_breaks_bit_depth_reduction_that_pgd_overrates(trained_linear, mnis
     pgd, bpda = _acc(defended, _pgd(), x, y), _acc(defended, _pgd(BPDA), x, y)
     assert pgd >= 0.8, pgd  # looks robust (measured 0.88 on these 100 points)
     assert bpda <= pgd - 0.3, (pgd, bpda)  # measured 0.42
+    hard = _acc(defended, attacks.build("rays", eps=0.3, queries=300), x, y)
+    assert hard <= pgd - 0.2, (pgd, hard)  # labels alone: measured 0.58
 
 
 def test_eot_beats_pgd_on_a_randomised_model(trained_linear, mnist_small) -> None:
@@ -159,4 +161,29 @@ def test_a_run_is_evaluated_behind_a_transformation_as_a_run_of_its_own(tmp_path
     assert (
         "deterministic; 0 of 100 points with a zero input gradient; evaluated pgd20" in bare.output
     )
-    assert "adaptive-not-below-pgd not-evaluated" in " ".join(bare.output.split())
+    assert "adaptive-not-below-pgd ok" in " ".join(bare.output.split())  # RayS ran too
+
+
+class LabelsOnly(nn.Module):
+    """The model as a decision-based attacker sees it: one-hot labels, and never a gradient."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: Tensor) -> Tensor:
+        assert not torch.is_grad_enabled(), "a hard-label attack asked for a gradient"
+        return nn.functional.one_hot(self.net(x).argmax(1), 10).float()
+
+
+def test_rays_only_ever_queries_labels_and_breaks_a_plain_network(
+    trained_linear, mnist_small
+) -> None:
+    x, y = _data(mnist_small, 50)
+    rays = attacks.build("rays", eps=0.3, queries=300)
+    full = rays(trained_linear, x, y)
+    labels = rays(LabelsOnly(trained_linear), x, y)
+    assert torch.equal(full, labels)  # the scores changed nothing: only labels were used
+    clean, pgd = _acc(trained_linear, None, x, y), _acc(trained_linear, _pgd(), x, y)
+    hard = _acc(trained_linear, rays, x, y)
+    assert hard <= clean - 0.5 and hard <= pgd + 0.15, (clean, pgd, hard)

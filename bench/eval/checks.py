@@ -139,11 +139,13 @@ def _autoattack(masks: dict[str, np.ndarray], c: dict, n: int, tol: int) -> Chec
     )
 
 
-ADAPTIVE = ("bpda-pgd20", "eot-pgd20")  # attacks/adaptive.py
+# Attacks that do not follow PGD's own gradient: BPDA and EOT (attacks/adaptive.py) and the
+# hard-label RayS (attacks/rays.py), which sees only the model's decisions.
+ADAPTIVE = ("bpda-pgd20", "eot-pgd20", "rays")
 
 
 def _adaptive(masks: dict[str, np.ndarray], c: dict, n: int, tol: int) -> CheckResult:
-    """BPDA or EOT breaking clearly more points than PGD-20 with the same settings: PGD's
+    """BPDA, EOT or a hard-label attack breaking clearly more points than PGD-20: PGD's
     gradient was masked (a quantisation, a non-differentiable or a random part)."""
     have = [a for a in ADAPTIVE if a in masks]
     if not have or "pgd20" not in masks:
