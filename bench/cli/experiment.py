@@ -7,9 +7,9 @@ Both commands take the same overrides, because the overrides are part of each ru
 
 from __future__ import annotations
 
-import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from sqlalchemy.engine import Engine
@@ -17,24 +17,20 @@ from sqlalchemy.engine import Engine
 from bench.cli import placing as pl
 from bench.cli.common import app, check_cores, clean_errors, existing_db, parse_seeds, split_list
 from bench.cli.deferred import executors, experiment_jobs, provenance, train_runtime
-from bench.cli.groups import placing_options
+from bench.cli.groups import option_group, placing_options
 from bench.cli.options import (
     DbOpt,
     DeviceOpt,
-    MonitorOpt,
     OversubscribeOpt,
-    PrecisionOpt,
     ProgressOpt,
     RootOpt,
     RunsDirOpt,
-    SeedsOpt,
     StatusOpt,
-    TestSubOpt,
     ThreadsOpt,
-    TrainSubOpt,
     UnlabOpt,
     ValOpt,
 )
+from bench.core.flags import option
 from bench.core.home import home
 from bench.report import plots, runplots
 from bench.report.render import render_paper, render_table5
@@ -42,75 +38,63 @@ from bench.spec import experiments as bexp
 from bench.spec.placement import Options
 from bench.store import db as bdb
 
-ModelOpt = Annotated[str | None, typer.Option(help="override the experiment's model")]
-DatasetOpt = Annotated[
-    str | None, typer.Option(help="override the data set (e.g. mnist, cifar10-jpeg)")
-]
-PresetOpt = Annotated[str | None, typer.Option(help="training preset [default: the experiment's]")]
-EpochsOpt = Annotated[int | None, typer.Option(min=1)]
-BatchOpt = Annotated[int | None, typer.Option(min=1)]
-LrOpt = Annotated[float | None, typer.Option(min=0.0)]
-StepsOpt = Annotated[int | None, typer.Option(min=0, help="inner PGD steps")]
 PlotDirOpt = Annotated[
     Path | None, typer.Option(help="where figures go [default $BENCH_HOME/plots]")
 ]
-OnlyOpt = Annotated[str | None, typer.Option(help="comma-separated defenses to keep")]
 
 
-def _overrides(
-    model: str | None,
-    dataset: str | None,
-    preset: str | None,
-    epochs: int | None,
-    batch_size: int | None,
-    lr: float | None,
-    train_steps: int | None,
-    train_subset: int | None,
-    test_subset: int | None,
-    monitor_subset: int | None,
-    seed: int,
-    unlabelled: str | None,
-    only: str | None,
-) -> bexp.Overrides:
-    return bexp.Overrides(
-        model=model,
-        dataset=dataset,
-        preset=preset,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        train_steps=train_steps,
-        train_subset=train_subset,
-        test_subset=test_subset,
-        monitor_subset=monitor_subset,
-        seed=seed,
-        unlabelled=unlabelled,
-        only=tuple(split_list(only or "")),
+@dataclass(frozen=True)
+class ExperimentFlags:
+    """The settings `experiment` and `plot` both take over an experiment's own (None keeps
+    the experiment's), declared once (bench/core/flags.py, bench/cli/groups.py)."""
+
+    model: str | None = option(None, "--model", "override the experiment's model")
+    dataset: str | None = option(
+        None, "--dataset", "override the data set (e.g. mnist, cifar10-jpeg)"
     )
+    preset: str | None = option(None, "--preset", "training preset [default: the experiment's]")
+    epochs: int | None = option(None, "--epochs", "epochs to train", low=1)
+    batch_size: int | None = option(None, "--batch-size", "training batch size", low=1)
+    lr: float | None = option(None, "--lr", "learning rate", low=0)
+    train_steps: int | None = option(None, "--train-steps", "inner PGD steps", low=0)
+    train_subset: int | None = option(None, "--train-subset", "first N training images", low=1)
+    test_subset: int | None = option(None, "--test-subset", "first N test images", low=1)
+    monitor_subset: int | None = option(
+        None,
+        "--monitor-subset",
+        "first N test images for the per-epoch monitor that picks 'best' [default: all]",
+        low=1,
+    )
+    precision: str = option(
+        "fp32", "--precision", "training arithmetic: fp32, bf16 (autocast; CPU or GPU), fp16 (GPU)"
+    )
+    seed: int = option(0, "--seed", "the seed (one run per arm)")
+    seeds: str | None = option(
+        None, "--seeds", "comma-separated seeds, e.g. 0,1,2: one run each (replaces --seed)"
+    )
+    only: str | None = option(None, "--only", "comma-separated defenses to keep")
+
+    def overrides(self, **more: Any) -> bexp.Overrides:
+        """The experiment's ``Overrides`` (``more``: unlabelled, val_subset)."""
+        same = ("model", "dataset", "preset", "epochs", "batch_size", "lr", "train_steps")
+        same += ("train_subset", "test_subset", "monitor_subset", "seed", "precision")
+        return bexp.Overrides(
+            **{k: getattr(self, k) for k in same},
+            seeds=tuple(parse_seeds(self.seeds, self.seed)),
+            only=tuple(split_list(self.only or "")),
+            **more,
+        )
 
 
 @app.command()
 @clean_errors
+@option_group(ExperimentFlags, "flags", after="dry_run")
 @placing_options
 def experiment(
     name: Annotated[str, typer.Argument(help="experiment name (bench ls experiments)")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="list the jobs only")] = False,
-    model: ModelOpt = None,
-    dataset: DatasetOpt = None,
-    preset: PresetOpt = None,
-    epochs: EpochsOpt = None,
-    batch_size: BatchOpt = None,
-    lr: LrOpt = None,
-    train_steps: StepsOpt = None,
-    train_subset: TrainSubOpt = None,
-    test_subset: TestSubOpt = None,
-    monitor_subset: MonitorOpt = None,
     val_subset: ValOpt = None,
-    precision: PrecisionOpt = "fp32",
-    seed: int = 0,
-    seeds: SeedsOpt = None,
     unlabelled: UnlabOpt = None,
-    only: OnlyOpt = None,
     plot_dir: PlotDirOpt = None,
     threads: ThreadsOpt = None,
     oversubscribe: OversubscribeOpt = False,
@@ -121,6 +105,7 @@ def experiment(
     progress: ProgressOpt = True,
     status: StatusOpt = False,
     placing: tuple[str, Options] | None = None,
+    flags: ExperimentFlags = ExperimentFlags(),
 ) -> None:
     """Run a named experiment (a table or figure of the paper): what is missing is done.
 
@@ -129,24 +114,7 @@ def experiment(
     `--executor local|slurm|ray` places the jobs on worker processes, SLURM or Ray instead
     of running them here; `--status` shows their progress and where they were placed.
     """
-    ov = _overrides(
-        model,
-        dataset,
-        preset,
-        epochs,
-        batch_size,
-        lr,
-        train_steps,
-        train_subset,
-        test_subset,
-        monitor_subset,
-        seed,
-        unlabelled,
-        only,
-    )
-    ov = dataclasses.replace(
-        ov, seeds=tuple(parse_seeds(seeds, seed)), precision=precision, val_subset=val_subset
-    )
+    ov = flags.overrides(unlabelled=unlabelled, val_subset=val_subset)
     check_cores("--threads", threads, oversubscribe)
     job_list = bexp.expand(name, ov, data_root)
     engine = bdb.connect(db)
@@ -208,6 +176,7 @@ CURVES = "curves"  # `bench plot curves RUN...`: training curves of runs, not an
 
 @app.command()
 @clean_errors
+@option_group(ExperimentFlags, "flags", after="out")
 def plot(
     name: Annotated[
         str,
@@ -226,20 +195,7 @@ def plot(
             "[default $BENCH_HOME/plots/curves.png]"
         ),
     ] = None,
-    model: ModelOpt = None,
-    dataset: DatasetOpt = None,
-    preset: PresetOpt = None,
-    epochs: EpochsOpt = None,
-    batch_size: BatchOpt = None,
-    lr: LrOpt = None,
-    train_steps: StepsOpt = None,
-    train_subset: TrainSubOpt = None,
-    test_subset: TestSubOpt = None,
-    monitor_subset: MonitorOpt = None,
-    precision: PrecisionOpt = "fp32",
-    seed: int = 0,
-    seeds: SeedsOpt = None,
-    only: OnlyOpt = None,
+    flags: ExperimentFlags = ExperimentFlags(),
     allow_missing: Annotated[
         bool, typer.Option("--allow-missing", help="draw what there is when runs are missing")
     ] = False,
@@ -255,22 +211,7 @@ def plot(
     if runs:
         raise ValueError(f"{name} takes no run names (only `bench plot curves RUN...` does)")
     out = out or home() / "plots"
-    ov = _overrides(
-        model,
-        dataset,
-        preset,
-        epochs,
-        batch_size,
-        lr,
-        train_steps,
-        train_subset,
-        test_subset,
-        monitor_subset,
-        seed,
-        None,
-        only,
-    )
-    ov = dataclasses.replace(ov, seeds=tuple(parse_seeds(seeds, seed)), precision=precision)
+    ov = flags.overrides()
     job_list = bexp.expand(name, ov, data_root)
     missing = plots.missing_runs(engine, [j.spec.name for j in job_list if j.role == "run"])
     if missing and not allow_missing:
