@@ -18,7 +18,7 @@ import typer
 from sqlalchemy.orm import Session
 
 from bench.cli.deferred import executors
-from bench.core.constants import EVAL_BATCH, RunStatus, is_external
+from bench.core.constants import EVAL_BATCH, RunKind, RunStatus, is_external
 from bench.spec.experiments import Job
 from bench.spec.run import RunSpec
 from bench.store.db import find_run
@@ -101,6 +101,8 @@ def eval_jobs(
             if run is None:
                 raise LookupError(f"no run named {name!r} in the database (see `bench ls runs`)")
             what = "a zoo entry" if is_external(run.spec) else run.status
+            if run.spec.get("kind") == RunKind.TRANSFORMED:
+                what = "a transformed run: evaluate it without --executor"
             if what != RunStatus.DONE:
                 raise ValueError(
                     f"{run.name}: --executor places evaluations of finished runs of ours "
