@@ -53,9 +53,10 @@ class RayS(Attack):
         every = torch.arange(n, device=x.device)
         flips = wrong(torch.ones(n, device=x.device), d, every)  # is radius 1 enough at all?
         used += 1
-        ones = torch.ones(int(flips.sum()), device=x.device)
-        best[flips] = self._bisect(wrong, d[flips], every[flips], ones)
-        used[flips] += self.search_steps
+        if flips.any():
+            ones = torch.ones(int(flips.sum()), device=x.device)
+            best[flips] = self._bisect(wrong, d[flips], every[flips], ones)
+            used[flips] += self.search_steps
         stage = 0
         while True:
             size = math.ceil(dim / 2**stage)
