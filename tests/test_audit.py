@@ -157,6 +157,28 @@ def test_consistency_checks_on_hand_built_masks() -> None:
     assert res["whitebox-le-blackbox"].value == 123 - 118
 
 
+def test_adaptive_and_convergence_checks_on_hand_built_masks() -> None:
+    """BPDA/EOT/RayS or more PGD steps breaking more than the tolerance beyond PGD-20 are
+    flagged; within it they pass; without them the checks say not-evaluated."""
+    n = 200  # tolerance 2
+    pgd20 = np.ones(n, bool)
+    pgd20[:100] = False  # 100 correct
+    masks = {"clean": np.ones(n, bool), "pgd20": pgd20}
+    res = {c.check: c for c in audit.consistency_checks(masks, n)}
+    assert res["adaptive-not-below-pgd"].status == "not-evaluated"
+    assert res["pgd-converged"].status == "not-evaluated"
+    checks = {"bpda-pgd20": "adaptive-not-below-pgd", "rays": "adaptive-not-below-pgd"}
+    checks |= {"pgd100": "pgd-converged", "pgd20-r5": "pgd-converged"}
+    for attack, check in checks.items():
+        stronger = pgd20.copy()
+        stronger[100:102] = False  # 2 fewer: within the tolerance
+        res = {c.check: c for c in audit.consistency_checks({**masks, attack: stronger}, n)}
+        assert res[check].status == "ok", attack
+        stronger[102] = False  # 3 fewer: flagged
+        res = {c.check: c for c in audit.consistency_checks({**masks, attack: stronger}, n)}
+        assert res[check].status == "flag" and res[check].value == 3, attack
+
+
 def test_zero_gradient_check_counts_vanished_gradients() -> None:
     norms = np.array([0.0, 1e-13, 1e-12, 2e-12, 0.5, np.nan])
     r = audit.zero_gradient_check(norms)

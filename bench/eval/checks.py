@@ -161,6 +161,25 @@ def _adaptive(masks: dict[str, np.ndarray], c: dict, n: int, tol: int) -> CheckR
     )
 
 
+STRONGER = ("pgd100", "pgd20-r5")  # PGD-20 with more steps, or with restarts
+
+
+def _converged(masks: dict[str, np.ndarray], c: dict, n: int, tol: int) -> CheckResult:
+    """More steps or restarts lowering PGD-20's accuracy by more than *tol*: PGD-20 had not
+    converged, and its number overstates robustness (the lecture's checklist)."""
+    have = [a for a in STRONGER if a in masks]
+    if not have or "pgd20" not in masks:
+        return _missing("pgd-converged", n, [" or ".join(STRONGER), "pgd20"])
+    worst = min(have, key=lambda a: c[a])
+    return _verdict(
+        "pgd-converged",
+        c["pgd20"] - c[worst],
+        tol,
+        n,
+        f"correct: PGD-20 {c['pgd20']}, {worst} {c[worst]}; tolerance {tol}",
+    )
+
+
 def consistency_checks(masks: dict[str, np.ndarray], n: int) -> list[CheckResult]:
     """Every check that needs only stored masks (attack -> robust per point, same n points)."""
     tol, c = tolerance(n), {a: int(m.sum()) for a, m in masks.items()}
@@ -171,4 +190,5 @@ def consistency_checks(masks: dict[str, np.ndarray], n: int) -> list[CheckResult
         _spsa(masks, c, n, tol),
         _autoattack(masks, c, n, tol),
         _adaptive(masks, c, n, tol),
+        _converged(masks, c, n, tol),
     ]

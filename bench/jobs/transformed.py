@@ -104,8 +104,9 @@ def adaptive_eval(
 ) -> tuple[Masking, str]:
     """The lecture's checklist step for one run: probe its best checkpoint for randomness
     and missing or zero input gradients (on its first 100 test points), pick the attack it
-    needs (EOT, BPDA or plain PGD-20) and evaluate it and the hard-label RayS beside
-    PGD-20; the audit that follows compares them (``adaptive-not-below-pgd``)."""
+    needs (EOT, BPDA or plain PGD-20) and evaluate it, the hard-label RayS and PGD-100
+    beside PGD-20; the audit that follows compares them (``adaptive-not-below-pgd``,
+    ``pgd-converged``)."""
     with Session(engine, expire_on_commit=False) as s:
         run = find_run(s, run_name)
         if run is None:
@@ -118,7 +119,8 @@ def adaptive_eval(
         found = probe(checkpoint_model(run, ckpt).to(device), x.float() / 255, y)
         name = run.name
     attack = adaptive_attack(found)
-    names = list(dict.fromkeys(["clean", "pgd20", attack, "rays"]))  # rays: labels only
+    # rays: labels only; pgd100: has PGD-20 converged?
+    names = list(dict.fromkeys(["clean", "pgd20", attack, "rays", "pgd100"]))
     eval_job(
         engine, name, attack_names=names, data_root=data_root, device=device, progress=progress
     )
