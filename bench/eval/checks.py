@@ -140,43 +140,30 @@ def _autoattack(masks: dict[str, np.ndarray], c: dict, n: int, tol: int) -> Chec
 
 
 # Attacks that do not follow PGD's own gradient: BPDA and EOT (attacks/adaptive.py) and the
-# hard-label RayS (attacks/rays.py), which sees only the model's decisions.
+# hard-label RayS (attacks/rays.py), which sees only the model's decisions. Breaking clearly
+# more points than PGD-20: PGD's gradient was masked (a quantisation, a non-differentiable
+# or a random part).
 ADAPTIVE = ("bpda-pgd20", "eot-pgd20", "rays")
+# PGD-20 with more steps or with restarts. Lowering its accuracy by more than the tolerance:
+# PGD-20 had not converged, and its number overstates robustness (the lecture's checklist).
+STRONGER = ("pgd100", "pgd20-r5")
 
 
-def _adaptive(masks: dict[str, np.ndarray], c: dict, n: int, tol: int) -> CheckResult:
-    """BPDA, EOT or a hard-label attack breaking clearly more points than PGD-20: PGD's
-    gradient was masked (a quantisation, a non-differentiable or a random part)."""
-    have = [a for a in ADAPTIVE if a in masks]
+def _below_pgd20(
+    check: str, attacks: tuple[str, ...], masks: dict[str, np.ndarray], c: dict, n: int, tol: int
+) -> CheckResult:
+    """The strongest of ``attacks`` that was evaluated against PGD-20 on the same points."""
+    have = [a for a in attacks if a in masks]
     if not have or "pgd20" not in masks:
-        return _missing("adaptive-not-below-pgd", n, [" or ".join(ADAPTIVE), "pgd20"])
+        return _missing(check, n, [" or ".join(attacks), "pgd20"])
     worst = min(have, key=lambda a: c[a])
     return _verdict(
-        "adaptive-not-below-pgd",
+        check,
         c["pgd20"] - c[worst],
         tol,
         n,
         f"correct: PGD-20 {c['pgd20']}, {worst} {c[worst]} "
         f"({_only(masks['pgd20'], masks[worst])} points broken only by {worst}); tolerance {tol}",
-    )
-
-
-STRONGER = ("pgd100", "pgd20-r5")  # PGD-20 with more steps, or with restarts
-
-
-def _converged(masks: dict[str, np.ndarray], c: dict, n: int, tol: int) -> CheckResult:
-    """More steps or restarts lowering PGD-20's accuracy by more than *tol*: PGD-20 had not
-    converged, and its number overstates robustness (the lecture's checklist)."""
-    have = [a for a in STRONGER if a in masks]
-    if not have or "pgd20" not in masks:
-        return _missing("pgd-converged", n, [" or ".join(STRONGER), "pgd20"])
-    worst = min(have, key=lambda a: c[a])
-    return _verdict(
-        "pgd-converged",
-        c["pgd20"] - c[worst],
-        tol,
-        n,
-        f"correct: PGD-20 {c['pgd20']}, {worst} {c[worst]}; tolerance {tol}",
     )
 
 
@@ -189,6 +176,6 @@ def consistency_checks(masks: dict[str, np.ndarray], n: int) -> list[CheckResult
         _whitebox_blackbox(masks, c, n, tol),
         _spsa(masks, c, n, tol),
         _autoattack(masks, c, n, tol),
-        _adaptive(masks, c, n, tol),
-        _converged(masks, c, n, tol),
+        _below_pgd20("adaptive-not-below-pgd", ADAPTIVE, masks, c, n, tol),
+        _below_pgd20("pgd-converged", STRONGER, masks, c, n, tol),
     ]
