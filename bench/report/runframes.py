@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from bench.core.constants import is_external
+from bench.core.constants import RunKind, is_external
 from bench.store.db import EpochMetric, Run
 
 SEED_KEYS = ("seed", "pseudo_labeller")  # what differs between seeds of one setting
@@ -26,11 +26,27 @@ def seed_groups(engine: Engine, runs: list[str]) -> dict[str, tuple[str, int]]:
         rows = s.scalars(select(Run).where(Run.name.in_(runs))).all()
         out = {}
         for r in rows:
-            setting = {k: v for k, v in r.spec.items() if k not in SEED_KEYS}
-            label = r.name if is_external(r.spec) else r.name.replace(f"-s{r.seed}-", "-s*-")
-            key = json.dumps(setting, sort_keys=True, default=str)
-            out[r.name] = (f"{label.rsplit('-', 1)[0]}|{key}", r.seed)
+            key = json.dumps(_without_seed(r.spec), sort_keys=True, default=str)
+            out[r.name] = (f"{_seedless_label(r)}|{key}", r.seed)
     return out
+
+
+def _without_seed(spec: dict) -> dict:
+    """The setting of a run: its spec without what differs between seeds (a transformed
+    run: its base run's, and the transformation)."""
+    out = {k: v for k, v in spec.items() if k not in SEED_KEYS and k != "base_run"}
+    if spec.get("kind") == RunKind.TRANSFORMED:
+        out["base"] = _without_seed(spec["base"])
+    return out
+
+
+def _seedless_label(r: Run) -> str:
+    """A run's name with its seed as ``s*`` and without its hash; a transformed run keeps
+    its transformation (``...-s*+bit-depth-bits1``)."""
+    if is_external(r.spec):
+        return r.name.rsplit("-", 1)[0]
+    base, plus, transform = r.name.partition("+")
+    return base.replace(f"-s{r.seed}-", "-s*-").rsplit("-", 1)[0] + plus + transform
 
 
 def semi_runs(engine: Engine) -> dict[str, Run]:
