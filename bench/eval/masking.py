@@ -14,8 +14,8 @@ import torch
 from torch import Tensor, nn
 
 from bench.core.constants import EVAL_BATCH
-
-ZERO = 1e-12  # an input-gradient L1 norm at or below this counts as zero
+from bench.eval.audit import input_gradient_norms
+from bench.eval.checks import ZERO_GRAD
 
 
 @dataclass(frozen=True)
@@ -41,29 +41,23 @@ class Masking:
 
 
 def probe(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = EVAL_BATCH) -> Masking:
-    """Look for randomness and missing or zero input gradients (eval mode; mode restored)."""
+    """Look for randomness and missing or zero input gradients (eval mode; mode restored).
+    The per-point gradient norms are the audit's own (``input_gradient_norms``)."""
     was_training = model.training
     model.eval()
-    random, missing, zero = False, False, 0
     try:
-        for lo in range(0, len(y), batch_size):
-            xb, yb = x[lo : lo + batch_size], y[lo : lo + batch_size]
-            with torch.no_grad():
-                random |= not torch.equal(model(xb), model(xb))
-            xg = xb.clone().requires_grad_(True)
-            with torch.enable_grad():
-                loss = nn.functional.cross_entropy(model(xg), yb, reduction="sum")
-                if not loss.requires_grad:
-                    missing = True
-                    continue
-                (g,) = torch.autograd.grad(loss, [xg], allow_unused=True)
-            if g is None:
-                missing = True
-                continue
-            zero += int((g.flatten(1).abs().sum(1) <= ZERO).sum())
+        with torch.no_grad():
+            random = any(not torch.equal(model(b), model(b)) for b in x.split(batch_size))
+        xg = x[:1].clone().requires_grad_(True)
+        with torch.enable_grad():
+            loss = nn.functional.cross_entropy(model(xg), y[:1])
+            missing = not loss.requires_grad or (
+                torch.autograd.grad(loss, [xg], allow_unused=True)[0] is None
+            )
     finally:
         model.train(was_training)
-    return Masking(len(y), random, missing, zero)
+    norms = input_gradient_norms(model, x, y, batch_size)
+    return Masking(len(y), random, missing, int((norms <= ZERO_GRAD).sum()))
 
 
 def adaptive_attack(found: Masking) -> str:
