@@ -41,7 +41,8 @@ class Masking:
 
 
 def probe(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = EVAL_BATCH) -> Masking:
-    """Look for randomness and missing or zero input gradients (eval mode; mode restored).
+    """Look for randomness and missing or zero input gradients (eval mode; mode restored),
+    on the device of ``x`` (the model's).
     The per-point gradient norms are the audit's own (``input_gradient_norms``)."""
     was_training = model.training
     model.eval()
@@ -56,7 +57,7 @@ def probe(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = EVAL_BATCH) 
             )
     finally:
         model.train(was_training)
-    norms = input_gradient_norms(model, x, y, batch_size)
+    norms = input_gradient_norms(model, x, y, batch_size, device=str(x.device))
     return Masking(len(y), random, missing, int((norms <= ZERO_GRAD).sum()))
 
 

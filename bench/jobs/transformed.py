@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from bench import data as bdata
 from bench.core.constants import RunKind, RunStatus, is_external, trained_spec
+from bench.eval.loop import to_float
 from bench.eval.masking import Masking, adaptive_attack, probe
 from bench.jobs.evaluate import eval_job
 from bench.models import TRANSFORMS
@@ -116,7 +117,8 @@ def adaptive_eval(
             raise LookupError(f"run {run.name} has no 'best' checkpoint (is it trained?)")
         n = trained_spec(run.spec).get("test_subset") or 100
         x, y = bdata.subset(*bdata.load_split(run.dataset, False, data_root), min(n, 100))
-        found = probe(checkpoint_model(run, ckpt).to(device), x.float() / 255, y)
+        model = checkpoint_model(run, ckpt).to(device)
+        found = probe(model, to_float(x).to(device), y.to(device))
         name = run.name
     attack = adaptive_attack(found)
     # rays: labels only; pgd100: has PGD-20 converged?
