@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # what the names stand for (the layers contract sees these im
     from bench import executors, jobs
     from bench.core import provenance
     from bench.eval import audit
+    from bench.jobs import checklist as checklist_jobs
     from bench.jobs import experiments as experiment_jobs
     from bench.jobs import regress as regress_jobs
     from bench.jobs import regress_train as regress_train_jobs
@@ -39,6 +40,7 @@ else:
     regress_jobs = LazyModule("bench.jobs.regress")
     regress_train_jobs = LazyModule("bench.jobs.regress_train")
     zoo_jobs = LazyModule("bench.jobs.zoo")
+    checklist_jobs = LazyModule("bench.jobs.checklist")  # bench audit --adaptive
     transformed_jobs = LazyModule("bench.jobs.transformed")  # --transform: the defended run
     model_zoo = LazyModule("bench.models.zoo")  # RobustBench entries and their files
     train_runtime = LazyModule("bench.train.runtime")  # Runtime: memory format, threads
@@ -48,6 +50,7 @@ else:
 
 __all__ = [
     "audit",
+    "checklist_jobs",
     "executors",
     "experiment_jobs",
     "jobs",

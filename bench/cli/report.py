@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from bench.cli.common import app, clean_errors, existing_db, write_output
-from bench.cli.deferred import audit, provenance, transformed_jobs
+from bench.cli.deferred import audit, checklist_jobs, provenance
 from bench.cli.options import DbOpt, DeviceOpt, ProgressOpt, RootOpt
 from bench.core.home import home
 from bench.eval.checks import FLAG
@@ -115,7 +115,7 @@ def audit_cmd(
     if adaptive and not runs:
         raise ValueError("--adaptive evaluates: name the runs")
     for name in runs or [] if adaptive else []:
-        found, attack = transformed_jobs.adaptive_eval(
+        found, attack = checklist_jobs.adaptive_eval(
             engine, name, data_root=data_root, device=device, progress=False
         )
         typer.echo(f"{name}: {found.summary()}; evaluated {attack}", err=True)

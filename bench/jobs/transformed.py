@@ -18,15 +18,10 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from bench import data as bdata
 from bench.core.constants import RunKind, RunStatus, is_external, trained_spec
-from bench.eval.loop import to_float
-from bench.eval.masking import Masking, adaptive_attack, probe
-from bench.jobs.evaluate import eval_job
 from bench.models import TRANSFORMS
 from bench.spec.evaluation import parse_value
 from bench.store.db import Checkpoint, Run, add_once, find_run
-from bench.store.loading import checkpoint_model
 
 
 def parse_transform(text: str) -> tuple[str, dict[str, Any]]:
@@ -98,32 +93,3 @@ def _row(base: Run, spec: dict, key: str, name: str) -> Run:
         provenance=base.provenance,
         checkpoints=ckpts,
     )
-
-
-def adaptive_eval(
-    engine: Engine, run_name: str, *, data_root: str | None, device: str, progress: bool
-) -> tuple[Masking, str]:
-    """The lecture's checklist step for one run: probe its best checkpoint for randomness
-    and missing or zero input gradients (on its first 100 test points), pick the attack it
-    needs (EOT, BPDA or plain PGD-20) and evaluate it, the hard-label RayS and PGD-100
-    beside PGD-20; the audit that follows compares them (``adaptive-not-below-pgd``,
-    ``pgd-converged``)."""
-    with Session(engine, expire_on_commit=False) as s:
-        run = find_run(s, run_name)
-        if run is None:
-            raise LookupError(f"no run named {run_name!r} in the database (see `bench ls runs`)")
-        ckpt = next((c for c in run.checkpoints if c.tag == "best"), None)
-        if ckpt is None:
-            raise LookupError(f"run {run.name} has no 'best' checkpoint (is it trained?)")
-        n = trained_spec(run.spec).get("test_subset") or 100
-        x, y = bdata.subset(*bdata.load_split(run.dataset, False, data_root), min(n, 100))
-        model = checkpoint_model(run, ckpt).to(device)
-        found = probe(model, to_float(x).to(device), y.to(device))
-        name = run.name
-    attack = adaptive_attack(found)
-    # rays: labels only; pgd100: has PGD-20 converged?
-    names = list(dict.fromkeys(["clean", "pgd20", attack, "rays", "pgd100"]))
-    eval_job(
-        engine, name, attack_names=names, data_root=data_root, device=device, progress=progress
-    )
-    return found, attack
