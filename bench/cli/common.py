@@ -173,16 +173,6 @@ def check_cores(option: str, n: int | None, oversubscribe: bool) -> None:
         )
 
 
-def parse_milestones(text: str | None) -> tuple[int, ...] | None:
-    """``--milestones 20,40`` -> ``(20, 40)``; None when not given."""
-    if text is None:
-        return None
-    try:
-        return tuple(int(m) for m in split_list(text))
-    except ValueError:
-        raise ValueError(f"--milestones expects epochs like 75,90, got {text!r}") from None
-
-
 def check_checkpoints(text: str | None) -> list[str] | None:
     """``--checkpoint best,last`` checked; None (not given): every checkpoint a run has."""
     if text is None:
