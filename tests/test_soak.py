@@ -32,7 +32,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.mark.slow
 def test_killed_workers_lose_and_duplicate_nothing(db_url: str, reference: str, tmp_path: Path):
     result = soaklib.soak(
-        GRID, db_url, tmp_path / "home", workers=3, kill_every=(1.5, 3.0), max_kills=3
+        GRID, db_url, tmp_path / "home", workers=3, kill_every=(1.0, 2.0), max_kills=3
     )
     assert result.failures == []
     assert result.reads > 10 and result.read_errors == []  # a reader polling all along
@@ -41,7 +41,9 @@ def test_killed_workers_lose_and_duplicate_nothing(db_url: str, reference: str, 
     assert {k: v for k, v in figures.items() if k not in ("jobs", "runs", "evaluations")} == {
         k: 0 for k in figures if k not in ("jobs", "runs", "evaluations")
     }
-    assert result.kills == 3
+    # a fast machine can finish the grid before the third kill (CI did, in 14.5 s): the
+    # first kill (mid-training) and one more are what the checks above are about
+    assert result.kills >= 2
     with Session(bdb.connect(db_url)) as s:  # the first kill hit a run mid-way: resumed
         taken_again = s.scalars(
             select(bdb.Claim).where(bdb.Claim.kind == "run", bdb.Claim.attempts >= 2)
