@@ -162,6 +162,21 @@ def test_a_run_is_evaluated_behind_a_transformation_as_a_run_of_its_own(tmp_path
         "deterministic; 0 of 100 points with a zero input gradient; evaluated pgd20" in bare.output
     )
     assert "adaptive-not-below-pgd ok" in " ".join(bare.output.split())  # RayS ran too
+    # the checklist table: PGD-20 beside the adaptive attack, the worst case and the verdict
+    out = runner.invoke(app, ["table", "--masking", "--format", "json", "--db", db])
+    assert out.exit_code == 0, out.output
+    cells = pd.read_json(io.StringIO(out.output))
+    cell = {(r.run, r.column): r for r in cells.itertuples()}
+    q = f"{run}+bit-depth-bits1"
+    assert cell[q, "adaptive"].attack == "bpda-pgd20"
+    assert cell[q, "worst"].correct <= cell[q, "adaptive"].correct < cell[q, "pgd20"].correct
+    assert (
+        cell[q, "pgd20"].verdict.startswith("flag: ")
+        and "zero-gradients" in cell[q, "pgd20"].verdict
+    )
+    assert cell[run, "pgd20"].verdict.startswith("ok (") and (run, "adaptive") not in cell
+    text = runner.invoke(app, ["table", "--masking", "--ci", "--db", db]).output
+    assert "| Natural + bit-depth (bits=1) |" in text and "BPDA PGD-20" in text
 
 
 class LabelsOnly(nn.Module):

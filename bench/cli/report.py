@@ -16,6 +16,7 @@ from bench.core.home import home
 from bench.eval.checks import FLAG
 from bench.report import bundle
 from bench.report.frames import evaluations_frame
+from bench.report.masking import masking_frame, render_masking
 from bench.report.render import check_format, render_long, render_paper, render_table5
 from bench.report.site import build_site
 from bench.store import db as bdb
@@ -32,7 +33,17 @@ def table(
             help="with --paper: 2 (default), 3 (black-box), 4 (WRN best/last), 5 (unlabelled)",
         ),
     ] = None,
-    ci: Annotated[bool, typer.Option("--ci", help="95% Wilson intervals (tables 2-4)")] = False,
+    masking: Annotated[
+        bool,
+        typer.Option(
+            "--masking",
+            help="the checklist table: PGD-20 beside BPDA/EOT, RayS, PGD-100, the worst "
+            "case and the audit's verdict (scripts/masking.sh fills it)",
+        ),
+    ] = False,
+    ci: Annotated[
+        bool, typer.Option("--ci", help="95% Wilson intervals (tables 2-4, --masking)")
+    ] = False,
     autoattack: Annotated[
         bool, typer.Option("--autoattack", help="add an AutoAttack column (tables 2-4)")
     ] = False,
@@ -49,8 +60,12 @@ def table(
         raise ValueError(f"unknown paper table {number}; valid: 2, 3, 4, 5")
     if paper and number == 5 and (ci or autoattack):
         raise ValueError("--ci and --autoattack apply to tables 2-4")
+    if masking and (paper or autoattack):
+        raise ValueError("--masking is a table of its own: without --paper or --autoattack")
     engine = existing_db(db)
-    if not paper:
+    if masking:
+        text = render_masking(masking_frame(engine), fmt, ci=ci)
+    elif not paper:
         text = render_long(evaluations_frame(engine), fmt)
     elif number == 5:
         text = render_table5(engine, fmt=fmt)
@@ -58,10 +73,10 @@ def table(
         text = render_paper(engine, number, fmt, ci=ci, autoattack=autoattack)
     empty = "".join(text.split()) == "[]" or (fmt == "csv" and len(text.strip().splitlines()) <= 1)
     if empty:  # an export with no rows still says what would fill it, on stderr
-        what = f"Table {number}" if paper else "the database"
+        what = f"Table {number}" if paper else "the checklist table" if masking else "the database"
+        fills = "scripts/masking.sh" if masking else f"`bench table --paper --table {number}`"
         typer.echo(
-            f"note: no evaluations in {what} yet; see `bench table --paper "
-            f"--table {number}` for the command that fills it",
+            f"note: no evaluations in {what} yet; see {fills} for the command that fills it",
             err=True,
         )
     write_output(text, output)

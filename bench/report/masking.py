@@ -1,0 +1,184 @@
+"""The checklist table (``bench table --masking``): each model's PGD-20 beside the attacks
+the lecture's checklist adds, and the audit's verdict.
+
+One row per run (a bare network, or a network behind an input transformation: the
+``RUN+NAME`` runs of bench/jobs/transformed.py), on its best checkpoint: clean accuracy,
+PGD-20, the adaptive attack the probe picked (BPDA or EOT, bench/eval/masking.py), the
+hard-label RayS, PGD-100, and the worst case over every stored attack (per point). The
+verdict is the audit's (docs/audit.md): the flagged checks, or how many passed. A model
+whose PGD-20 is far above its worst case hides its gradients; the verdict says which
+check caught it.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+import attacks
+from bench.core.constants import RunKind, Tag
+from bench.eval.checks import FLAG, NOT_EVALUATED
+from bench.eval.perpoint import wilson_interval, worst_case
+from bench.report.frames import audit_flags, defense_rank, evaluations_frame
+from bench.report.render import check_format, display_name, export
+from bench.report.text import settings_text
+from bench.store.db import Run
+
+ADAPTIVE = ("bpda-pgd20", "eot-pgd20")
+COLUMNS = ("clean", "pgd20", "adaptive", "rays", "pgd100", "worst")
+LABELS = {"adaptive": "BPDA / EOT", "worst": "Worst case"}
+FIELDS = [
+    "run",
+    "model",
+    "dataset",
+    "data_label",
+    "preset",
+    "eps",
+    "column",
+    "attack",
+    "n",
+    "correct",
+    "accuracy",
+    "ci_low",
+    "ci_high",
+    "verdict",
+    "settings",
+]
+
+
+def model_label(run: Run) -> str:
+    """How the table names a model: the defense, and its input transformation if any."""
+    spec = run.spec
+    name = display_name(run.defense)
+    if spec.get("kind") != RunKind.TRANSFORMED:
+        return name
+    params = ", ".join(f"{k}={v}" for k, v in sorted(spec["transform_params"].items()))
+    return f"{name} + {spec['transform']}" + (f" ({params})" if params else "")
+
+
+def verdict(rows: list[dict]) -> str:
+    """The audit's verdict on one checkpoint, compact."""
+    if not rows:
+        return "not audited"
+    flagged = [r["check"] for r in rows if r["status"] == FLAG]
+    if flagged:
+        return "flag: " + ", ".join(flagged)
+    ran = sum(r["status"] != NOT_EVALUATED for r in rows)
+    return f"ok ({ran} checks)"
+
+
+def _cell(base: dict, column: str, attack: str, correct: int, n: int, settings: str) -> dict:
+    lo, hi = wilson_interval(correct, n)
+    return {
+        **base,
+        "column": column,
+        "attack": attack,
+        "settings": settings,
+        "n": n,
+        "correct": correct,
+        "accuracy": 100.0 * correct / n,
+        "ci_low": 100.0 * lo,
+        "ci_high": 100.0 * hi,
+    }
+
+
+def masking_frame(engine: Engine, runs: list[str] | None = None) -> pd.DataFrame:
+    """A row per (run, column) for every run with a PGD-20 evaluation of its best checkpoint."""
+    df = evaluations_frame(engine, runs)
+    if df.empty:
+        return pd.DataFrame(columns=FIELDS)
+    df = df[df["checkpoint"] == Tag.BEST.value]
+    flags = audit_flags(engine, runs)
+    with Session(engine) as s:
+        info = {r.name: r for r in s.scalars(select(Run).where(Run.name.in_(df["run"].unique())))}
+        records: list[dict] = []
+        for run, sub in df.groupby("run", sort=False):
+            by = {str(r["attack"]): r for r in sub.to_dict("records")}
+            if "pgd20" not in by:
+                continue
+            first = by["pgd20"]
+            base = {
+                "run": run,
+                "model": model_label(info[str(run)]),
+                "dataset": first["dataset"],
+                "data_label": first["data_label"],
+                "preset": first["preset"],
+                "eps": first["eps"],
+                "verdict": verdict(flags.get((str(run), Tag.BEST.value), [])),
+                "_rank": defense_rank(info[str(run)].defense),
+            }
+            adaptive = next((a for a in ADAPTIVE if a in by), None)
+            for column in COLUMNS[:-1]:
+                attack = adaptive if column == "adaptive" else column
+                if attack in by:
+                    row = by[attack]
+                    how = settings_text(row["attack_params"])
+                    records.append(_cell(base, column, attack, row["correct"], row["n"], how))
+            attacked = [a for a in by if a != "clean"]
+            mask, n, missing = worst_case(s, str(run), Tag.BEST.value, attacked)
+            if mask is not None and not missing:
+                how = "per point, over " + ", ".join(attacked)
+                records.append(_cell(base, "worst", "worst", int(mask.sum()), n, how))
+    out = pd.DataFrame.from_records(records)
+    if out.empty:
+        return pd.DataFrame(columns=FIELDS)
+    out = out.sort_values(["dataset", "eps", "_rank", "run"], kind="stable")
+    return out.drop(columns="_rank")[FIELDS].reset_index(drop=True)
+
+
+def render_masking(df: pd.DataFrame, fmt: str = "markdown", *, ci: bool = False) -> str:
+    """The checklist table as Markdown (a block per data set and eps, with how it was
+    made), or its cells as CSV/JSON."""
+    if check_format(fmt) != "markdown":
+        return export(df, fmt)
+    if df.empty:
+        return "No PGD-20 evaluations yet: see scripts/masking.sh for the checklist table's runs."
+    groups = df.groupby(["dataset", "eps"], sort=False)
+    return "\n\n".join(_block(str(d), float(e), sub, ci) for (d, e), sub in groups) + "\n"
+
+
+def _row(run: str, r: pd.DataFrame, ci: bool) -> dict[str, str]:
+    adaptive = r[r["column"] == "adaptive"]["attack"]
+    row = {"Model": str(r["model"].iloc[0])}
+    row.update({_label(c): _text(r[r["column"] == c], ci) for c in COLUMNS})
+    row["Adaptive attack"] = _attack_label(adaptive.iloc[0]) if len(adaptive) else "-"
+    row.update({"Verdict": str(r["verdict"].iloc[0]), "Run": run})
+    return row
+
+
+def _block(dataset: str, eps: float, sub: pd.DataFrame, ci: bool) -> str:
+    """One data set and eps: how the numbers were made, the table, every attack's settings."""
+    rows = [_row(str(run), r, ci) for run, r in sub.groupby("run", sort=False)]
+    n = ", ".join(str(v) for v in sorted(sub["n"].unique()))
+    head = (
+        f"### {dataset}, L-inf eps {eps:g}: best checkpoints, {n} test points\n\n"
+        f"Data: {sub['data_label'].iloc[0]}; training presets: "
+        f"{', '.join(sorted(sub['preset'].unique()))}. Accuracy in %"
+        + ("; [95% Wilson interval]" if ci else "")
+        + ". Worst case: a point counts as robust only if every stored attack failed on it."
+    )
+    used = sub[sub["column"] != "worst"].drop_duplicates("attack")
+    notes = [
+        f"- {_attack_label(a)}: {how}"
+        for a, how in zip(used["attack"], used["settings"], strict=True)
+    ]
+    table = pd.DataFrame(rows).to_markdown(index=False)
+    return head + "\n\n" + table + "\n\nAttack settings:\n\n" + "\n".join(notes)
+
+
+def _label(column: str) -> str:
+    return LABELS.get(column) or _attack_label(column)
+
+
+def _attack_label(attack: str) -> str:
+    return attacks.PRESETS.get(attack).label if attack in attacks.PRESETS else attack
+
+
+def _text(cell: pd.DataFrame, ci: bool) -> str:
+    if cell.empty:
+        return "-"
+    c = cell.iloc[0]
+    text = f"{c['accuracy']:.1f}"
+    return text + (f" [{c['ci_low']:.1f}, {c['ci_high']:.1f}]" if ci else "")
