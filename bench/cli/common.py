@@ -187,13 +187,13 @@ def check_checkpoints(text: str | None) -> list[str] | None:
     return tags
 
 
-def parse_params(items: list[str]) -> dict[str, Any]:
-    """``["lam=6", "kl=false"]`` -> ``{"lam": 6, "kl": False}`` (values checked by the defense)."""
+def parse_params(items: list[str], flag: str = "--param") -> dict[str, Any]:
+    """``["lam=6", "kl=false"]`` -> ``{"lam": 6, "kl": False}`` (values checked by their user)."""
     out: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"--param expects key=value, got {item!r}")
+            raise ValueError(f"{flag} expects key=value, got {item!r}")
         out[key.strip()] = parse_value(value)
     return out
 

@@ -22,10 +22,12 @@ if TYPE_CHECKING:  # what the names stand for (the layers contract sees these im
     from bench.eval import audit
     from bench.jobs import checklist as checklist_jobs
     from bench.jobs import experiments as experiment_jobs
+    from bench.jobs import external as external_jobs
     from bench.jobs import regress as regress_jobs
     from bench.jobs import regress_train as regress_train_jobs
     from bench.jobs import transformed as transformed_jobs
     from bench.jobs import zoo as zoo_jobs
+    from bench.models import external as model_external
     from bench.models import zoo as model_zoo
     from bench.train import distributed as train_distributed
     from bench.train import loop as train_loop
@@ -40,6 +42,8 @@ else:
     regress_jobs = LazyModule("bench.jobs.regress")
     regress_train_jobs = LazyModule("bench.jobs.regress_train")
     zoo_jobs = LazyModule("bench.jobs.zoo")
+    external_jobs = LazyModule("bench.jobs.external")  # --model-def: a user's own model
+    model_external = LazyModule("bench.models.external")  # ModelDef
     checklist_jobs = LazyModule("bench.jobs.checklist")  # bench audit --adaptive
     transformed_jobs = LazyModule("bench.jobs.transformed")  # --transform: the defended run
     model_zoo = LazyModule("bench.models.zoo")  # RobustBench entries and their files
@@ -53,7 +57,9 @@ __all__ = [
     "checklist_jobs",
     "executors",
     "experiment_jobs",
+    "external_jobs",
     "jobs",
+    "model_external",
     "model_zoo",
     "provenance",
     "regress_jobs",

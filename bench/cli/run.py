@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from sqlalchemy.engine import Engine
 
 from bench.cli import parallel
 from bench.cli import placing as pl
@@ -24,7 +25,7 @@ from bench.cli.common import (
     print_evals,
 )
 from bench.cli.deferred import jobs, provenance, train_runtime, transformed_jobs
-from bench.cli.groups import placing_options, training_options
+from bench.cli.groups import option_group, placing_options, training_options
 from bench.cli.options import (
     AttackParamOpt,
     AttacksOpt,
@@ -49,6 +50,7 @@ from bench.cli.options import (
     UnlabOpt,
     ValOpt,
 )
+from bench.cli.ownmodel import ModelDefFlags, own_model_run
 from bench.core.constants import EVAL_BATCH, RunStatus
 from bench.spec.auxiliary import attach_unlabelled
 from bench.spec.overrides import TrainOverrides
@@ -217,8 +219,23 @@ def _train_and_evaluate(
             print_evals(evs, jobs.run_checkpoint_tags(engine, spec.name))
 
 
+def _eval_targets(
+    engine: Engine, runs: list[str] | None, all_runs: bool, transform: str | None
+) -> list[str]:
+    """The runs ``bench eval`` names (or all finished ones), behind ``transform`` if given."""
+    targets = list(runs or [])
+    if all_runs:
+        targets += [r.name for r in bdb.list_runs(engine) if r.status == RunStatus.DONE]
+    if not targets:
+        raise ValueError("name at least one run, or pass --all")
+    if transform is not None:
+        targets = [transformed_jobs.transformed_run(engine, t, transform) for t in targets]
+    return targets
+
+
 @app.command("eval")
 @clean_errors
+@option_group(ModelDefFlags, "own", after="transform")
 @placing_options
 def eval_cmd(
     runs: Annotated[list[str] | None, typer.Argument(help="run names (bench ls runs)")] = None,
@@ -236,7 +253,8 @@ def eval_cmd(
     checkpoint: Annotated[
         str | None,
         typer.Option(
-            help="best, last, best-val (comma-separated) [default: every checkpoint the run has]"
+            help="best, last, best-val (comma-separated) [default: every checkpoint the run "
+            "has]; with --model-def: the weights file (safetensors or a torch state_dict)"
         ),
     ] = None,
     test_subset: TestSubOpt = None,
@@ -249,24 +267,31 @@ def eval_cmd(
     progress: ProgressOpt = True,
     status: StatusOpt = False,
     placing: tuple[str, Options] | None = None,
+    own: ModelDefFlags = ModelDefFlags(),
 ) -> None:
-    """Attack stored checkpoints; evaluations already in the database are skipped.
+    """Attack stored checkpoints, or your own model (--model-def); evaluations already in
+    the database are skipped.
 
     `--executor local|slurm|ray` places each run's evaluation as a job (the run's own test
     subset and eps, both checkpoints); `--status` shows them.
     """
     names, options = parse_attacks(attack_list, attack_param)
-    tags = check_checkpoints(checkpoint)
+    if own.model_def is None and own.given():
+        raise ValueError(f"{own.given()[0]} describes a --model-def model: add --model-def")
+    tags = ["best"] if own.model_def else check_checkpoints(checkpoint)
     check_seed(seed)
     device = provenance.check_device(device)
-    engine = existing_db(db)
-    targets = list(runs or [])
-    if all_runs:
-        targets += [r.name for r in bdb.list_runs(engine) if r.status == RunStatus.DONE]
-    if not targets:
-        raise ValueError("name at least one run, or pass --all")
-    if transform is not None:
-        targets = [transformed_jobs.transformed_run(engine, t, transform) for t in targets]
+    if own.model_def is not None:
+        if runs or all_runs or transform or placing or status:
+            raise ValueError(
+                "--model-def evaluates its own model, here: no runs, --all, --transform, "
+                "--executor or --status"
+            )
+        engine = bdb.connect(db)  # a first evaluation may create the database
+        targets = [own_model_run(engine, own, checkpoint, data_root=data_root, device=device)]
+    else:
+        engine = existing_db(db)
+        targets = _eval_targets(engine, runs, all_runs, transform)
     if placing is not None or status:
         pl.check_eval_defaults(tags, test_subset, eps, batch_size, seed)
         grid = pl.eval_jobs(engine, targets, names, options, skip_wrong)

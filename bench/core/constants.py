@@ -52,6 +52,17 @@ def is_external(spec: dict) -> bool:
     return spec.get("kind") == RunKind.EXTERNAL
 
 
+ZOO_DEFENSE = "zoo"  # the defense column of a RobustBench zoo run (bench/jobs/zoo.py)
+
+
+def external_source(defense: str) -> tuple[str, str, str]:
+    """An external run's origin: short (after its name in a table), long, and its weights.
+    The RobustBench zoo, or a user's ``--model-def`` (bench/jobs/external.py)."""
+    if defense == ZOO_DEFENSE:
+        return "RobustBench", "RobustBench model-zoo entry", "published checkpoint"
+    return "external", "external model (bench eval --model-def)", "given checkpoint"
+
+
 def trained_spec(spec: dict) -> dict:
     """The spec of the network a run evaluates: a transformed run's base spec (it keeps it
     under ``base``), any other run's own."""

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from bench import data as bdata
-from bench.core.constants import trained_spec
+from bench.core.constants import ZOO_TEST_SUBSET, trained_spec
 from bench.eval.loop import to_float
 from bench.eval.masking import Masking, adaptive_attack, probe
 from bench.jobs.evaluate import eval_job
@@ -35,7 +35,10 @@ def adaptive_eval(
         ckpt = next((c for c in run.checkpoints if c.tag == "best"), None)
         if ckpt is None:
             raise LookupError(f"run {run.name} has no 'best' checkpoint (is it trained?)")
-        n = trained_spec(run.spec).get("test_subset") or 100
+        # the points it was evaluated on: a trained run's test subset, else (an external
+        # run) those of its largest stored evaluation, so the checks compare like with like
+        stored = max((e.n for e in run.evaluations), default=None)
+        n = trained_spec(run.spec).get("test_subset") or stored or ZOO_TEST_SUBSET
         x, y = bdata.subset(*bdata.load_split(run.dataset, False, data_root), min(n, 100))
         model = checkpoint_model(run, ckpt).to(device)
         found = probe(model, to_float(x).to(device), y.to(device))
@@ -44,6 +47,12 @@ def adaptive_eval(
     # rays: labels only; pgd100: has PGD-20 converged?
     names = list(dict.fromkeys(["clean", "pgd20", attack, "rays", "pgd100"]))
     eval_job(
-        engine, name, attack_names=names, data_root=data_root, device=device, progress=progress
+        engine,
+        name,
+        attack_names=names,
+        test_subset=n,
+        data_root=data_root,
+        device=device,
+        progress=progress,
     )
     return found, attack

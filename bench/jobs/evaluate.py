@@ -150,8 +150,10 @@ def _checked_checkpoints(run: Run, tags: list[str]) -> dict[str, Checkpoint]:
 
 def checkpoint_tags(run: Run) -> list[str]:
     """What a run's evaluation covers by default: best and last, and best-val where the
-    run has one (--val-subset)."""
+    run has one (--val-subset); an external run's one checkpoint."""
     have = {c.tag for c in run.checkpoints}
+    if is_external(run.spec):  # the one given checkpoint
+        return [t for t in ALL_CHECKPOINTS if t in have]
     return [t for t in ALL_CHECKPOINTS if t in CHECKPOINTS or t in have]
 
 

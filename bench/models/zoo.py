@@ -64,8 +64,22 @@ def _strip(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tenso
     return {k.removeprefix(prefix): v for k, v in state.items()}
 
 
-def load_zoo_weights(name: str, file: Path) -> nn.Module:
-    """Zoo entry ``name`` with the weights of ``file`` (eval mode, CPU); no code can run."""
+def zoo_architecture(name: str) -> nn.Module:
+    """Zoo entry ``name``'s network, untrained: the model definition of a zoo run
+    (bench/models/external.py ``ZOO_TARGET``), whose weights ``load_weights`` reads."""
+    return zoo_registry().get(name)["model"]()
+
+
+def _load_into(net: nn.Module, file: Path, name: str) -> nn.Module:
+    return load_zoo_weights(name, Path(file), net)
+
+
+zoo_architecture.load_weights = _load_into  # type: ignore[attr-defined]
+
+
+def load_zoo_weights(name: str, file: Path, model: nn.Module | None = None) -> nn.Module:
+    """Zoo entry ``name`` (``model``, else a new one) with the weights of ``file`` (eval
+    mode, CPU); no code can run."""
     entry = zoo_registry().get(name)
     if isinstance(entry.get("gdrive_id"), list):
         raise ValueError(f"{name} is an ensemble of several files; not supported here")
@@ -83,7 +97,7 @@ def load_zoo_weights(name: str, file: Path) -> nn.Module:
     utils, _ = _robustbench()
     from robustbench.model_zoo.enums import BenchmarkDataset
 
-    model = entry["model"]()
+    model = entry["model"]() if model is None else model
     return utils._safe_load_state_dict(model, name, state, BenchmarkDataset.cifar_10).eval()
 
 

@@ -114,7 +114,7 @@ def evaluations_frame(engine: Engine, runs: list[str] | None = None) -> pd.DataF
         return df
     # Rows arrive oldest first; a stable sort by n keeps that order within each n.
     df = df.sort_values("n", kind="stable")
-    keep = df.drop_duplicates(["run", "checkpoint", "attack"], keep="last")
+    keep = df.drop_duplicates(["run", "checkpoint", "attack", "eps"], keep="last")
     return keep.reset_index(drop=True)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from bench.core.constants import external_source
 from bench.eval.checks import FLAG, NOT_EVALUATED
 from bench.report.text import count, settings_text
 
@@ -81,9 +82,10 @@ def eval_notes(evs: pd.DataFrame) -> list[str]:
     notes = run_notes(evs[~evs["external"]]) if len(external) < len(evs) else []
     for run, r in external.groupby("run", sort=True):
         first = r.iloc[0]
+        _, what, weights = external_source(first["defense"])
         notes.append(
-            f"- `{run}`: RobustBench model-zoo entry {first['model']} (published checkpoint, "
-            f"sha256 {str(first['checkpoint_sha256'])[:12]}), eps {first['eps']:.4g}, "
+            f"- `{run}`: {what} {first['model']} ({weights}, sha256 "
+            f"{str(first['checkpoint_sha256'])[:12]}), eps {first['eps']:.4g}, "
             f"{points(r)} (the first of the test set); "
             f"data {first['data_label']}"
         )

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 
 import attacks
 import defenses
-from bench.core.constants import Tag
+from bench.core.constants import Tag, external_source
 from bench.core.paper import (
     FAMILY,
     ROBUSTBENCH_SOURCE,
@@ -57,7 +57,7 @@ def display_name(defense: str, model: str = "", external: bool = False) -> str:
     """How a table names a row: the defense's own ``display_name``; an external model by
     its name."""
     if external:
-        return f"{model} (RobustBench)"
+        return f"{model} ({external_source(defense)[0]})"
     return defenses.DEFENSES.get(defense).title() if defense in defenses.DEFENSES else defense
 
 

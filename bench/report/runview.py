@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from bench.core.constants import is_external
 from bench.eval.health import from_metrics
 from bench.report.runframes import epoch_frame
 from bench.store.db import AuditFlag, Run, find_run
@@ -38,6 +39,51 @@ def provenance_lines(prov: dict) -> list[str]:
     return lines
 
 
+def _summary(run: Run) -> str:
+    """What the run is, in one line: trained here (epochs, time) or external (given weights)."""
+    where = f"{run.dataset} ({run.data_label})"
+    if is_external(run.spec):
+        return (
+            f"- external model {run.model} ({run.defense}), not trained here: the given "
+            f"checkpoint, evaluated on {where}; status {run.status}"
+        )
+    # train_seconds is written when a run finishes; until then, its epochs so far
+    seconds = run.train_seconds or sum(e.seconds for e in run.epochs)
+    return (
+        f"- {run.defense} on {run.model}, {where}; preset {run.preset}; status {run.status}; "
+        f"{run.epochs_done}/{run.spec.get('epochs')} epochs; {seconds:.0f} s of training"
+    )
+
+
+def _evaluations(run: Run) -> pd.DataFrame:
+    """Every stored evaluation of the run, its eps beside it."""
+    return pd.DataFrame(
+        [
+            (
+                e.checkpoint,
+                e.checkpoint_epoch,
+                e.attack,
+                e.attack_params.get("eps"),
+                e.n,
+                100 * e.accuracy,
+                e.seconds,
+                bool(e.attack_params.get("skip_wrong", False)),
+            )
+            for e in sorted(run.evaluations, key=lambda e: (e.checkpoint, e.id))
+        ],
+        columns=[
+            "checkpoint",
+            "epoch",
+            "attack",
+            "eps",
+            "n",
+            "accuracy %",
+            "seconds",
+            "skip wrong",
+        ],
+    )
+
+
 def run_view(engine: Engine, name: str) -> str:
     with Session(engine) as s:
         run = find_run(s, name)
@@ -50,21 +96,7 @@ def run_view(engine: Engine, name: str) -> str:
             [(c.tag, c.epoch, 100 * c.robust_acc, c.sha256[:16], c.path) for c in run.checkpoints],
             columns=["checkpoint", "epoch", "monitor PGD-20 %", "sha256", "file"],
         )
-        evs = pd.DataFrame(
-            [
-                (
-                    e.checkpoint,
-                    e.checkpoint_epoch,
-                    e.attack,
-                    e.n,
-                    100 * e.accuracy,
-                    e.seconds,
-                    bool(e.attack_params.get("skip_wrong", False)),
-                )
-                for e in sorted(run.evaluations, key=lambda e: (e.checkpoint, e.id))
-            ],
-            columns=["checkpoint", "epoch", "attack", "n", "accuracy %", "seconds", "skip wrong"],
-        )
+        evs = _evaluations(run)
         audit = pd.DataFrame(
             [
                 (a.checkpoint, a.check, a.status, a.detail)
@@ -73,14 +105,10 @@ def run_view(engine: Engine, name: str) -> str:
             columns=["checkpoint", "check", "status", "detail"],
         )
         health = from_metrics(run.epochs, run.dataset)
-        # train_seconds is written when a run finishes; until then, its epochs so far
-        seconds = run.train_seconds or sum(e.seconds for e in run.epochs)
         head = [
             f"# {run.name}",
             "",
-            f"- {run.defense} on {run.model}, {run.dataset} ({run.data_label}); preset "
-            f"{run.preset}; status {run.status}; {run.epochs_done}/{run.spec.get('epochs')} "
-            f"epochs; {seconds:.0f} s of training",
+            _summary(run),
             *([f"- training health: {health.summary()}"] if health is not None else []),
             f"- spec: {json.dumps(run.spec, sort_keys=True)}",
             f"- folder: {run.run_dir}",

@@ -18,8 +18,8 @@ from torch import nn
 
 from bench.core.constants import RunKind, is_external, trained_spec
 from bench.models import TRANSFORMS
+from bench.models.external import ModelDef, build
 from bench.models.transforms import Transformed
-from bench.models.zoo import load_zoo_weights
 from bench.spec.run import RunSpec, build_for_spec
 from bench.store import db as bdb
 from bench.store.checkpoints import load_weights, read_metadata, verified
@@ -30,7 +30,7 @@ def checkpoint_model(run: Run, ckpt: Checkpoint) -> nn.Module:
     """The module of a stored checkpoint, in eval mode, on the CPU (file hash checked)."""
     path = verified(Path(ckpt.path), ckpt.sha256, f"checkpoint of run {run.name}")
     if is_external(run.spec):
-        return load_zoo_weights(run.model, path)
+        return build(ModelDef.from_spec(run.spec), path)
     net = load_weights(build_for_spec(RunSpec.from_dict(trained_spec(run.spec))), path).eval()
     if run.spec.get("kind") == RunKind.TRANSFORMED:  # bench/jobs/transformed.py
         transform = TRANSFORMS.get(run.spec["transform"])(**run.spec["transform_params"])

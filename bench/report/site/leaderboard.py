@@ -14,7 +14,7 @@ import re
 import pandas as pd
 
 import attacks
-from bench.core.constants import CHECKPOINTS
+from bench.core.constants import CHECKPOINTS, external_source
 from bench.core.paper import FAMILY, ROBUSTBENCH_SOURCE, SOURCE, TABLE4_SOURCE
 from bench.eval.checks import FLAG
 from bench.report.boards import BOARD_ATTACKS, TRANSFER
@@ -143,7 +143,8 @@ def _defense_cell(first: pd.Series, label: str, members: list) -> Cell:
         f"{count(first['train_subset'], 'training image')}"
     )
     if first["external"]:
-        setting = "RobustBench model-zoo entry (published weights)"
+        _, what, weights = external_source(str(first["defense"]))
+        setting = f"{what} ({weights})"
     if len(members) == 1:
         run = str(members[0][0])
         links = f'<a href="{esc(run_file(run))}">{esc(run)}</a>'
