@@ -14,6 +14,9 @@ import pkgutil
 
 from attacks.base import (
     ATTACKS,
+    L2,
+    LINF,
+    NORM_LABELS,
     PRESETS,
     Attack,
     AttackFn,
@@ -22,7 +25,9 @@ from attacks.base import (
     add_preset,
     build,
     check_bounds,
+    distances,
     is_transfer,
+    norm_of,
     register,
 )
 
@@ -32,6 +37,9 @@ for _mod in pkgutil.iter_modules(__path__):
 
 __all__ = [
     "ATTACKS",
+    "L2",
+    "LINF",
+    "NORM_LABELS",
     "PRESETS",
     "Attack",
     "AttackFn",
@@ -40,6 +48,8 @@ __all__ = [
     "add_preset",
     "build",
     "check_bounds",
+    "distances",
     "is_transfer",
+    "norm_of",
     "register",
 ]

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from attacks.base import Attack, AttackPreset, add_preset, register
+from attacks.base import L2, LINF, Attack, AttackPreset, add_preset, register
 from bench.core.constants import Protocol
 from bench.core.lazy import torch
 
@@ -72,23 +72,33 @@ def frozen(model: nn.Module) -> Iterator[None]:
             p.requires_grad_(flag)
 
 
+LIBRARY_NORM = {LINF: "Linf", L2: "L2"}  # pyautoattack's names
+
+
 def standard_autoattack(
-    model: nn.Module, eps: float, seed: int, device: torch.device | str, **settings: int
+    model: nn.Module,
+    eps: float,
+    seed: int,
+    device: torch.device | str,
+    norm: str = LINF,
+    **settings: int,
 ) -> Any:
-    """``AutoAttack(version="standard")``, with ``settings`` (see ``STANDARD``) overriding the
-    iteration/target/query counts; values equal to the standard ones leave it untouched."""
+    """``AutoAttack(version="standard")`` in ``norm``, with ``settings`` (see ``STANDARD``)
+    overriding the iteration/target/query counts; values equal to the standard ones leave
+    it untouched."""
     import pyautoattack  # lazy: it is only needed here
 
     logging.getLogger("auto-attack").setLevel(logging.WARNING)
+    lib_norm = LIBRARY_NORM[norm]
     aa = pyautoattack.AutoAttack(
-        model, norm="Linf", eps=eps, version="standard", seed=seed, device=device
+        model, norm=lib_norm, eps=eps, version="standard", seed=seed, device=device
     )
     s = {**STANDARD, **settings}
     if s["n_iter"] != STANDARD["n_iter"]:
         from pyautoattack.autopgd_base import APGDAttack, APGDAttack_targeted
 
         common = {
-            "norm": "Linf",
+            "norm": lib_norm,
             "eps": eps,
             "seed": seed,
             "device": device,
@@ -113,12 +123,13 @@ def run_autoattack(
     eps: float,
     parts: tuple[str, ...],
     seed: int,
+    norm: str = LINF,
     **settings: int,
 ) -> Tensor:
     """Run ``parts`` of standard AutoAttack in order, each on the points still robust."""
     with preserve_rng(), frozen(model), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # its "dynamic defense" heuristics; see docs
-        aa = standard_autoattack(model, eps, seed, x.device, **settings)
+        aa = standard_autoattack(model, eps, seed, x.device, norm, **settings)
         aa.attacks_to_run = list(parts)
         x_adv, _ = aa.run_standard_evaluation(x, y, batch_size=max(1, len(x)))
     return x_adv
@@ -155,7 +166,8 @@ class AutoAttackPart(Attack):
         }
 
     def perturb(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
-        return run_autoattack(model, x, y, self.eps, (self.part,), self.seed, **self.settings())
+        parts = (self.part,)
+        return run_autoattack(model, x, y, self.eps, parts, self.seed, self.norm, **self.settings())
 
 
 @register
@@ -167,7 +179,8 @@ class AutoAttackStandard(AutoAttackPart):
     name: ClassVar[str] = "autoattack"
 
     def perturb(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
-        return run_autoattack(model, x, y, self.eps, STANDARD_ORDER, self.seed, **self.settings())
+        parts = STANDARD_ORDER
+        return run_autoattack(model, x, y, self.eps, parts, self.seed, self.norm, **self.settings())
 
     def params(self) -> dict[str, Any]:
         out = super().params()

@@ -24,28 +24,53 @@ if TYPE_CHECKING:
 
 # Float slack for the eps-ball check: 8/255 stored in float32 and re-projected.
 BOUND_TOL = 1e-5
+# Threat models: the norm an attack's eps is measured in (``Attack.norm``).
+LINF, L2 = "linf", "l2"
+NORM_LABELS = {LINF: "L-inf", L2: "L2"}
 
 
 class BoundViolation(AssertionError):
     """An attack produced a point outside the threat model: its numbers would be invalid."""
 
 
-def check_bounds(x_adv: Tensor, x: Tensor, eps: float, tol: float = BOUND_TOL) -> None:
+def check_bounds(
+    x_adv: Tensor, x: Tensor, eps: float, tol: float = BOUND_TOL, norm: str = LINF
+) -> None:
+    """Every point of ``x_adv`` within ``eps`` of its ``x`` (L-inf or L2) and in [0, 1]."""
     if x_adv.shape != x.shape:
         raise BoundViolation(f"shape changed: {tuple(x.shape)} -> {tuple(x_adv.shape)}")
     if not torch.isfinite(x_adv).all():
         raise BoundViolation("non-finite values in adversarial examples")
-    dist = (x_adv - x).abs().amax().item() if x.numel() else 0.0
+    dist = distances(x_adv, x, norm).max().item() if x.numel() else 0.0
     if dist > eps + tol:
-        raise BoundViolation(f"L-inf distance {dist:.6f} exceeds eps {eps:.6f}")
+        raise BoundViolation(f"{NORM_LABELS[norm]} distance {dist:.6f} exceeds eps {eps:.6f}")
     lo, hi = x_adv.min().item(), x_adv.max().item()
     if lo < -tol or hi > 1 + tol:
         raise BoundViolation(f"values outside [0, 1]: min {lo:.6f}, max {hi:.6f}")
 
 
+def distances(a: Tensor, b: Tensor, norm: str = LINF) -> Tensor:
+    """Per-point distance between two batches, in ``norm`` (``linf`` or ``l2``)."""
+    diff = (a - b).flatten(1)
+    if norm == LINF:
+        return diff.abs().amax(dim=1)
+    if norm == L2:
+        return diff.norm(dim=1)
+    raise ValueError(f"unknown norm {norm!r}; valid: {', '.join(NORM_LABELS)}")
+
+
 def project(x_adv: Tensor, x: Tensor, eps: float) -> Tensor:
     """Project onto the L-inf ball of radius eps around x, intersected with [0, 1]."""
     return torch.min(torch.max(x_adv, x - eps), x + eps).clamp_(0.0, 1.0)
+
+
+def project_l2(x_adv: Tensor, x: Tensor, eps: float) -> Tensor:
+    """Project onto the L2 ball of radius eps around x (each point's perturbation scaled
+    down where longer), then onto [0, 1]; clipping can only bring a point closer to x."""
+    delta = x_adv - x
+    norms = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
+    factor = (eps / norms).clamp(max=1.0).view(-1, *([1] * (x.dim() - 1)))
+    return (x + delta * factor).clamp_(0.0, 1.0)
 
 
 def input_grad(loss: Tensor, x: Tensor) -> Tensor:
@@ -62,10 +87,12 @@ def input_grad(loss: Tensor, x: Tensor) -> Tensor:
 
 @dataclasses.dataclass
 class Attack(ABC):
-    """An L-inf attack with budget ``eps``; subclasses are dataclasses of their settings."""
+    """An attack with budget ``eps`` in its ``norm`` (L-inf unless a class says L2);
+    subclasses are dataclasses of their settings."""
 
     eps: float
     name: ClassVar[str] = "attack"
+    norm: ClassVar[str] = LINF
 
     def __call__(
         self, model: nn.Module, x: Tensor, y: Tensor, keep: Tensor | None = None
@@ -82,7 +109,7 @@ class Attack(ABC):
         finally:
             model.train(was_training)
         x_adv = x_adv.detach()
-        check_bounds(x_adv, x.detach(), self.eps)
+        check_bounds(x_adv, x.detach(), self.eps, norm=self.norm)
         return x_adv
 
     @abstractmethod
@@ -164,6 +191,14 @@ def is_transfer(name: str) -> bool:
     """Whether the attack preset ``name`` is crafted on a surrogate (its protocol says so):
     the one way a transfer attack is recognised."""
     return name in PRESETS and PRESETS.get(name).protocol == Protocol.TRANSFER
+
+
+def norm_of(name: str) -> str:
+    """The threat model of an attack preset (or class): ``linf`` or ``l2``; the clean
+    "attack" is L-inf, the budget of the runs it sits beside."""
+    preset = PRESETS.get(name) if name in PRESETS else None
+    cls_name = preset.attack if preset is not None else name
+    return ATTACKS.get(cls_name).norm if cls_name in ATTACKS else LINF
 
 
 def build(name: str, **params: Any) -> Attack:

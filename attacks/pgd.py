@@ -59,12 +59,12 @@ class PGD(Attack):
             raise ValueError(f"unknown PGD loss {self.loss!r}; valid: ce, cw, kl")
 
     def perturb(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
-        return self._attack(model, x, y, random_start(x, self.eps, self.start, self.start_sigma))
+        return self._attack(model, x, y, self.start_point(x))
 
     def perturb_kept(self, model: nn.Module, x: Tensor, y: Tensor, keep: Tensor) -> Tensor:
         """The start is drawn for the whole batch first, so each kept point starts where it
         would have started had every point been attacked: its result is the same."""
-        start = random_start(x, self.eps, self.start, self.start_sigma)
+        start = self.start_point(x)
         out = x.clone()
         idx = keep.nonzero().squeeze(1)
         if idx.numel():
@@ -98,16 +98,31 @@ class PGD(Attack):
         p_nat: Tensor | None,
         start: Tensor | None = None,
     ) -> Tensor:
-        x_adv = random_start(x, self.eps, self.start, self.start_sigma) if start is None else start
+        x_adv = self.start_point(x) if start is None else start
         if self.steps == 0:
-            return project(x_adv, x, self.eps)
-        # The eps-ball within [0, 1] as two bounds, computed once: one clamp a step, and
-        # bit for bit the same as ``project`` (min and max are exact).
-        lo, hi = (x - self.eps).clamp_(min=0.0), (x + self.eps).clamp_(max=1.0)
+            return self.project(x_adv, x)
+        bounds = self.bounds(x)
         for _ in range(self.steps):
             grad = self.gradient(model, x_adv.detach().requires_grad_(True), y, p_nat)
-            x_adv = torch.clamp(x_adv.detach() + self.step_size * grad.sign(), lo, hi)
+            x_adv = self.step(x_adv.detach(), grad, x, bounds)
         return x_adv
+
+    # The geometry of the threat model: where to start, how to step, how to project. The
+    # L2 attacks (attacks/l2.py) change only these.
+    def start_point(self, x: Tensor) -> Tensor:
+        return random_start(x, self.eps, self.start, self.start_sigma)
+
+    def project(self, x_adv: Tensor, x: Tensor) -> Tensor:
+        return project(x_adv, x, self.eps)
+
+    def bounds(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """The eps-ball within [0, 1] as two bounds, computed once: one clamp a step, and
+        bit for bit the same as ``project`` (min and max are exact)."""
+        return (x - self.eps).clamp_(min=0.0), (x + self.eps).clamp_(max=1.0)
+
+    def step(self, x_adv: Tensor, grad: Tensor, x: Tensor, bounds: tuple[Tensor, Tensor]) -> Tensor:
+        """One signed-gradient step of ``step_size``, projected."""
+        return torch.clamp(x_adv + self.step_size * grad.sign(), *bounds)
 
     def gradient(self, model: nn.Module, x_adv: Tensor, y: Tensor, p_nat: Tensor | None) -> Tensor:
         """The input gradient each step follows (the adaptive attacks change only this:

@@ -20,6 +20,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 from torch import nn
 
+import attacks
+from attacks.l2 import L2_EPS
 from bench import data as bdata
 from bench.core import provenance
 from bench.core.constants import (
@@ -30,6 +32,7 @@ from bench.core.constants import (
     is_external,
     trained_spec,
 )
+from bench.core.paper import FAMILY
 from bench.eval.audit import audit_runs
 from bench.eval.context import EvalContext
 from bench.eval.protocols import evaluate
@@ -84,7 +87,7 @@ def eval_job(
             names,
             tags,
             attack_options or {},
-            eps=float(run.spec["eps"]) if eps is None else eps,
+            eps=attack_eps(names, run, eps),
             test_subset=n_req,
             batch_size=batch_size,
             seed=seed,
@@ -124,13 +127,46 @@ def eval_job(
     return out
 
 
+def attack_eps(names: list[str], run: Run, eps: float | None) -> dict[str, float]:
+    """Each attack's budget: ``eps`` where given (one threat model per command); else the
+    run's for L-inf attacks and the data set's usual L2 budget (attacks/l2.py ``L2_EPS``)
+    for L2 ones."""
+    norms = {attacks.norm_of(a) for a in names if a != "clean"}
+    if eps is not None:
+        if len(norms) > 1:
+            raise ValueError("one --eps for L-inf and L2 attacks: evaluate each in its own command")
+        return dict.fromkeys(names, eps)
+    family = FAMILY.get(run.dataset, run.dataset)
+    if norms == {attacks.L2} and family in L2_EPS:  # clean beside L2 attacks: the L2 budget
+        return dict.fromkeys(names, L2_EPS[family])
+    out = {}
+    for a in names:
+        if attacks.norm_of(a) == attacks.LINF:
+            out[a] = float(run.spec["eps"])
+        elif family in L2_EPS:
+            out[a] = L2_EPS[family]
+        else:
+            raise ValueError(f"{a}: no usual L2 budget for {run.dataset}; pass --eps")
+    return out
+
+
 def _eval_specs(
-    names: list[str], tags: list[str], opts: dict[str, dict[str, Any]], **common: Any
+    names: list[str],
+    tags: list[str],
+    opts: dict[str, dict[str, Any]],
+    eps: dict[str, float],
+    **common: Any,
 ) -> list[EvalSpec]:
-    """One spec per (checkpoint, attack): ``common`` is eps, test_subset, batch_size, seed
-    and skip_wrong."""
+    """One spec per (checkpoint, attack) at the attack's ``eps``: ``common`` is
+    test_subset, batch_size, seed and skip_wrong."""
     return [
-        EvalSpec(attack=a, options=tuple(sorted(opts.get(a, {}).items())), checkpoint=t, **common)
+        EvalSpec(
+            attack=a,
+            eps=eps[a],
+            options=tuple(sorted(opts.get(a, {}).items())),
+            checkpoint=t,
+            **common,
+        )
         for t in tags
         for a in names
     ]

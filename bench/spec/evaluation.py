@@ -24,6 +24,7 @@ PROTOCOL_OPTIONS: dict[Protocol, tuple[str, ...]] = {
     Protocol.TRANSFER: ("surrogate_model", "surrogate_epochs", "surrogate_checkpoint"),
 }
 FIXED = ("eps", "part", "base")  # set by the preset itself, never an option
+MAX_L2_EPS = 100.0  # above the L2 diameter of any image set here (CIFAR-10: sqrt(3072) ~ 55)
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,11 @@ class EvalSpec:
 
     def __post_init__(self) -> None:
         preset = attacks.PRESETS.get(self.attack)  # unknown names fail with the choices
-        if not math.isfinite(self.eps) or not 0.0 <= self.eps <= 1.0:
-            raise ValueError(f"eps must be a finite number in [0, 1], got {self.eps}")
+        linf = attacks.norm_of(self.attack) == attacks.LINF and preset.protocol != Protocol.CLEAN
+        top = 1.0 if linf else MAX_L2_EPS
+        if not math.isfinite(self.eps) or not 0.0 <= self.eps <= top:
+            norm = attacks.NORM_LABELS[attacks.norm_of(self.attack)]
+            raise ValueError(f"{norm} eps must be a finite number in [0, {top:g}], got {self.eps}")
         if self.checkpoint not in ALL_CHECKPOINTS:
             raise ValueError(
                 f"unknown checkpoint {self.checkpoint!r}; valid: {', '.join(ALL_CHECKPOINTS)}"

@@ -1,0 +1,128 @@
+"""L2 threat models: PGD-L2, CW-L2 optimised by PGD (as the paper's CW-inf is), and
+AutoAttack's L2 version.
+
+PGD-L2 follows Madry et al. and torchattacks' ``PGDL2``: a random start in the ball
+(a Gaussian direction scaled to ``U(0, 1) * eps``), then steps of ``step_size`` along the
+per-point L2-normalised gradient, each projected back onto the ball (the perturbation
+scaled down where longer) and onto [0, 1]. Only the geometry differs from L-inf PGD
+(attacks/pgd.py): restarts, the kept points and the losses are the same code.
+
+Default budgets per data set, stated with their sources, are in ``L2_EPS``: what a
+command uses for an L2 attack when no ``--eps`` is given.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, ClassVar
+
+from attacks.autoattack import AutoAttackStandard
+from attacks.base import L2, AttackPreset, add_preset, project_l2, register
+from attacks.pgd import PGD
+from bench.core.constants import Protocol
+from bench.core.lazy import torch
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+# The usual L2 budgets: CIFAR-10 eps 0.5 (RobustBench's L2 leaderboard), MNIST eps 2.0
+# (the AutoAttack paper's MNIST L2 evaluations, Croce & Hein 2020).
+L2_EPS = {"MNIST": 2.0, "CIFAR-10": 0.5}  # by data-set family (bench/core/paper.py FAMILY)
+L2_STARTS = ("uniform", "none")
+
+
+def _per_point(v: Tensor, like: Tensor) -> Tensor:
+    return v.view(-1, *([1] * (like.dim() - 1)))
+
+
+@register
+@dataclasses.dataclass
+class PGDL2(PGD):
+    """PGD in L2: ``steps`` steps of L2 length ``step_size`` along the normalised gradient."""
+
+    name: ClassVar[str] = "pgd-l2"
+    norm: ClassVar[str] = L2
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.start not in L2_STARTS:
+            raise ValueError(f"{self.name}: start must be one of {', '.join(L2_STARTS)}")
+
+    def start_point(self, x: Tensor) -> Tensor:
+        if self.start == "none":
+            return x.clone()
+        delta = torch.randn_like(x)
+        norms = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
+        radius = torch.rand(len(x), device=x.device, dtype=x.dtype) * self.eps
+        return (x + delta * _per_point(radius / norms, x)).clamp_(0.0, 1.0)
+
+    def project(self, x_adv: Tensor, x: Tensor) -> Tensor:
+        return project_l2(x_adv, x, self.eps)
+
+    def bounds(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        return x, x  # unused: the L2 projection needs only x
+
+    def step(self, x_adv: Tensor, grad: Tensor, x: Tensor, bounds: tuple[Tensor, Tensor]) -> Tensor:
+        norms = grad.flatten(1).norm(dim=1).clamp_min(1e-12)
+        return project_l2(x_adv + self.step_size * grad / _per_point(norms, x), x, self.eps)
+
+
+@register
+@dataclasses.dataclass
+class CWL2(PGDL2):
+    """CW-L2 optimised by PGD-L2: the CW margin (kappa 0), true class masked out."""
+
+    loss: str = "cw"
+    name: ClassVar[str] = "cw-l2"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.loss != "cw":
+            raise ValueError("CW-L2 always uses the margin loss; use 'pgd-l2' for other losses")
+
+
+@register
+@dataclasses.dataclass
+class AutoAttackL2(AutoAttackStandard):
+    """Standard AutoAttack's L2 version in one call (APGD-CE, APGD-T, FAB-T, Square)."""
+
+    name: ClassVar[str] = "autoattack-l2"
+    norm: ClassVar[str] = L2
+
+
+_SOURCE = (
+    "bench's L2 counterpart of the MART paper's L-inf presets: random start in the ball, "
+    "step eps/10 along the normalised gradient (as torchattacks' PGDL2)"
+)
+for _k in (20, 100):
+    add_preset(
+        f"pgd{_k}-l2",
+        AttackPreset(
+            "pgd-l2",
+            {"steps": _k, "start": "uniform", "restarts": 1, "loss": "ce"},
+            step_fraction=0.1,
+            label=f"PGD-{_k} (L2)",
+            source=_SOURCE,
+        ),
+    )
+add_preset(
+    "cw20-l2",
+    AttackPreset(
+        "cw-l2",
+        {"steps": 20, "start": "uniform", "restarts": 1},
+        step_fraction=0.1,
+        label="CW (L2)",
+        source="CW margin optimised by PGD-L2, as the MART paper's CW-inf is by PGD; " + _SOURCE,
+    ),
+)
+add_preset(
+    "autoattack-l2",
+    AttackPreset(
+        "autoattack-l2",
+        label="AutoAttack (L2)",
+        source="AutoAttack standard, L2 version (Croce & Hein 2020; RobustBench L2): "
+        "APGD-CE, APGD-T, FAB-T, Square in one call",
+        kind="ensemble",
+        protocol=Protocol.SINGLE,
+    ),
+)
