@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from bench.core.constants import Protocol
+from bench.core.constants import L2, LINF, Protocol
 from bench.core.lazy import torch
 from bench.core.registry import Registry
 
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 # Float slack for the eps-ball check: 8/255 stored in float32 and re-projected.
 BOUND_TOL = 1e-5
 # Threat models: the norm an attack's eps is measured in (``Attack.norm``).
-LINF, L2 = "linf", "l2"
 NORM_LABELS = {LINF: "L-inf", L2: "L2"}
 
 

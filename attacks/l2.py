@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 # The usual L2 budgets: CIFAR-10 eps 0.5 (RobustBench's L2 leaderboard), MNIST eps 2.0
 # (the AutoAttack paper's MNIST L2 evaluations, Croce & Hein 2020).
 L2_EPS = {"MNIST": 2.0, "CIFAR-10": 0.5}  # by data-set family (bench/core/paper.py FAMILY)
-L2_STARTS = ("uniform", "none")
 
 
 def _per_point(v: Tensor, like: Tensor) -> Tensor:
@@ -43,14 +42,13 @@ class PGDL2(PGD):
     name: ClassVar[str] = "pgd-l2"
     norm: ClassVar[str] = L2
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.start not in L2_STARTS:
-            raise ValueError(f"{self.name}: start must be one of {', '.join(L2_STARTS)}")
-
     def start_point(self, x: Tensor) -> Tensor:
+        """uniform: a Gaussian direction at radius U(0, 1) * eps; normal: the official
+        MART/TRADES start ``x + sigma * N(0, 1)``, projected onto the ball; none: x."""
         if self.start == "none":
             return x.clone()
+        if self.start == "normal":
+            return project_l2(x + self.start_sigma * torch.randn_like(x), x, self.eps)
         delta = torch.randn_like(x)
         norms = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
         radius = torch.rand(len(x), device=x.device, dtype=x.dtype) * self.eps

@@ -15,8 +15,9 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+from attacks.l2 import PGDL2
 from attacks.pgd import PGD, STARTS
-from bench.core.constants import EPS_CIFAR_CODE
+from bench.core.constants import EPS_CIFAR_CODE, L2, LINF, NORMS
 from bench.core.registry import Registry
 
 if TYPE_CHECKING:
@@ -47,6 +48,9 @@ class Defense(ABC):
     # (its inner attack included: "step_fraction" is a step of that many eps), so a defense
     # that fixes them (fast AT: one step of 1.25 eps) needs no edit to the shared table.
     preset_params: ClassVar[dict[str, dict[str, Any]]] = {}
+    # The threat models it can train in (bench run --norm): its inner attack's norms; a
+    # defense that attacks nothing during training (natural, IGR) takes every norm.
+    norms: ClassVar[tuple[str, ...]] = (LINF,)
 
     def __post_init__(self) -> None:
         """Coerce and check every parameter once, where it enters: types, finiteness, sign."""
@@ -102,7 +106,9 @@ class PGDDefense(Defense):
     step_size: float = 0.007
     start: str = "normal"
     start_sigma: float = 0.001
+    norm: str = LINF  # the threat model of the inner attack: linf, or l2 (PGD-L2)
     inner_loss: ClassVar[str] = "ce"
+    norms: ClassVar[tuple[str, ...]] = NORMS  # a defense with its own L-inf loop: (LINF,)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -110,11 +116,25 @@ class PGDDefense(Defense):
             raise ValueError(
                 f"{self.name}: unknown start {self.start!r}; valid: {', '.join(STARTS)}"
             )
-        if self.eps > 1:
+        if self.norm not in self.norms:
+            raise ValueError(
+                f"{self.name}: no {self.norm} training (its inner attack is "
+                f"{'/'.join(self.norms)} only)"
+            )
+        if self.norm == LINF and self.eps > 1:
             raise ValueError(f"{self.name}: eps must be in [0, 1], got {self.eps}")
 
+    def params(self) -> dict[str, Any]:
+        """The settings; ``norm`` only where it is not L-inf, so that the specs (and keys)
+        of every L-inf run stay what they were before L2 existed."""
+        out = super().params()
+        if out.get("norm") == LINF:
+            del out["norm"]
+        return out
+
     def inner_attack(self) -> PGD:
-        return PGD(
+        cls = PGDL2 if self.norm == L2 else PGD
+        return cls(
             eps=self.eps,
             steps=self.steps,
             step_size=self.step_size,

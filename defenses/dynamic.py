@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from attacks.base import check_bounds, input_grad, project
 from attacks.pgd import random_start
+from bench.core.constants import LINF
 from bench.core.lazy import F, torch
 from defenses.base import PGDDefense, StepContext, register
 
@@ -63,6 +64,7 @@ class Dynamic(PGDDefense):
     name: ClassVar[str] = "dynamic"
     display_name: ClassVar[str] = "Dynamic"
     summary: ClassVar[str] = "CE(x') with PGD stopped per example once FOSC <= c_t (c_t -> 0)"
+    norms: ClassVar[tuple[str, ...]] = (LINF,)  # its own L-inf loop (FOSC is L-inf's)
 
     def __post_init__(self) -> None:
         super().__post_init__()

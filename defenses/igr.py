@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
+from bench.core.constants import NORMS
 from bench.core.lazy import F, torch
 from defenses.base import Defense, StepContext, register
 
@@ -32,6 +33,7 @@ def igr_loss(model: nn.Module, x: Tensor, y: Tensor, lam: float) -> Tensor:
 class InputGradientRegularisation(Defense):
     lam: float = 1.0
     name: ClassVar[str] = "igr"
+    norms: ClassVar[tuple[str, ...]] = NORMS  # no attack in training: any threat model
     display_name: ClassVar[str] = "Input-grad reg."
     summary: ClassVar[str] = "CE + lam ||grad_x CE||^2, double backprop (Ross & Doshi-Velez 2018)"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
+from bench.core.constants import NORMS
 from bench.core.lazy import F
 from defenses.base import Defense, StepContext, register
 
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
 @dataclass
 class Natural(Defense):
     name: ClassVar[str] = "natural"
+    norms: ClassVar[tuple[str, ...]] = NORMS  # no attack in training: any threat model
     display_name: ClassVar[str] = "Natural"
     summary: ClassVar[str] = "CE on clean examples (no defense)"
 

@@ -101,3 +101,52 @@ def test_budgets_keep_the_norms_apart() -> None:
     a, b = EvalSpec("pgd20-l2", eps=0.5), EvalSpec("pgd20", eps=0.5)
     assert a.key("r", "w", 10, {}) != b.key("r", "w", 10, {})
     assert attacks.norm_of("pgd20") == attacks.LINF and attacks.norm_of("clean") == attacks.LINF
+
+
+def test_an_l2_run_spec_names_its_norm_and_linf_specs_are_unchanged() -> None:
+    from bench.spec.run import resolve
+    from defenses import DEFENSES
+
+    linf = resolve("standard", "smallcnn", "mnist")
+    assert "norm" not in linf.to_dict() and "norm" not in linf.params()
+    l2 = resolve("standard", "smallcnn", "mnist", overrides={"norm": "l2"})
+    assert l2.eps == 2.0 and "-l2-" in l2.name and l2.params()["norm"] == "l2"
+    assert l2.key != linf.key
+    assert resolve("trades", "smallcnn", "mnist", overrides={"norm": "l2", "eps": 1.5}).eps == 1.5
+    assert resolve("natural", "smallcnn", "mnist", overrides={"norm": "l2"}).norm == "l2"
+    for defense in ("mma", "dynamic"):  # their own L-inf loops
+        with pytest.raises(ValueError, match=f"{defense} does not train in l2"):
+            resolve(defense, "smallcnn", "mnist", overrides={"norm": "l2"})
+    with pytest.raises(ValueError, match=r"eps must be a finite number in \[0, 1\]"):
+        resolve("standard", "smallcnn", "mnist", overrides={"eps": 2.0})
+    inner = DEFENSES.get("trades")(**l2.params()).inner_attack()
+    assert inner.norm == attacks.L2 and inner.loss == "kl"
+
+
+@requires_mnist
+def test_an_l2_run_trains_monitors_and_is_evaluated_in_l2(tmp_path) -> None:
+    from sqlalchemy.orm import Session
+    from typer.testing import CliRunner
+
+    from bench.cli import app
+    from bench.store import db as bdb
+
+    db, runner = str(tmp_path / "t.sqlite"), CliRunner()
+    common = ["--db", db, "--quiet"]
+    train = "--defense standard --model linear --dataset mnist --norm l2 --epochs 1"
+    subsets = "--train-subset 256 --test-subset 100"
+    where = ["--runs-dir", str(tmp_path / "runs"), *common]
+    res = runner.invoke(app, ["run", *train.split(), *subsets.split(), *where])
+    assert res.exit_code == 0, res.output
+    name = res.output.split()[1]  # "run NAME on cpu"
+    assert "-l2-" in name and "pgd20-l2" in res.output and "cw20-l2" in res.output
+    res = runner.invoke(app, ["eval", name, "--attacks", "pgd20", "--checkpoint", "best", *common])
+    assert res.exit_code == 0, res.output
+    with Session(bdb.connect(db)) as s:
+        run = bdb.find_run(s, name)
+        assert run.epochs[0].monitor_attack["preset"] == "pgd20-l2"
+        eps = {e.attack: e.attack_params["eps"] for e in run.evaluations}
+    assert eps["pgd20-l2"] == eps["cw20-l2"] == eps["clean"] == 2.0
+    assert eps["pgd20"] == 0.3  # an L-inf attack on an L2 run: MNIST's usual L-inf budget
+    bad = runner.invoke(app, ["eval", name, "--attacks", "pgd20,pgd20-l2", "--eps", "0.5", *common])
+    assert bad.exit_code == 2 and "one --eps for L-inf and L2 attacks" in bad.output

@@ -51,7 +51,7 @@ from bench.cli.options import (
     ValOpt,
 )
 from bench.cli.ownmodel import ModelDefFlags, own_model_run
-from bench.core.constants import EVAL_BATCH, RunStatus
+from bench.core.constants import DEFAULT_L2_ATTACKS, EVAL_BATCH, L2, RunStatus
 from bench.spec.auxiliary import attach_unlabelled
 from bench.spec.overrides import TrainOverrides
 from bench.spec.placement import Options
@@ -112,6 +112,8 @@ def run(
     """
     nproc, device = _check_processes(nproc, threads, oversubscribe, device, placing is not None)
     dataset = dataset or default_dataset(model)
+    if training.norm == L2 and attack_list == DEFAULT_ATTACK_LIST:
+        attack_list = ",".join(DEFAULT_L2_ATTACKS)  # an L2 run is evaluated in L2
     names, options = parse_attacks(attack_list, attack_param) if evaluate else ([], {})
     specs = [
         resolve(

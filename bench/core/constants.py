@@ -22,6 +22,13 @@ DEFAULT_ATTACKS: tuple[str, ...] = ("clean", "fgsm", "pgd20", "cw20")
 TABLE4_ATTACKS: tuple[str, ...] = ("clean", "fgsm", "pgd20", "pgd100", "cw20")
 # The per-epoch check that picks the "best" checkpoint (as the papers do).
 MONITOR_ATTACK = "pgd20"
+# Threat models: the norm a budget is measured in. A run trains (and is monitored and, by
+# default, evaluated) in one of them; attacks say theirs (attacks/base.py Attack.norm).
+LINF, L2 = "linf", "l2"
+NORMS = (LINF, L2)
+MAX_L2_EPS = 100.0  # above the L2 diameter of any image set here (CIFAR-10: sqrt(3072) ~ 55)
+MONITOR_ATTACKS = {LINF: MONITOR_ATTACK, L2: "pgd20-l2"}
+DEFAULT_L2_ATTACKS: tuple[str, ...] = ("clean", "pgd20-l2", "cw20-l2")
 # Test points per attack batch. It is part of an evaluation's identity (EvalSpec), since
 # a batch shares one random start draw.
 EVAL_BATCH = 256

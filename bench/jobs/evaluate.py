@@ -21,7 +21,6 @@ from sqlalchemy.orm import Session
 from torch import nn
 
 import attacks
-from attacks.l2 import L2_EPS
 from bench import data as bdata
 from bench.core import provenance
 from bench.core.constants import (
@@ -29,16 +28,17 @@ from bench.core.constants import (
     CHECKPOINTS,
     DEFAULT_ATTACKS,
     EVAL_BATCH,
+    LINF,
     is_external,
     trained_spec,
 )
-from bench.core.paper import FAMILY
+from bench.data import DATASETS
 from bench.eval.audit import audit_runs
 from bench.eval.context import EvalContext
 from bench.eval.protocols import evaluate
 from bench.jobs.train import train_job
 from bench.spec.evaluation import EvalSpec
-from bench.spec.run import RunSpec
+from bench.spec.run import RunSpec, usual_eps
 from bench.store import claims
 from bench.store.checkpoints import verified
 from bench.store.db import Checkpoint, Evaluation, Run, find_run
@@ -129,25 +129,24 @@ def eval_job(
 
 def attack_eps(names: list[str], run: Run, eps: float | None) -> dict[str, float]:
     """Each attack's budget: ``eps`` where given (one threat model per command); else the
-    run's for L-inf attacks and the data set's usual L2 budget (attacks/l2.py ``L2_EPS``)
-    for L2 ones."""
+    run's own where the attack is in the run's norm, and otherwise that norm's usual
+    budget for the data set (bench/spec/run.py ``usual_eps``). The clean "attack" goes with
+    the others' budget."""
     norms = {attacks.norm_of(a) for a in names if a != "clean"}
     if eps is not None:
         if len(norms) > 1:
             raise ValueError("one --eps for L-inf and L2 attacks: evaluate each in its own command")
         return dict.fromkeys(names, eps)
-    family = FAMILY.get(run.dataset, run.dataset)
-    if norms == {attacks.L2} and family in L2_EPS:  # clean beside L2 attacks: the L2 budget
-        return dict.fromkeys(names, L2_EPS[family])
-    out = {}
-    for a in names:
-        if attacks.norm_of(a) == attacks.LINF:
-            out[a] = float(run.spec["eps"])
-        elif family in L2_EPS:
-            out[a] = L2_EPS[family]
-        else:
-            raise ValueError(f"{a}: no usual L2 budget for {run.dataset}; pass --eps")
-    return out
+    spec = trained_spec(run.spec)
+    run_norm = spec.get("norm", LINF)
+
+    def budget(norm: str) -> float:
+        if norm == run_norm:
+            return float(run.spec["eps"])
+        return usual_eps(run.dataset, norm, DATASETS.get(run.dataset).eps)
+
+    clean_norm = next(iter(norms)) if len(norms) == 1 else run_norm
+    return {a: budget(clean_norm if a == "clean" else attacks.norm_of(a)) for a in names}
 
 
 def _eval_specs(

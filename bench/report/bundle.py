@@ -29,7 +29,9 @@ CLAIMS = (("mart", "trades"), ("mart", "standard"))  # the paper's headline comp
 
 def bundle(engine: Engine, runs: list[str] | None = None, note: str = "") -> dict[str, Any]:
     """Cells, runs (spec, provenance, hashes, evaluations with masks) and the ranking."""
-    cells = paper_frame(engine, 2, runs, autoattack=True).drop(columns=list(INTERNAL))
+    cells = paper_frame(engine, 2, runs, autoattack=True).drop(
+        columns=list(INTERNAL), errors="ignore"
+    )
     cells = cells.astype(object).where(pd.notna(cells), None)
     records = cells.to_dict(orient="records")
     return {

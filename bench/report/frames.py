@@ -16,7 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from bench.core.constants import is_external, trained_spec
+import attacks
+from bench.core.constants import LINF, is_external, trained_spec
 from bench.core.paper import FAMILY, ROBUSTBENCH, paper_number, paper_table, table5_value
 from bench.eval.checks import FLAG
 from bench.eval.perpoint import wilson_interval, worst_case
@@ -52,8 +53,8 @@ COLUMNS = [
 # (eps; every attack here is L-inf), model and training preset.
 GROUP = ["dataset", "eps", "model", "preset"]
 # Columns the frames keep for the renderers, left out of CSV/JSON exports: whether a row's
-# model is external (RobustBench; not trained here).
-INTERNAL = ("external",)
+# model is external (RobustBench; not trained here), and the threat model of its numbers.
+INTERNAL = ("external", "norm")
 
 
 TABLE5_ATTACKS = ("clean", "pgd20")
@@ -106,6 +107,7 @@ def evaluations_frame(engine: Engine, runs: list[str] | None = None) -> pd.DataF
                 "seconds": e.seconds,
                 "schedule": schedule_note(trained_spec(r.spec)),
                 "external": is_external(r.spec),
+                "norm": _norm(e.attack, r.spec),
             }
             for e, r, c in rows
         ]
@@ -116,6 +118,13 @@ def evaluations_frame(engine: Engine, runs: list[str] | None = None) -> pd.DataF
     df = df.sort_values("n", kind="stable")
     keep = df.drop_duplicates(["run", "checkpoint", "attack", "eps"], keep="last")
     return keep.reset_index(drop=True)
+
+
+def _norm(attack: str, spec: dict) -> str:
+    """The threat model of an evaluation: its attack's; a clean one's is its run's."""
+    if attack == "clean":
+        return trained_spec(spec).get("norm", LINF)
+    return attacks.norm_of(attack)
 
 
 def defense_rank(defense: str) -> int:
@@ -178,6 +187,7 @@ def paper_frame(
     df = evaluations_frame(engine, runs)
     if df.empty:
         return pd.DataFrame(columns=COLUMNS)
+    df = df[df["norm"] == LINF]  # the paper's tables are L-inf
     if autoattack:
         df = with_autoattack(engine, df)
     if t.family is not None:

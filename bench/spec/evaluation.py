@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import attacks
-from bench.core.constants import ALL_CHECKPOINTS, EVAL_BATCH, Protocol
+from bench.core.constants import ALL_CHECKPOINTS, EVAL_BATCH, MAX_L2_EPS, Protocol
 
 # Options are the attack class's own settings (e.g. ``pgd20.steps=50``, ``autoattack.n_iter=10``)
 # plus what a protocol adds: which AutoAttack parts to chain, and the transfer surrogate.
@@ -24,7 +24,6 @@ PROTOCOL_OPTIONS: dict[Protocol, tuple[str, ...]] = {
     Protocol.TRANSFER: ("surrogate_model", "surrogate_epochs", "surrogate_checkpoint"),
 }
 FIXED = ("eps", "part", "base")  # set by the preset itself, never an option
-MAX_L2_EPS = 100.0  # above the L2 diameter of any image set here (CIFAR-10: sqrt(3072) ~ 55)
 
 
 @dataclass(frozen=True)

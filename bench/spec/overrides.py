@@ -22,7 +22,15 @@ class TrainOverrides:
     momentum: float | None = option(None, "--momentum", "SGD momentum", low=0)
     weight_decay: float | None = option(None, "--weight-decay", "SGD weight decay", low=0)
     milestones: str | None = option(None, "--milestones", "epochs where lr drops, e.g. 75,90")
-    eps: float | None = option(None, "--eps", "L-inf budget (training and eval)", low=0)
+    eps: float | None = option(
+        None, "--eps", "budget in the run's norm (training and eval) [default: the preset's]", low=0
+    )
+    norm: str | None = option(
+        None,
+        "--norm",
+        "threat model: linf (default) or l2 (PGD-L2 inner attack, L2 monitor and attacks; "
+        "eps default MNIST 2.0, CIFAR-10 0.5)",
+    )
     steps: int | None = option(None, "--train-steps", "inner PGD steps", low=0)
     step_size: float | None = option(None, "--train-step-size", "inner PGD step size", low=0)
     start: str | None = option(None, "--start", "inner PGD start: uniform|normal|none")

@@ -14,7 +14,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import defenses
+from attacks.l2 import L2_EPS
+from bench.core.constants import LINF, MAX_L2_EPS, NORMS
 from bench.core.lazy import torch
+from bench.core.paper import FAMILY
 from bench.data import DATASETS
 from bench.models import MODELS, build_model
 from bench.spec.presets import TRAIN_PRESETS, TrainPreset, default_preset
@@ -58,9 +61,12 @@ class RunSpec:
     # The last N of the training images held out of training: the "best-val" checkpoint
     # is chosen on them (bench/train/selection.py); None: no held-out set.
     val_subset: int | None = None
+    # The threat model it trains in (and is monitored and, by default, evaluated in).
+    norm: str = LINF
 
     def __post_init__(self) -> None:
         check_seed(self.seed)
+        check_eps(self.eps, self.norm)
         if self.precision not in PRECISIONS:
             raise ValueError(
                 f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}"
@@ -87,6 +93,8 @@ class RunSpec:
         for k in ("monitor_subset", "val_subset"):  # unset: omitted (older keys unchanged)
             if d[k] is None:
                 del d[k]
+        if d["norm"] == LINF:  # the default: omitted (older keys unchanged)
+            del d["norm"]
         return d
 
     def to_json(self) -> str:
@@ -116,6 +124,8 @@ class RunSpec:
         parts.append(f"e{self.epochs}")
         if self.precision != "fp32":
             parts.append(self.precision)
+        if self.norm != LINF:
+            parts.append(self.norm)
         parts.append(f"s{self.seed}")
         return "-".join(parts) + "-" + self.key[:6]
 
@@ -150,7 +160,10 @@ def resolve(
     p = TRAIN_PRESETS.get(preset)
     cls = defenses.DEFENSES.get(defense)
     over = {k: v for k, v in (overrides or {}).items() if v is not None}
-    eps = check_eps(float(over.pop("eps", p.eps)))
+    norm = over.pop("norm", LINF)
+    if norm not in cls.norms:
+        raise ValueError(f"{defense} does not train in {norm} (it takes: {', '.join(cls.norms)})")
+    eps = check_eps(float(over.pop("eps", usual_eps(dataset, norm, p.eps))), norm)
     attack_over = {k: over.pop(k) for k in ATTACK_OVERRIDES if k in over}
     train = {
         "epochs": p.epochs,
@@ -168,6 +181,8 @@ def resolve(
     train["milestones"] = tuple(int(m) for m in train["milestones"])
     _check_schedule(train)
     user = dict(defense_overrides or {})
+    if norm != LINF and issubclass(cls, PGDDefense):
+        user["norm"] = norm  # its inner attack: PGD in that norm
     params = _defense_params(cls, defense, (preset, p), eps, attack_over, user)
     return RunSpec(
         defense=defense,
@@ -182,6 +197,7 @@ def resolve(
         precision=precision,
         monitor_subset=monitor_subset,
         val_subset=val_subset,
+        norm=norm,
         **train,
     )
 
@@ -208,10 +224,26 @@ def check_seed(seed: int) -> int:
     return seed
 
 
-def check_eps(eps: float) -> float:
-    if not math.isfinite(eps) or not 0.0 <= eps <= 1.0:
-        raise ValueError(f"eps must be a finite number in [0, 1] (images are in [0, 1]), got {eps}")
+def check_eps(eps: float, norm: str = LINF) -> float:
+    """An L-inf budget is in [0, 1] (images are in [0, 1]); an L2 one is up to ``MAX_L2_EPS``."""
+    if norm not in NORMS:
+        raise ValueError(f"unknown norm {norm!r}; valid: {', '.join(NORMS)}")
+    top = 1.0 if norm == LINF else MAX_L2_EPS
+    if not math.isfinite(eps) or not 0.0 <= eps <= top:
+        what = "(images are in [0, 1])" if norm == LINF else "in L2"
+        raise ValueError(f"eps must be a finite number in [0, {top:g}] {what}, got {eps}")
     return eps
+
+
+def usual_eps(dataset: str, norm: str, linf_eps: float) -> float:
+    """A run's budget when none is given: the preset's in L-inf; in L2 the data set's usual
+    one (attacks/l2.py ``L2_EPS``: MNIST 2.0, CIFAR-10 0.5)."""
+    if norm == LINF:
+        return linf_eps
+    family = FAMILY.get(dataset, dataset)
+    if family not in L2_EPS:
+        raise ValueError(f"no usual L2 budget for {dataset}: pass --eps")
+    return L2_EPS[family]
 
 
 def _defense_params(

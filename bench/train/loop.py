@@ -25,7 +25,7 @@ from tqdm import tqdm
 import attacks
 import defenses
 from bench import data as bdata
-from bench.core.constants import EVAL_BATCH, MONITOR_ATTACK, STATE_FILE, seed_mix
+from bench.core.constants import EVAL_BATCH, MONITOR_ATTACKS, STATE_FILE, seed_mix
 from bench.data.unlabelled import with_pseudo_labelled
 from bench.spec.run import RunSpec, build_for_spec
 from bench.store.checkpoints import load_state, save_state
@@ -264,7 +264,8 @@ def _end_epoch(
     """Monitor, checkpoints, resume state and ``on_epoch`` (rank 0 alone in a group)."""
     assert test is not None
     t0, train_seconds = timing
-    monitor = attacks.build(MONITOR_ATTACK, eps=job.spec.eps)
+    monitor_name = MONITOR_ATTACKS[job.spec.norm]  # PGD-20 in the run's threat model
+    monitor = attacks.build(monitor_name, eps=job.spec.eps)
     how = (monitor, job.monitor_batch, job.device, job.spec.seed)
     clean, robust = measure(st.model, test[0], *how, job.progress)
     val = measure(st.model, test[1], *how) if test[1] is not None else None
@@ -279,7 +280,7 @@ def _end_epoch(
         clean_acc=clean.accuracy,
         robust_acc=robust.accuracy,
         n_monitor=robust.n,
-        monitor_attack={"preset": MONITOR_ATTACK, **monitor.params()},
+        monitor_attack={"preset": monitor_name, **monitor.params()},
         train_seconds=train_seconds,
         seconds=time.perf_counter() - t0,
         best_epoch=st.sel.best_epoch,
