@@ -102,6 +102,20 @@ def test_eot_beats_pgd_on_a_randomised_model(trained_linear, mnist_small) -> Non
     assert eot <= pgd - 0.2, (pgd, eot)
 
 
+def test_a_differentiable_random_transformation_keeps_its_own_gradient_under_bpda() -> None:
+    """EOT and BPDA differentiate a resize-and-pad as it is (one draw per call), not the
+    identity: through the identity, EOT would attack the bare network and come out weaker
+    than PGD through the real transformation."""
+    t, x = RandomResizePad(8), torch.rand(2, 1, 28, 28, requires_grad=True)
+    w = torch.randn(2, 1, 28, 28)
+    grads = []
+    for f in (t.straight, t):
+        torch.manual_seed(0)
+        (g,) = torch.autograd.grad((w * f(x)).sum(), [x])
+        grads.append(g)
+    assert torch.equal(grads[0], grads[1]) and not torch.allclose(grads[0], w)
+
+
 @pytest.mark.parametrize("name", TRANSFORMS.names())
 def test_every_transformation_keeps_shape_and_range_and_the_attacks_their_budget(
     name: str, trained_linear, mnist_small

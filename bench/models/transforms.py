@@ -28,13 +28,18 @@ class InputTransform(nn.Module):
     """A preprocessing step; ``random`` says whether two calls may differ."""
 
     random: ClassVar[bool] = False
+    # Gradients go through it as it is (a resize, a pad): BPDA keeps it, stand-in unneeded.
+    differentiable: ClassVar[bool] = False
 
     def approx(self, x: Tensor) -> Tensor:
         """A differentiable stand-in for BPDA: the identity by default."""
         return x
 
     def straight(self, x: Tensor) -> Tensor:
-        """The forward value of the transformation with the stand-in's gradient."""
+        """The forward value of the transformation with the stand-in's gradient; a
+        differentiable transformation is its own stand-in (one call: one random draw)."""
+        if self.differentiable:
+            return self(x)
         a = self.approx(x)
         return a + (self(x) - a).detach()
 
@@ -106,6 +111,7 @@ class RandomResizePad(InputTransform):
     s + ``pad``, then back to s (the network's input size). Random at every call."""
 
     random: ClassVar[bool] = True
+    differentiable: ClassVar[bool] = True
 
     def __init__(self, pad: int = 4) -> None:
         super().__init__()
