@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from bench.cli import app
+from bench.eval.perpoint import worst_case
 from bench.models.external import InputAdapter, ModelDef, build, read_state
 from bench.spec.run import resolve
 from bench.store import db as bdb
@@ -216,5 +217,22 @@ def test_the_readme_example_model_is_evaluated_from_outside_the_package(
         ],
     )
     assert res.exit_code == 0, res.output
-    acc = {e: c / n for e, (n, c, _) in _masks(db, res.output.split()[0]).items()}
+    run = res.output.split()[0]
+    acc = {e: c / n for e, (n, c, _) in _masks(db, run).items()}
     assert acc["clean"] > 0.6 and acc["pgd20"] <= acc["fgsm"] <= acc["clean"]
+    # the same model at MNIST's usual eps 0.3 (the run's): the audit and worst cases use
+    # those numbers, never the eps-0.1 ones (a number at another budget stands alone)
+    args = ["eval", "--model-def", "examples.tiny_mnist:TinyNet", "--model-args", "width=8"]
+    more = ["--dataset", "mnist", "--test-subset", "200", "--attacks", "pgd20", "--quiet"]
+    for eps in ([], ["--eps", "0.05"]):  # the newest evaluation is off the run's budget
+        res = runner.invoke(app, [*args, "--checkpoint", str(weights), *more, *eps, "--db", db])
+        assert res.exit_code == 0, res.output
+    with Session(bdb.connect(db)) as s:
+        by_eps = {
+            e.attack_params["eps"]: e.correct
+            for e in bdb.find_run(s, run).evaluations
+            if e.attack == "pgd20"
+        }
+        mask, _, missing = worst_case(s, run, "best", ["pgd20"])
+    assert set(by_eps) == {0.05, 0.1, 0.3} and by_eps[0.3] < by_eps[0.1] < by_eps[0.05]
+    assert mask is not None and not missing and int(mask.sum()) == by_eps[0.3]

@@ -16,7 +16,9 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+import attacks
 from attacks.autoattack import STANDARD_ORDER
+from bench.spec.run import judged_eps
 from bench.store.db import Checkpoint, Evaluation, Run, find_run
 
 # AutoAttack may be stored as one evaluation or as its four parts (each on the points still
@@ -55,7 +57,10 @@ def _run_row(session: Session, run: Run | str | int) -> Run:
 def current_evaluations(
     session: Session, run: Run | str | int, checkpoint: str
 ) -> tuple[Checkpoint | None, list[Evaluation]]:
-    """The checkpoint row and its evaluations on the current file (newest first)."""
+    """The checkpoint row and its evaluations on the current file (newest first), at the
+    budgets the run is judged at (``judged_eps``): an evaluation at another eps (``bench
+    eval --eps``, a sweep) is a number of its own, never mixed into the audit's or a worst
+    case's per-point comparisons."""
     row = _run_row(session, run)
     ckpt = session.scalars(
         select(Checkpoint).where(Checkpoint.run_id == row.id, Checkpoint.tag == checkpoint)
@@ -70,7 +75,15 @@ def current_evaluations(
         )
         .order_by(Evaluation.created_at.desc(), Evaluation.id.desc())
     ).all()
-    return ckpt, list(evs)
+    return ckpt, [e for e in evs if _at_judged_eps(row, e)]
+
+
+def _at_judged_eps(run: Run, e: Evaluation) -> bool:
+    eps = e.attack_params.get("eps")
+    if e.attack == "clean" or eps is None:  # no budget: a clean pass, or an old row
+        return True
+    judged = judged_eps(run.spec, run.dataset, attacks.norm_of(e.attack))
+    return math.isclose(float(eps), judged, rel_tol=1e-9, abs_tol=1e-12)
 
 
 def masks_by_n(evs: Sequence[Evaluation]) -> dict[int, dict[str, np.ndarray]]:

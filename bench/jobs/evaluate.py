@@ -32,13 +32,12 @@ from bench.core.constants import (
     is_external,
     trained_spec,
 )
-from bench.data import DATASETS
 from bench.eval.audit import audit_runs
 from bench.eval.context import EvalContext
 from bench.eval.protocols import evaluate
 from bench.jobs.train import train_job
 from bench.spec.evaluation import EvalSpec
-from bench.spec.run import RunSpec, usual_eps
+from bench.spec.run import RunSpec, judged_eps
 from bench.store import claims
 from bench.store.checkpoints import verified
 from bench.store.db import Checkpoint, Evaluation, Run, find_run
@@ -137,16 +136,13 @@ def attack_eps(names: list[str], run: Run, eps: float | None) -> dict[str, float
         if len(norms) > 1:
             raise ValueError("one --eps for L-inf and L2 attacks: evaluate each in its own command")
         return dict.fromkeys(names, eps)
-    spec = trained_spec(run.spec)
-    run_norm = spec.get("norm", LINF)
-
-    def budget(norm: str) -> float:
-        if norm == run_norm:
-            return float(run.spec["eps"])
-        return usual_eps(run.dataset, norm, DATASETS.get(run.dataset).eps)
-
+    run_norm = trained_spec(run.spec).get("norm", LINF)
     clean_norm = next(iter(norms)) if len(norms) == 1 else run_norm
-    return {a: budget(clean_norm if a == "clean" else attacks.norm_of(a)) for a in names}
+
+    def budget(a: str) -> float:
+        return judged_eps(run.spec, run.dataset, clean_norm if a == "clean" else attacks.norm_of(a))
+
+    return {a: budget(a) for a in names}
 
 
 def _eval_specs(

@@ -235,6 +235,15 @@ def check_eps(eps: float, norm: str = LINF) -> float:
     return eps
 
 
+def judged_eps(spec: dict[str, Any], dataset: str, norm: str) -> float:
+    """The budget a stored run is judged at in ``norm`` (evaluated by default, audited,
+    tabled): its own eps in its own norm, else that norm's usual budget for the data set."""
+    own = spec.get("base", spec).get("norm", LINF)  # a transformed run: its base's norm
+    if norm == own:
+        return float(spec["eps"])
+    return usual_eps(dataset, norm, DATASETS.get(dataset).eps)
+
+
 def usual_eps(dataset: str, norm: str, linf_eps: float) -> float:
     """A run's budget when none is given: the preset's in L-inf; in L2 the data set's usual
     one (attacks/l2.py ``L2_EPS``: MNIST 2.0, CIFAR-10 0.5)."""
