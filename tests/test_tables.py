@@ -95,6 +95,14 @@ def test_table2_shows_paper_number_only_at_paper_eps(tmp_path: Path) -> None:
         for e in s.query(bdb.Evaluation):
             e.attack_params = {"eps": 0.1}
         s.commit()
+    # an evaluation off its run's budget (bench eval --eps) is a number of its own: only
+    # the long table shows it, never a paper table
+    assert "No evaluations for Table 2" in render.render_paper(engine, 2)
+    assert 0.1 in set(frames.evaluations_frame(engine, all_budgets=True)["eps"])
+    with Session(engine) as s:
+        for r in s.query(bdb.Run):
+            r.spec = {**r.spec, "eps": 0.1}  # a run trained and evaluated at eps 0.1
+        s.commit()
     text = render.render_paper(engine, 2)
     assert "50.00 / —" in text and "96.48" not in text  # another eps: no paper number
 

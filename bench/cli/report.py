@@ -66,7 +66,7 @@ def table(
     if masking:
         text = render_masking(masking_frame(engine), fmt, ci=ci)
     elif not paper:
-        text = render_long(evaluations_frame(engine), fmt)
+        text = render_long(evaluations_frame(engine, all_budgets=True), fmt)
     elif number == 5:
         text = render_table5(engine, fmt=fmt)
     else:

@@ -75,12 +75,13 @@ def current_evaluations(
         )
         .order_by(Evaluation.created_at.desc(), Evaluation.id.desc())
     ).all()
-    return ckpt, [e for e in evs if _at_judged_eps(row, e)]
+    return ckpt, [e for e in evs if at_judged_eps(row, e)]
 
 
-def _at_judged_eps(run: Run, e: Evaluation) -> bool:
+def at_judged_eps(run: Run, e: Evaluation) -> bool:
+    """Whether ``e`` ran at the budget ``run`` is judged at in its attack's norm."""
     eps = e.attack_params.get("eps")
-    if e.attack == "clean" or eps is None:  # no budget: a clean pass, or an old row
+    if e.attack == "clean" or eps is None or "eps" not in run.spec:  # no budget to compare
         return True
     judged = judged_eps(run.spec, run.dataset, attacks.norm_of(e.attack))
     return math.isclose(float(eps), judged, rel_tol=1e-9, abs_tol=1e-12)

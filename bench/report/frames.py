@@ -20,7 +20,7 @@ import attacks
 from bench.core.constants import LINF, is_external, trained_spec
 from bench.core.paper import FAMILY, ROBUSTBENCH, paper_number, paper_table, table5_value
 from bench.eval.checks import FLAG
-from bench.eval.perpoint import wilson_interval, worst_case
+from bench.eval.perpoint import at_judged_eps, wilson_interval, worst_case
 from bench.report.runframes import runtimes, seed_groups, semi_runs
 from bench.spec.presets import schedule_note
 from bench.store.db import Checkpoint, Evaluation, Run, audit_records
@@ -54,15 +54,19 @@ COLUMNS = [
 GROUP = ["dataset", "eps", "model", "preset"]
 # Columns the frames keep for the renderers, left out of CSV/JSON exports: whether a row's
 # model is external (RobustBench; not trained here), and the threat model of its numbers.
-INTERNAL = ("external", "norm")
+INTERNAL = ("external", "norm", "judged")
 
 
 TABLE5_ATTACKS = ("clean", "pgd20")
 TABLE5_ORDER = ("uat++", "rst", "mart-semi")  # the paper's order
 
 
-def evaluations_frame(engine: Engine, runs: list[str] | None = None) -> pd.DataFrame:
-    """One row per stored evaluation of a run's current best/last checkpoint.
+def evaluations_frame(
+    engine: Engine, runs: list[str] | None = None, all_budgets: bool = False
+) -> pd.DataFrame:
+    """One row per stored evaluation of a run's current best/last checkpoint, at the
+    budget the run is judged at (``judged_eps``; every budget with ``all_budgets``, one row
+    per eps).
 
     An evaluation belongs to the weights it ran on (their sha256), not to a tag: when
     "best" and "last" are the same weights, one evaluation fills both. Evaluations of a
@@ -108,6 +112,7 @@ def evaluations_frame(engine: Engine, runs: list[str] | None = None) -> pd.DataF
                 "schedule": schedule_note(trained_spec(r.spec)),
                 "external": is_external(r.spec),
                 "norm": _norm(e.attack, r.spec),
+                "judged": at_judged_eps(r, e),
             }
             for e, r, c in rows
         ]
@@ -116,8 +121,10 @@ def evaluations_frame(engine: Engine, runs: list[str] | None = None) -> pd.DataF
         return df
     # Rows arrive oldest first; a stable sort by n keeps that order within each n.
     df = df.sort_values("n", kind="stable")
-    keep = df.drop_duplicates(["run", "checkpoint", "attack", "eps"], keep="last")
-    return keep.reset_index(drop=True)
+    if not all_budgets:
+        df = df[df["judged"]]
+    keys = ["run", "checkpoint", "attack"] + (["eps"] if all_budgets else [])
+    return df.drop_duplicates(keys, keep="last").reset_index(drop=True)
 
 
 def _norm(attack: str, spec: dict) -> str:

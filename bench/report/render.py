@@ -192,7 +192,7 @@ def render_long(df: pd.DataFrame, fmt: str = "markdown") -> str:
         return export(df, fmt)
     if df.empty:
         return "No evaluations in the database yet."
-    cols = ["run", "checkpoint", "checkpoint_epoch", "attack", "n", "accuracy", "seconds"]
+    cols = ["run", "checkpoint", "checkpoint_epoch", "attack", "eps", "n", "accuracy", "seconds"]
     return df[cols].to_markdown(index=False, floatfmt=".2f")
 
 
