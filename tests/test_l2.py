@@ -10,7 +10,7 @@ from conftest import requires_mnist
 from torch import nn
 
 import attacks
-from attacks.autoattack import STANDARD
+from attacks.autoattack import STANDARD, frozen, preserve_rng
 from bench.spec.evaluation import EvalSpec
 
 L2_ATTACKS = ("pgd20-l2", "pgd100-l2", "cw20-l2")
@@ -85,9 +85,12 @@ def test_autoattack_l2_matches_a_direct_pyautoattack_run(trained_linear, mnist_s
     _, _, x, y = mnist_small
     x, y, eps = x[:100], y[:100], 1.0
     ours = attacks.build("autoattack-l2", eps=eps)(trained_linear, x, y)
-    aa = pyautoattack.AutoAttack(trained_linear, norm="L2", eps=eps, version="standard", seed=0)
-    aa.apgd_targeted.n_target_classes = STANDARD["n_target_classes"]
-    ref, _ = aa.run_standard_evaluation(x, y, batch_size=len(x))
+    # frozen: FAB's backward() would leave .grad on the shared fixture's parameters;
+    # preserve_rng: pyautoattack reseeds the global RNG
+    with frozen(trained_linear), preserve_rng():
+        aa = pyautoattack.AutoAttack(trained_linear, norm="L2", eps=eps, version="standard", seed=0)
+        aa.apgd_targeted.n_target_classes = STANDARD["n_target_classes"]
+        ref, _ = aa.run_standard_evaluation(x, y, batch_size=len(x))
     assert attacks.distances(ours, x, attacks.L2).max() <= eps + 1e-5
     a, b = _acc(trained_linear, ours, y), _acc(trained_linear, ref, y)
     assert abs(a - b) <= 0.01, (a, b)
