@@ -191,6 +191,19 @@ def test_a_run_is_evaluated_behind_a_transformation_as_a_run_of_its_own(tmp_path
     assert cell[run, "pgd20"].verdict.startswith("ok (") and (run, "adaptive") not in cell
     text = runner.invoke(app, ["table", "--masking", "--ci", "--db", db]).output
     assert "| Natural + bit-depth (bits=1) |" in text and "BPDA PGD-20" in text
+    # the eps sweep: the bare network falls to 0% at L-inf eps 1; PGD cannot move the
+    # quantised one, whose curve stays far above it until the random start alone (at eps
+    # 1, uniform noise over the whole box) breaks it; the audit keeps to the run's eps 0.3
+    audit_before = runner.invoke(app, ["audit", q, "--db", db, "--format", "json"]).output
+    acc = {}
+    for target in (run, q):
+        out = runner.invoke(app, ["sweep", target, "--eps", "0.1,0.3,1", "--db", db, "--quiet"])
+        assert out.exit_code == 0, out.output
+        acc[target] = [float(ln.split()[2].rstrip("%")) for ln in out.output.splitlines()[1:]]
+    assert acc[run][-1] == 0.0 and acc[run] == sorted(acc[run], reverse=True)
+    assert all(a > b + 10 for a, b in zip(acc[q][:2], acc[run][:2], strict=True)), acc
+    assert acc[q][-1] <= 5.0, acc
+    assert runner.invoke(app, ["audit", q, "--db", db, "--format", "json"]).output == audit_before
 
 
 class LabelsOnly(nn.Module):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import signal
 
-from bench.cli import demo, experiment, inspect, ls, regress, report, run, zoo
+from bench.cli import demo, experiment, inspect, ls, regress, report, run, sweep, zoo
 from bench.cli.common import app, on_sigterm
 
 
@@ -21,4 +21,16 @@ def main() -> None:
     app()
 
 
-__all__ = ["app", "demo", "experiment", "inspect", "ls", "main", "regress", "report", "run", "zoo"]
+__all__ = [
+    "app",
+    "demo",
+    "experiment",
+    "inspect",
+    "ls",
+    "main",
+    "regress",
+    "report",
+    "run",
+    "sweep",
+    "zoo",
+]

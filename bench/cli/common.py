@@ -50,6 +50,7 @@ COMMAND_ORDER = (
     "report",
     "export",
     "audit",
+    "sweep",
     "zoo",
     "rm",
     "regress",

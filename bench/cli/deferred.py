@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # what the names stand for (the layers contract sees these im
     from bench.jobs import external as external_jobs
     from bench.jobs import regress as regress_jobs
     from bench.jobs import regress_train as regress_train_jobs
+    from bench.jobs import sweep as sweep_jobs
     from bench.jobs import transformed as transformed_jobs
     from bench.jobs import zoo as zoo_jobs
     from bench.models import external as model_external
@@ -45,6 +46,7 @@ else:
     external_jobs = LazyModule("bench.jobs.external")  # --model-def: a user's own model
     model_external = LazyModule("bench.models.external")  # ModelDef
     checklist_jobs = LazyModule("bench.jobs.checklist")  # bench audit --adaptive
+    sweep_jobs = LazyModule("bench.jobs.sweep")  # bench sweep: the eps sweep
     transformed_jobs = LazyModule("bench.jobs.transformed")  # --transform: the defended run
     model_zoo = LazyModule("bench.models.zoo")  # RobustBench entries and their files
     train_runtime = LazyModule("bench.train.runtime")  # Runtime: memory format, threads
@@ -64,6 +66,7 @@ __all__ = [
     "provenance",
     "regress_jobs",
     "regress_train_jobs",
+    "sweep_jobs",
     "train_distributed",
     "train_loop",
     "train_precision",
