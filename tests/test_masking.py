@@ -5,6 +5,7 @@ tell which one a model needs."""
 from __future__ import annotations
 
 import io
+import json
 
 import pandas as pd
 import pytest
@@ -194,7 +195,8 @@ def test_a_run_is_evaluated_behind_a_transformation_as_a_run_of_its_own(tmp_path
     # the eps sweep: the bare network falls to 0% at L-inf eps 1; PGD cannot move the
     # quantised one, whose curve stays far above it until the random start alone (at eps
     # 1, uniform noise over the whole box) breaks it; the audit keeps to the run's eps 0.3
-    audit_before = runner.invoke(app, ["audit", q, "--db", db, "--format", "json"]).output
+    before = _checks(runner, app, q, db)
+    assert before["sweep-reaches-zero"][0] == "not-evaluated"
     acc = {}
     for target in (run, q):
         out = runner.invoke(app, ["sweep", target, "--eps", "0.1,0.3,1", "--db", db, "--quiet"])
@@ -203,7 +205,16 @@ def test_a_run_is_evaluated_behind_a_transformation_as_a_run_of_its_own(tmp_path
     assert acc[run][-1] == 0.0 and acc[run] == sorted(acc[run], reverse=True)
     assert all(a > b + 10 for a, b in zip(acc[q][:2], acc[run][:2], strict=True)), acc
     assert acc[q][-1] <= 5.0, acc
-    assert runner.invoke(app, ["audit", q, "--db", db, "--format", "json"]).output == audit_before
+    after = _checks(runner, app, q, db)
+    assert after.pop("sweep-reaches-zero")[0] == "ok"  # 1 of 100 left at eps 1: tolerance 2
+    assert after == {k: v for k, v in before.items() if k != "sweep-reaches-zero"}
+
+
+def _checks(runner, app, run: str, db: str) -> dict[str, tuple[str, str]]:
+    """The best checkpoint's audit, check -> (status, detail)."""
+    out = runner.invoke(app, ["audit", run, "--db", db, "--format", "json"]).output
+    rows = json.loads(out)
+    return {r["check"]: (r["status"], r["detail"]) for r in rows if r["checkpoint"] == "best"}
 
 
 class LabelsOnly(nn.Module):

@@ -26,6 +26,7 @@ MONITOR_ATTACK = "pgd20"
 # default, evaluated) in one of them; attacks say theirs (attacks/base.py Attack.norm).
 LINF, L2 = "linf", "l2"
 NORMS = (LINF, L2)
+SWEEP_TOP = 1.0  # L-inf eps at which every model must fall to ~0% (bench sweep; the audit)
 MAX_L2_EPS = 100.0  # above the L2 diameter of any image set here (CIFAR-10: sqrt(3072) ~ 55)
 MONITOR_ATTACKS = {LINF: MONITOR_ATTACK, L2: "pgd20-l2"}
 DEFAULT_L2_ATTACKS: tuple[str, ...] = ("clean", "pgd20-l2", "cw20-l2")

@@ -28,7 +28,7 @@ from torch import nn
 
 from attacks.base import input_grad
 from bench import data as bdata
-from bench.core.constants import EVAL_BATCH
+from bench.core.constants import EVAL_BATCH, LINF, MONITOR_ATTACKS, SWEEP_TOP
 from bench.eval.checks import (
     FLAG,
     NOT_EVALUATED,
@@ -41,7 +41,7 @@ from bench.eval.checks import (
 from bench.eval.health import from_metrics
 from bench.eval.loop import to_float
 from bench.eval.perpoint import current_evaluations, masks_by_n
-from bench.store.db import AuditFlag, Checkpoint, Run, find_run, now
+from bench.store.db import AuditFlag, Checkpoint, Evaluation, Run, find_run, now
 from bench.store.loading import checkpoint_model
 
 
@@ -122,6 +122,7 @@ def audit_checkpoint(
     by_n = masks_by_n(evs)
     n = max(by_n, key=lambda k: (len(by_n[k]), k))
     results = consistency_checks(by_n[n], n)
+    results.append(sweep_check(s, run, ckpt))
     grad = _stored_gradient_check(s, run, ckpt, n)
     if grad is None:
         grad = _compute_gradient_check(run, ckpt, n, data_root, device, loader)
@@ -131,6 +132,31 @@ def audit_checkpoint(
         results.extend(health.checks())
     _store(s, run.id, tag, ckpt.sha256, results)
     return results
+
+
+def sweep_check(s: Session, run: Run, ckpt: Checkpoint) -> CheckResult:
+    """``sweep-reaches-zero``: at the top of the eps sweep (L-inf eps 1, where an attack can
+    reach any image: bench sweep), PGD-20 must leave about no point correct."""
+    check = "sweep-reaches-zero"
+    top = [
+        e
+        for e in s.scalars(
+            select(Evaluation)
+            .where(Evaluation.run_id == run.id, Evaluation.checkpoint_sha256 == ckpt.sha256)
+            .where(Evaluation.attack == MONITOR_ATTACKS[LINF])
+            .order_by(Evaluation.created_at.desc(), Evaluation.id.desc())
+        )
+        if e.attack_params.get("eps") == SWEEP_TOP
+    ]
+    if not top:
+        return CheckResult(check, NOT_EVALUATED, 0, None, f"needs `bench sweep {run.name}`")
+    e = top[0]
+    tol = tolerance(e.n)
+    detail = (
+        f"PGD-20 at L-inf eps {SWEEP_TOP:g} leaves {e.correct} of {e.n} points correct; "
+        f"tolerance {tol}"
+    )
+    return CheckResult(check, FLAG if e.correct > tol else OK, e.n, float(e.correct), detail)
 
 
 def _store(s: Session, run_id: int, tag: str, sha: str, results: list[CheckResult]) -> None:

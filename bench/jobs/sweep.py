@@ -13,12 +13,12 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 import attacks
-from bench.core.constants import LINF, MAX_L2_EPS, MONITOR_ATTACKS, Tag, trained_spec
+from bench.core.constants import LINF, MAX_L2_EPS, MONITOR_ATTACKS, SWEEP_TOP, Tag, trained_spec
 from bench.jobs.evaluate import eval_job
 from bench.store.db import Evaluation, find_run
 
 FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)  # times the run's budget
-TOP = {LINF: 1.0}  # where every model must fall to ~0%: L-inf 1 reaches any image
+TOP = {LINF: SWEEP_TOP}  # where every model must fall to ~0%: L-inf 1 reaches any image
 
 
 def default_sweep(eps: float, norm: str) -> list[float]:
