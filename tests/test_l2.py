@@ -153,3 +153,9 @@ def test_an_l2_run_trains_monitors_and_is_evaluated_in_l2(tmp_path) -> None:
     assert eps["pgd20"] == 0.3  # an L-inf attack on an L2 run: MNIST's usual L-inf budget
     bad = runner.invoke(app, ["eval", name, "--attacks", "pgd20,pgd20-l2", "--eps", "0.5", *common])
     assert bad.exit_code == 2 and "one --eps for L-inf and L2 attacks" in bad.output
+    # the site: one leaderboard per threat model and budget, with that norm's attacks
+    site = tmp_path / "site"
+    assert runner.invoke(app, ["report", "--out", str(site), *common]).exit_code == 0
+    l2_board = (site / "board-mnist-l2-eps2.html").read_text()
+    assert "MNIST (mnist), L2 eps 2" in l2_board and "PGD-20 (L2)" in l2_board
+    assert "PGD-20 (L2)" not in (site / "board-mnist-eps0.3.html").read_text()

@@ -33,8 +33,17 @@ from bench.store.db import Checkpoint, Run
 
 # Leaderboard columns, strongest last but for transfer (a black-box column).
 BOARD_ATTACKS = ("clean", "fgsm", "pgd20", "pgd100", "cw20", "autoattack", "transfer")
+BOARD_ATTACKS_L2 = ("clean", "pgd20-l2", "pgd100-l2", "cw20-l2", "autoattack-l2")  # L2 boards
 TRANSFER = "transfer"
-EXTRA = ["preset", "epochs", "train_subset", "attack_params", "checkpoint_sha256", "seconds"]
+EXTRA = [
+    "preset",
+    "epochs",
+    "train_subset",
+    "attack_params",
+    "checkpoint_sha256",
+    "seconds",
+    "norm",
+]
 
 
 def transfer_attacks(sub: pd.DataFrame) -> list[str]:
@@ -61,10 +70,11 @@ def leaderboard_frame(engine: Engine, runs: list[str] | None = None) -> pd.DataF
             extra.append(with_worst_case(engine, sub, TRANSFER, transfer_attacks, how))
     if extra:
         df = pd.concat([df, *(e[e["attack"] == TRANSFER] for e in extra)], ignore_index=True)
-    have = df[df["attack"].isin(BOARD_ATTACKS)]
+    have = df[df["attack"].isin(BOARD_ATTACKS + BOARD_ATTACKS_L2)]
     flags = audit_flags(engine, runs)
     records = []
-    for (run, tag), sub in have.groupby(["run", "checkpoint"], sort=False):
+    # per threat model: a cell's eps is its norm's budget (paper_cell takes the group's)
+    for (run, tag, _), sub in have.groupby(["run", "checkpoint", "norm"], sort=False):
         flagged = [f["check"] for f in flags.get((str(run), str(tag)), []) if f["status"] == FLAG]
         by_attack = sub.set_index("attack")
         for atk in sub["attack"].unique():

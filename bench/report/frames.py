@@ -195,6 +195,8 @@ def paper_frame(
     if df.empty:
         return pd.DataFrame(columns=COLUMNS)
     df = df[df["norm"] == LINF]  # the paper's tables are L-inf
+    if df.empty:
+        return pd.DataFrame(columns=COLUMNS)
     if autoattack:
         df = with_autoattack(engine, df)
     if t.family is not None:

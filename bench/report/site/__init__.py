@@ -20,6 +20,7 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 from tqdm import tqdm
 
+from bench.core.constants import LINF
 from bench.report.boards import checkpoint_frame, leaderboard_frame, run_records
 from bench.report.frames import (
     audit_flags,
@@ -29,7 +30,14 @@ from bench.report.frames import (
 from bench.report.runframes import epoch_frame, runtimes, seed_groups
 from bench.report.runview import runs_frame
 from bench.report.site.html import CSS, Cell, Col, cell, data_badges, esc, page, table
-from bench.report.site.leaderboard import board_file, board_page, board_title, boards, run_file
+from bench.report.site.leaderboard import (
+    board_file,
+    board_norm,
+    board_page,
+    board_title,
+    boards,
+    run_file,
+)
 from bench.report.site.paper import figures_page, tables_page
 from bench.report.site.runpage import RunData, run_page
 from bench.store.db import audit_records
@@ -110,7 +118,13 @@ def _write(
     pages["figures.html"] = ("Figure 2", figures_page(engine, records, img))
     pages["index.html"] = ("bench results", _index(engine, found, names, len(evs), source))
     nav = [("index.html", "Overview")]
-    nav += [(board_file(d, e), f"{d} ε={e:.4g}") for d, e, _ in found]
+    nav += [
+        (
+            board_file(d, e, board_norm(s)),
+            f"{d} ε={e:.4g}" + ("" if board_norm(s) == LINF else " L2"),
+        )
+        for d, e, s in found
+    ]
     nav += [("paper.html", "Paper tables"), ("figures.html", "Figure 2")]
     (root / "style.css").write_text(CSS)
     for file, (title, body) in pages.items():
@@ -126,7 +140,8 @@ def _board_pages(
     flags = audit_flags(engine, runs)
     on_boards: dict[str, list[tuple[str, str]]] = {}
     for dataset, eps, sub in found:
-        file, title = board_file(dataset, eps), board_title(dataset, eps)
+        norm = board_norm(sub)
+        file, title = board_file(dataset, eps, norm), board_title(dataset, eps, norm)
         pages[file] = (f"Leaderboard: {title}", board_page(sub, groups, flags))
         for run in dict.fromkeys(sub["run"]):
             on_boards.setdefault(str(run), []).append((file, title))
@@ -152,8 +167,8 @@ def _index(engine: Engine, found: list, names: list[str], n_evals: int, source: 
     for dataset, eps, sub in found:
         labels = "".join(f"<div>{data_badges(x)}</div>" for x in sorted(set(sub["data_label"])))
         cards.append(
-            f'<div class="card"><a href="{esc(board_file(dataset, eps))}"><b>'
-            f"{esc(board_title(dataset, eps))}</b></a><span class='sub'>"
+            f'<div class="card"><a href="{esc(board_file(dataset, eps, board_norm(sub)))}"><b>'
+            f"{esc(board_title(dataset, eps, board_norm(sub)))}</b></a><span class='sub'>"
             f"{sub['run'].nunique()} runs</span>{labels}</div>"
         )
     parts.append(f"<div class='cards'>{''.join(cards)}</div>")

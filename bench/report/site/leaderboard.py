@@ -14,10 +14,10 @@ import re
 import pandas as pd
 
 import attacks
-from bench.core.constants import CHECKPOINTS, external_source
+from bench.core.constants import CHECKPOINTS, L2, LINF, external_source
 from bench.core.paper import FAMILY, ROBUSTBENCH_SOURCE, SOURCE, TABLE4_SOURCE
 from bench.eval.checks import FLAG
-from bench.report.boards import BOARD_ATTACKS, TRANSFER
+from bench.report.boards import BOARD_ATTACKS, BOARD_ATTACKS_L2, TRANSFER
 from bench.report.notes import audit_detail, audit_notes, eval_notes
 from bench.report.render import display_name
 from bench.report.seeds import aggregate_seeds
@@ -36,12 +36,22 @@ def run_file(run: str) -> str:
     return f"run-{safe(run)}.html"
 
 
-def board_file(dataset: str, eps: float) -> str:
-    return f"board-{safe(dataset)}-eps{eps:.6g}.html"
+def board_norm(sub: pd.DataFrame) -> str:
+    """A leaderboard's threat model (its rows share one)."""
+    return str(sub["norm"].iloc[0]) if "norm" in sub else LINF
 
 
-def board_title(dataset: str, eps: float) -> str:
-    return f"{FAMILY.get(dataset, dataset)} ({dataset}), L-inf eps {eps:.4g}"
+def board_attacks(norm: str) -> tuple[str, ...]:
+    return BOARD_ATTACKS_L2 if norm == L2 else BOARD_ATTACKS
+
+
+def board_file(dataset: str, eps: float, norm: str = LINF) -> str:
+    tag = "" if norm == LINF else f"-{norm}"
+    return f"board-{safe(dataset)}{tag}-eps{eps:.6g}.html"
+
+
+def board_title(dataset: str, eps: float, norm: str = LINF) -> str:
+    return f"{FAMILY.get(dataset, dataset)} ({dataset}), {attacks.NORM_LABELS[norm]} eps {eps:.4g}"
 
 
 def attack_label(attack: str) -> str:
@@ -55,9 +65,10 @@ def boards(frame: pd.DataFrame) -> list[tuple[str, float, pd.DataFrame]]:
     if frame.empty:
         return []
     key = frame["eps"].round(6)
+    by = ["dataset", "norm", "_eps"] if "norm" in frame else ["dataset", "_eps"]
     return [
-        (str(d), float(sub["eps"].iloc[0]), sub.drop(columns="_eps"))
-        for (d, _), sub in frame.assign(_eps=key).groupby(["dataset", "_eps"], sort=True)
+        (str(keys[0]), float(sub["eps"].iloc[0]), sub.drop(columns="_eps"))
+        for keys, sub in frame.assign(_eps=key).groupby(by, sort=True)
     ]
 
 
@@ -83,7 +94,7 @@ def board_page(sub: pd.DataFrame, groups: dict[str, tuple[str, int]], flags: Fla
     grouped = aggregate_seeds(sub, {r: groups.get(r, (r, 0)) for r in runs})
     labels = sorted(set(sub["data_label"]))
     parts = [
-        f"<h1>Leaderboard: {esc(board_title(dataset, eps))}</h1>",
+        f"<h1>Leaderboard: {esc(board_title(dataset, eps, board_norm(sub)))}</h1>",
         "".join(f"<div>{data_badges(label)}</div>" for label in labels),
         f'<p class="lede">{LEGEND}</p>',
     ]
@@ -100,11 +111,12 @@ def board_page(sub: pd.DataFrame, groups: dict[str, tuple[str, int]], flags: Fla
 
 
 def _board_table(g: pd.DataFrame, sub: pd.DataFrame, flags: Flags, tag: str) -> str:
+    norm = board_norm(sub)
     cols = [
         Col("Defense", "display name; model, preset, epochs, training images; the run(s)"),
         Col("Seeds", "number of seeds (runs differing only in the seed)", num=True),
         Col("Epoch", "the checkpoint's epoch (per seed)", num=True),
-        *(Col(attack_label(a), f"{a}: accuracy %", num=True) for a in BOARD_ATTACKS),
+        *(Col(attack_label(a), f"{a}: accuracy %", num=True) for a in board_attacks(norm)),
         Col("Audit", "gradient-masking audit of this checkpoint (docs/audit.md)"),
     ]
     rows, attrs = [], []
@@ -120,7 +132,7 @@ def _board_table(g: pd.DataFrame, sub: pd.DataFrame, flags: Flags, tag: str) -> 
         n_row = len(first["seeds"])
         cells = [
             _attack_cell(r.loc[a] if a in r.index else None, a, tag, mine, n_row)
-            for a in BOARD_ATTACKS
+            for a in board_attacks(norm)
         ]
         rows.append(
             [
