@@ -113,6 +113,10 @@ def _save(tmp_path: Path, obj: object, name: str = "w.pt") -> Path:
         (["--model-def", "bench.models.nets:linear", "--model-args", "depth=3"], "unexpected"),
         (["--model-def", "bench.models.nets:tiny_cnn"], "does not fit bench.models.nets:tiny_cnn"),
         (["--model-args", "width=2"], "--model-args describes a --model-def model"),
+        (
+            ["--model-def", "bench.models.nets:linear", "--attacks", "transfer-pgd20"],
+            "transfer attacks need a surrogate run",
+        ),
     ],
 )
 def test_a_bad_definition_is_refused_in_one_line_and_nothing_is_stored(
@@ -130,6 +134,21 @@ def test_a_bad_definition_is_refused_in_one_line_and_nothing_is_stored(
     if Path(db).exists():
         with Session(bdb.connect(db)) as s:
             assert s.scalars(select(bdb.Run)).all() == []
+
+
+@requires_mnist
+def test_the_same_weights_with_other_settings_are_another_run(tmp_path) -> None:
+    from bench.models.nets import linear
+
+    weights, db = _save(tmp_path, linear().state_dict()), str(tmp_path / "t.sqlite")
+    base = ["eval", "--model-def", "bench.models.nets:linear", "--checkpoint", str(weights)]
+    base += ["--dataset", "mnist", "--attacks", "clean", "--test-subset", "20", "--quiet"]
+    names = []
+    for extra in ([], ["--mean", "0.5", "--std", "0.5"], []):
+        res = runner.invoke(app, [*base, *extra, "--db", db])
+        assert res.exit_code == 0, res.output
+        names.append(res.output.split()[0])
+    assert names[0] == names[2] != names[1] and names[1].startswith(names[0] + "-")
 
 
 class _Evil:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
 
+import attacks
 from bench.cli.common import parse_params
 from bench.cli.deferred import external_jobs, model_external
 from bench.core.flags import option
@@ -74,6 +75,7 @@ def own_model_run(
     engine: Engine,
     flags: ModelDefFlags,
     checkpoint: str | None,
+    names: list[str],
     *,
     data_root: str | None,
     device: str,
@@ -81,6 +83,9 @@ def own_model_run(
     """The external run of ``--model-def`` (made once, weights checked first); its name."""
     if checkpoint is None:
         raise ValueError("--model-def needs --checkpoint FILE: the model's weights")
+    for a in names:
+        if attacks.is_transfer(a):
+            raise ValueError(f"{a}: transfer attacks need a surrogate run; not for --model-def")
     return external_jobs.external_run(
         engine,
         flags.definition(),

@@ -290,7 +290,9 @@ def eval_cmd(
                 "--executor or --status"
             )
         engine = bdb.connect(db)  # a first evaluation may create the database
-        targets = [own_model_run(engine, own, checkpoint, data_root=data_root, device=device)]
+        targets = [
+            own_model_run(engine, own, checkpoint, names, data_root=data_root, device=device)
+        ]
     else:
         engine = existing_db(db)
         targets = _eval_targets(engine, runs, all_runs, transform)

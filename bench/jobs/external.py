@@ -29,9 +29,13 @@ from bench.core.constants import EVAL_BATCH, RunKind, RunStatus, Tag
 from bench.jobs.evaluate import eval_job
 from bench.models.external import ModelDef, build
 from bench.store.checkpoints import sha256
-from bench.store.db import Checkpoint, Evaluation, Run, add_once
+from bench.store.db import Checkpoint, Evaluation, Run, add_once, find_run
 
 EXTERNAL_DEFENSE = "external"
+
+
+def spec_key(spec: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
 
 
 def stored_run(
@@ -39,7 +43,7 @@ def stored_run(
 ) -> Run:
     """The external run of ``spec`` (made once; its key is the spec's hash). ``row`` holds
     the name, defense, model and preset; the spec names the checkpoint file and its sha256."""
-    key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+    key = spec_key(spec)
 
     def find() -> Run | None:
         return s.scalars(select(Run).where(Run.key == key)).first()
@@ -98,8 +102,16 @@ def external_run(
     build(mdef, path)  # refused here, before anything is stored
     spec = external_spec(mdef, path, dataset)
     name = f"ext-{dataset}-{mdef.short_name.lower()}-{spec['checkpoint_sha256'][:6]}"
-    row = {"name": name, "defense": EXTERNAL_DEFENSE, "model": mdef.target, "preset": "external"}
     with Session(engine, expire_on_commit=False) as s:
+        other = find_run(s, name)
+        if other is not None and other.key != spec_key(spec):  # same weights, other settings
+            name = f"{name}-{spec_key(spec)[:6]}"
+        row = {
+            "name": name,
+            "defense": EXTERNAL_DEFENSE,
+            "model": mdef.target,
+            "preset": "external",
+        }
         return stored_run(s, spec, row, data_root, device).name
 
 
