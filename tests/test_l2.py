@@ -159,3 +159,13 @@ def test_an_l2_run_trains_monitors_and_is_evaluated_in_l2(tmp_path) -> None:
     l2_board = (site / "board-mnist-l2-eps2.html").read_text()
     assert "MNIST (mnist), L2 eps 2" in l2_board and "PGD-20 (L2)" in l2_board
     assert "PGD-20 (L2)" not in (site / "board-mnist-eps0.3.html").read_text()
+
+
+def test_the_attack_listing_says_each_presets_norm() -> None:
+    from typer.testing import CliRunner
+
+    from bench.cli import app
+
+    out = CliRunner().invoke(app, ["ls", "attacks"]).output
+    norms = {ln.split()[0]: ln for ln in out.splitlines()[1:] if ln.startswith("  ")}
+    assert "  L2  " in norms["pgd20-l2"] and "  L-inf  " in norms["pgd20"]

@@ -40,15 +40,16 @@ def ls(
         for n, cls in defenses.DEFENSES.items():
             typer.echo(f"  {n:<{width}} {cls.summary}")
     if "attacks" in show:
-        typer.echo("attacks (presets): name, label, kind, attack(settings), [source]")
+        typer.echo("attacks (presets): name, label, kind, norm, attack(settings), [source]")
         width = max(len(n) for n in attacks.PRESETS.names())
         label = max(len(p.label) for _, p in attacks.PRESETS.items())
         kind = max(len(p.kind) for _, p in attacks.PRESETS.items())
         for n, p in attacks.PRESETS.items():
             settings = ", ".join(f"{k}={v}" for k, v in p.params.items())
             step = f", step eps*{p.step_fraction:g}" if p.step_fraction else ""
+            norm = attacks.NORM_LABELS[attacks.norm_of(n)]
             typer.echo(
-                f"  {n:<{width}}  {p.label:<{label}}  {p.kind:<{kind}}  {p.attack}"
+                f"  {n:<{width}}  {p.label:<{label}}  {p.kind:<{kind}}  {norm:<5}  {p.attack}"
                 f"({settings}{step})  [{p.source}]"
             )
     if "models" in show:
