@@ -77,6 +77,12 @@ def trained_spec(spec: dict) -> dict:
     return spec["base"] if spec.get("kind") == RunKind.TRANSFORMED else spec
 
 
+def run_norm(spec: dict) -> str:
+    """The threat model a stored run trained in (a transformed run: its base's); L-inf
+    specs do not name it."""
+    return trained_spec(spec).get("norm", LINF)
+
+
 class Protocol(str, Enum):
     """How an attack preset becomes per-point results (``AttackPreset.protocol``,
     bench/eval/protocols.py)."""

@@ -28,8 +28,8 @@ from bench.core.constants import (
     CHECKPOINTS,
     DEFAULT_ATTACKS,
     EVAL_BATCH,
-    LINF,
     is_external,
+    run_norm,
     trained_spec,
 )
 from bench.eval.audit import audit_runs
@@ -136,8 +136,7 @@ def attack_eps(names: list[str], run: Run, eps: float | None) -> dict[str, float
         if len(norms) > 1:
             raise ValueError("one --eps for L-inf and L2 attacks: evaluate each in its own command")
         return dict.fromkeys(names, eps)
-    run_norm = trained_spec(run.spec).get("norm", LINF)
-    clean_norm = next(iter(norms)) if len(norms) == 1 else run_norm
+    clean_norm = next(iter(norms)) if len(norms) == 1 else run_norm(run.spec)
 
     def budget(a: str) -> float:
         return judged_eps(run.spec, run.dataset, clean_norm if a == "clean" else attacks.norm_of(a))

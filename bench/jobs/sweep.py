@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 import attacks
-from bench.core.constants import LINF, MAX_L2_EPS, MONITOR_ATTACKS, SWEEP_TOP, Tag, trained_spec
+from bench.core.constants import LINF, MAX_L2_EPS, MONITOR_ATTACKS, SWEEP_TOP, Tag, run_norm
 from bench.jobs.evaluate import eval_job
 from bench.store.db import Evaluation, find_run
 
@@ -43,7 +43,7 @@ def eps_sweep(
         run = find_run(s, run_name)
         if run is None:
             raise LookupError(f"no run named {run_name!r} in the database (see `bench ls runs`)")
-        norm = trained_spec(run.spec).get("norm", LINF)
+        norm = run_norm(run.spec)
         eps, name = float(run.spec["eps"]), run.name
     attack = attack or MONITOR_ATTACKS[norm]
     if attacks.norm_of(attack) != norm:

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 import attacks
-from bench.core.constants import LINF, is_external, trained_spec
+from bench.core.constants import LINF, is_external, run_norm, trained_spec
 from bench.core.paper import FAMILY, ROBUSTBENCH, paper_number, paper_table, table5_value
 from bench.eval.checks import FLAG
 from bench.eval.perpoint import at_judged_eps, wilson_interval, worst_case
@@ -130,7 +130,7 @@ def evaluations_frame(
 def _norm(attack: str, spec: dict) -> str:
     """The threat model of an evaluation: its attack's; a clean one's is its run's."""
     if attack == "clean":
-        return trained_spec(spec).get("norm", LINF)
+        return run_norm(spec)
     return attacks.norm_of(attack)
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import defenses
 from attacks.l2 import L2_EPS
-from bench.core.constants import LINF, MAX_L2_EPS, NORMS
+from bench.core.constants import LINF, MAX_L2_EPS, NORMS, run_norm
 from bench.core.lazy import torch
 from bench.core.paper import FAMILY
 from bench.data import DATASETS
@@ -238,8 +238,7 @@ def check_eps(eps: float, norm: str = LINF) -> float:
 def judged_eps(spec: dict[str, Any], dataset: str, norm: str) -> float:
     """The budget a stored run is judged at in ``norm`` (evaluated by default, audited,
     tabled): its own eps in its own norm, else that norm's usual budget for the data set."""
-    own = spec.get("base", spec).get("norm", LINF)  # a transformed run: its base's norm
-    if norm == own:
+    if norm == run_norm(spec):
         return float(spec["eps"])
     return usual_eps(dataset, norm, DATASETS.get(dataset).eps)
 
