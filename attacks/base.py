@@ -68,8 +68,12 @@ def project_l2(x_adv: Tensor, x: Tensor, eps: float) -> Tensor:
     down where longer), then onto [0, 1]; clipping can only bring a point closer to x."""
     delta = x_adv - x
     norms = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
-    factor = (eps / norms).clamp(max=1.0).view(-1, *([1] * (x.dim() - 1)))
-    return (x + delta * factor).clamp_(0.0, 1.0)
+    return (x + delta * per_point((eps / norms).clamp(max=1.0), x)).clamp_(0.0, 1.0)
+
+
+def per_point(v: Tensor, like: Tensor) -> Tensor:
+    """A value per point (shape [N]) shaped to scale a batch like ``like`` ([N, ...])."""
+    return v.view(-1, *([1] * (like.dim() - 1)))
 
 
 def input_grad(loss: Tensor, x: Tensor) -> Tensor:

@@ -17,8 +17,8 @@ import dataclasses
 from typing import TYPE_CHECKING, ClassVar
 
 from attacks.autoattack import AutoAttackStandard
-from attacks.base import L2, AttackPreset, add_preset, project_l2, register
-from attacks.pgd import PGD
+from attacks.base import L2, AttackPreset, add_preset, per_point, project_l2, register
+from attacks.pgd import PGD, CWInf
 from bench.core.constants import Protocol
 from bench.core.lazy import torch
 
@@ -28,10 +28,6 @@ if TYPE_CHECKING:
 # The usual L2 budgets: CIFAR-10 eps 0.5 (RobustBench's L2 leaderboard), MNIST eps 2.0
 # (the AutoAttack paper's MNIST L2 evaluations, Croce & Hein 2020).
 L2_EPS = {"MNIST": 2.0, "CIFAR-10": 0.5}  # by data-set family (bench/core/paper.py FAMILY)
-
-
-def _per_point(v: Tensor, like: Tensor) -> Tensor:
-    return v.view(-1, *([1] * (like.dim() - 1)))
 
 
 @register
@@ -52,7 +48,7 @@ class PGDL2(PGD):
         delta = torch.randn_like(x)
         norms = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
         radius = torch.rand(len(x), device=x.device, dtype=x.dtype) * self.eps
-        return (x + delta * _per_point(radius / norms, x)).clamp_(0.0, 1.0)
+        return (x + delta * per_point(radius / norms, x)).clamp_(0.0, 1.0)
 
     def project(self, x_adv: Tensor, x: Tensor) -> Tensor:
         return project_l2(x_adv, x, self.eps)
@@ -62,21 +58,17 @@ class PGDL2(PGD):
 
     def step(self, x_adv: Tensor, grad: Tensor, x: Tensor, bounds: tuple[Tensor, Tensor]) -> Tensor:
         norms = grad.flatten(1).norm(dim=1).clamp_min(1e-12)
-        return project_l2(x_adv + self.step_size * grad / _per_point(norms, x), x, self.eps)
+        return project_l2(x_adv + self.step_size * grad / per_point(norms, x), x, self.eps)
 
 
 @register
 @dataclasses.dataclass
-class CWL2(PGDL2):
-    """CW-L2 optimised by PGD-L2: the CW margin (kappa 0), true class masked out."""
+class CWL2(CWInf, PGDL2):
+    """CW-L2 optimised by PGD-L2: CW-inf's margin loss (and its check) in PGD-L2's geometry."""
 
-    loss: str = "cw"
     name: ClassVar[str] = "cw-l2"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.loss != "cw":
-            raise ValueError("CW-L2 always uses the margin loss; use 'pgd-l2' for other losses")
+    title: ClassVar[str] = "CW-L2"
+    plain: ClassVar[str] = "pgd-l2"
 
 
 @register

@@ -152,11 +152,15 @@ class CWInf(PGD):
 
     loss: str = "cw"
     name: ClassVar[str] = "cw"
+    title: ClassVar[str] = "CW-inf"
+    plain: ClassVar[str] = "pgd"  # the attack to use for other losses
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.loss != "cw":
-            raise ValueError("CW-inf always uses the margin loss; use 'pgd' for other losses")
+            raise ValueError(
+                f"{self.title} always uses the margin loss; use '{self.plain}' for other losses"
+            )
 
 
 add_preset("fgsm", AttackPreset("fgsm", label="FGSM", source="MART paper §4.2"))
