@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from bench import data as bdata
-from bench.core.constants import MONITOR_ATTACK, Tag
+from bench.core.constants import MONITOR_ATTACKS, Tag
 from bench.eval.loop import EvalResult, robust_points
 from bench.spec.run import RunSpec
 from bench.store.checkpoints import save_weights
@@ -86,7 +86,7 @@ def measure(
 ) -> tuple[EvalResult, EvalResult]:
     """Clean and monitor-attack accuracy on ``points``."""
     clean = robust_points(model, *points, None, batch_size=batch, device=device)
-    desc = f"monitor {MONITOR_ATTACK}"
+    desc = f"monitor {MONITOR_ATTACKS[attack.norm]}"  # PGD-20 in the run's norm
     robust = robust_points(
         model,
         *points,
