@@ -36,49 +36,14 @@ def _masks(db: str, run: str) -> dict[str, tuple[int, int, bytes]]:
 def test_own_model_gives_the_masks_of_the_same_weights_as_a_trained_run(tmp_path) -> None:
     db, runs = str(tmp_path / "t.sqlite"), tmp_path / "runs"
     spec_args = {"train_subset": 512, "test_subset": 100, "overrides": {"epochs": 1, "eps": 0.3}}
-    res = runner.invoke(
-        app,
-        [
-            "run",
-            "--defense",
-            "natural",
-            "--model",
-            "smallcnn",
-            "--epochs",
-            "1",
-            "--eps",
-            "0.3",
-            "--train-subset",
-            "512",
-            "--test-subset",
-            "100",
-            "--attacks",
-            "clean,pgd20",
-            "--db",
-            db,
-            "--runs-dir",
-            str(runs),
-        ],
-    )
+    points = ["--test-subset", "100", "--attacks", "clean,pgd20", "--db", db]
+    train = "--defense natural --model smallcnn --epochs 1 --eps 0.3 --train-subset 512"
+    res = runner.invoke(app, ["run", *train.split(), *points, "--runs-dir", str(runs)])
     assert res.exit_code == 0, res.output
     trained = resolve("natural", "smallcnn", "mnist", **spec_args).name
     weights = runs / trained / "best.safetensors"
-    own = [
-        "eval",
-        "--model-def",
-        "bench.models.nets:smallcnn",
-        "--checkpoint",
-        str(weights),
-        "--dataset",
-        "mnist",
-        "--test-subset",
-        "100",
-        "--attacks",
-        "clean,pgd20",
-        "--db",
-        db,
-        "--quiet",
-    ]
+    own = ["eval", "--model-def", "bench.models.nets:smallcnn", "--checkpoint", str(weights)]
+    own += ["--dataset", "mnist", *points, "--quiet"]
     res = runner.invoke(app, own)
     assert res.exit_code == 0, res.output
     ext = res.output.split()[0]
@@ -212,39 +177,18 @@ def test_the_readme_example_model_is_evaluated_from_outside_the_package(
     weights = tmp_path / "tiny.pt"
     train(str(weights), steps=60, width=8)
     db = str(tmp_path / "t.sqlite")
-    res = runner.invoke(
-        app,
-        [
-            "eval",
-            "--model-def",
-            "examples.tiny_mnist:TinyNet",
-            "--model-args",
-            "width=8",
-            "--checkpoint",
-            str(weights),
-            "--dataset",
-            "mnist",
-            "--test-subset",
-            "200",
-            "--attacks",
-            "clean,fgsm,pgd20",
-            "--eps",
-            "0.1",
-            "--db",
-            db,
-            "--quiet",
-        ],
-    )
+    own = ["eval", "--model-def", "examples.tiny_mnist:TinyNet", "--model-args", "width=8"]
+    own += ["--checkpoint", str(weights), "--dataset", "mnist", "--test-subset", "200"]
+    own += ["--db", db, "--quiet"]
+    res = runner.invoke(app, [*own, "--attacks", "clean,fgsm,pgd20", "--eps", "0.1"])
     assert res.exit_code == 0, res.output
     run = res.output.split()[0]
     acc = {e: c / n for e, (n, c, _) in _masks(db, run).items()}
     assert acc["clean"] > 0.6 and acc["pgd20"] <= acc["fgsm"] <= acc["clean"]
     # the same model at MNIST's usual eps 0.3 (the run's): the audit and worst cases use
     # those numbers, never the eps-0.1 ones (a number at another budget stands alone)
-    args = ["eval", "--model-def", "examples.tiny_mnist:TinyNet", "--model-args", "width=8"]
-    more = ["--dataset", "mnist", "--test-subset", "200", "--attacks", "pgd20", "--quiet"]
     for eps in ([], ["--eps", "0.05"]):  # the newest evaluation is off the run's budget
-        res = runner.invoke(app, [*args, "--checkpoint", str(weights), *more, *eps, "--db", db])
+        res = runner.invoke(app, [*own, "--attacks", "pgd20", *eps])
         assert res.exit_code == 0, res.output
     with Session(bdb.connect(db)) as s:
         by_eps = {
