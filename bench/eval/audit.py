@@ -40,7 +40,7 @@ from bench.eval.checks import (
 )
 from bench.eval.health import from_metrics
 from bench.eval.loop import to_float
-from bench.eval.perpoint import current_evaluations, masks_by_n
+from bench.eval.perpoint import at_judged_eps, checkpoint_evaluations, masks_by_n
 from bench.store.db import AuditFlag, Checkpoint, Evaluation, Run, find_run, now
 from bench.store.loading import checkpoint_model
 
@@ -116,13 +116,14 @@ def audit_checkpoint(
     loader: ModelLoader | None = None,
 ) -> list[CheckResult]:
     """Run every check on one checkpoint and store the results (replacing older ones)."""
-    ckpt, evs = current_evaluations(s, run, tag)
+    ckpt, every = checkpoint_evaluations(s, run, tag)  # any eps: the sweep's too
+    evs = [e for e in every if at_judged_eps(run, e)]
     if ckpt is None or not evs:
         return []
     by_n = masks_by_n(evs)
     n = max(by_n, key=lambda k: (len(by_n[k]), k))
     results = consistency_checks(by_n[n], n)
-    results.append(sweep_check(s, run, ckpt))
+    results.append(sweep_check(run, every))
     grad = _stored_gradient_check(s, run, ckpt, n)
     if grad is None:
         grad = _compute_gradient_check(run, ckpt, n, data_root, device, loader)
@@ -134,19 +135,15 @@ def audit_checkpoint(
     return results
 
 
-def sweep_check(s: Session, run: Run, ckpt: Checkpoint) -> CheckResult:
+def sweep_check(run: Run, evs: list[Evaluation]) -> CheckResult:
     """``sweep-reaches-zero``: at the top of the eps sweep (L-inf eps 1, where an attack can
-    reach any image: bench sweep), PGD-20 must leave about no point correct."""
+    reach any image: bench sweep), PGD-20 must leave about no point correct. ``evs``: the
+    checkpoint's evaluations at every eps, newest first."""
     check = "sweep-reaches-zero"
     top = [
         e
-        for e in s.scalars(
-            select(Evaluation)
-            .where(Evaluation.run_id == run.id, Evaluation.checkpoint_sha256 == ckpt.sha256)
-            .where(Evaluation.attack == MONITOR_ATTACKS[LINF])
-            .order_by(Evaluation.created_at.desc(), Evaluation.id.desc())
-        )
-        if e.attack_params.get("eps") == SWEEP_TOP
+        for e in evs
+        if e.attack == MONITOR_ATTACKS[LINF] and e.attack_params.get("eps") == SWEEP_TOP
     ]
     if not top:
         return CheckResult(check, NOT_EVALUATED, 0, None, f"needs `bench sweep {run.name}`")

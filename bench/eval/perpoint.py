@@ -62,6 +62,16 @@ def current_evaluations(
     eval --eps``, a sweep) is a number of its own, never mixed into the audit's or a worst
     case's per-point comparisons."""
     row = _run_row(session, run)
+    ckpt, evs = checkpoint_evaluations(session, row, checkpoint)
+    return ckpt, [e for e in evs if at_judged_eps(row, e)]
+
+
+def checkpoint_evaluations(
+    session: Session, run: Run | str | int, checkpoint: str
+) -> tuple[Checkpoint | None, list[Evaluation]]:
+    """The checkpoint row and every evaluation of its current file, at any eps (newest
+    first)."""
+    row = _run_row(session, run)
     ckpt = session.scalars(
         select(Checkpoint).where(Checkpoint.run_id == row.id, Checkpoint.tag == checkpoint)
     ).first()
@@ -75,7 +85,7 @@ def current_evaluations(
         )
         .order_by(Evaluation.created_at.desc(), Evaluation.id.desc())
     ).all()
-    return ckpt, [e for e in evs if at_judged_eps(row, e)]
+    return ckpt, list(evs)
 
 
 def at_judged_eps(run: Run, e: Evaluation) -> bool:
