@@ -17,13 +17,12 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-import attacks
 from bench.core.constants import RunKind, Tag
 from bench.eval.checks import FLAG, NOT_EVALUATED
 from bench.eval.perpoint import wilson_interval, worst_case
 from bench.report.frames import audit_flags, defense_rank, evaluations_frame
 from bench.report.render import check_format, display_name, export
-from bench.report.text import settings_text
+from bench.report.text import attack_label, settings_text
 from bench.store.db import Run
 
 ADAPTIVE = ("bpda-pgd20", "eot-pgd20")
@@ -143,7 +142,7 @@ def _row(run: str, r: pd.DataFrame, ci: bool) -> dict[str, str]:
     adaptive = r[r["column"] == "adaptive"]["attack"]
     row = {"Model": str(r["model"].iloc[0])}
     row.update({_label(c): _text(r[r["column"] == c], ci) for c in COLUMNS})
-    row["Adaptive attack"] = _attack_label(adaptive.iloc[0]) if len(adaptive) else "-"
+    row["Adaptive attack"] = attack_label(adaptive.iloc[0]) if len(adaptive) else "-"
     row.update({"Verdict": str(r["verdict"].iloc[0]), "Run": run})
     return row
 
@@ -161,7 +160,7 @@ def _block(dataset: str, eps: float, sub: pd.DataFrame, ci: bool) -> str:
     )
     used = sub[sub["column"] != "worst"].drop_duplicates("attack")
     notes = [
-        f"- {_attack_label(a)}: {how}"
+        f"- {attack_label(a)}: {how}"
         for a, how in zip(used["attack"], used["settings"], strict=True)
     ]
     table = pd.DataFrame(rows).to_markdown(index=False)
@@ -169,11 +168,7 @@ def _block(dataset: str, eps: float, sub: pd.DataFrame, ci: bool) -> str:
 
 
 def _label(column: str) -> str:
-    return LABELS.get(column) or _attack_label(column)
-
-
-def _attack_label(attack: str) -> str:
-    return attacks.PRESETS.get(attack).label if attack in attacks.PRESETS else attack
+    return LABELS.get(column) or attack_label(column)
 
 
 def _text(cell: pd.DataFrame, ci: bool) -> str:

@@ -34,7 +34,7 @@ from bench.report.frames import (
 from bench.report.notes import audit_notes, audit_text, eval_notes
 from bench.report.runframes import semi_runs
 from bench.report.seeds import aggregate_seeds
-from bench.report.text import count, describe_semi_run, settings_text
+from bench.report.text import attack_label, count, describe_semi_run, settings_text
 from bench.store.db import Run
 
 FORMATS = ("markdown", "csv", "json")
@@ -59,10 +59,6 @@ def display_name(defense: str, model: str = "", external: bool = False) -> str:
     if external:
         return f"{model} ({external_source(defense)[0]})"
     return defenses.DEFENSES.get(defense).title() if defense in defenses.DEFENSES else defense
-
-
-def _label(attack: str) -> str:
-    return attacks.PRESETS.get(attack).label if attack in attacks.PRESETS else attack
 
 
 def fmt_num(v: float, nd: int = 2) -> str:
@@ -123,7 +119,7 @@ def _markdown(report: PaperReport, ci: bool = False) -> str:
         blocks.append("\n".join(lines + audit_notes(flags, runs)))
     cells = "best / last checkpoint"
     if t.split:  # e.g. PGD-20, PGD-100, CW-inf: "PGD and CW"
-        kinds = list(dict.fromkeys(_label(a).split("-")[0] for a in t.split))
+        kinds = list(dict.fromkeys(attack_label(a).split("-")[0] for a in t.split))
         cells = f"best / last (Table {table} splits {' and '.join(kinds)})"
     blocks.append(
         f"Cells: ours, {cells} (best: the epoch with the highest PGD-20 accuracy on the first "
@@ -158,14 +154,14 @@ def _table_rows(
             cells = {t: g.iloc[0] for t, g in r[r["attack"] == atk].groupby("checkpoint")}
             best, last = cells.get("best"), cells.get("last")
             if atk in paper_table(table).split:
-                row[f"{_label(atk)} best"] = _cell(best, ci, len(seeds)) + _paper(best)
-                row[f"{_label(atk)} last"] = _cell(last, ci, len(seeds)) + _paper(last)
+                row[f"{attack_label(atk)} best"] = _cell(best, ci, len(seeds)) + _paper(best)
+                row[f"{attack_label(atk)} last"] = _cell(last, ci, len(seeds)) + _paper(last)
             else:
                 paper = _paper(best) or _paper(last)
                 cell = f"{_cell(best, ci, len(seeds))} / {_cell(last, ci, len(seeds))}"
                 if Tag.BEST_VAL.value in cells:  # --val-subset: chosen off the test set
                     cell += f" / val {_cell(cells[Tag.BEST_VAL.value], ci, len(seeds))}"
-                row[_label(atk)] = cell + paper
+                row[attack_label(atk)] = cell + paper
         row["Audit"] = audit_text(r, flags, first["members"])
         rows.append(row)
     return rows

@@ -19,18 +19,13 @@ from typing import Any
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-import attacks
 from bench.eval.perpoint import wilson_interval
 from bench.report.boards import checkpoint_frame, run_records
 from bench.report.plots import pyplot, save_figure
 from bench.report.runframes import epoch_frame
-from bench.report.text import count
+from bench.report.text import attack_label, count
 
 MARKERS = {"best": ("*", 13), "last": ("s", 7)}
-
-
-def _label(attack: str) -> str:
-    return attacks.PRESETS.get(attack).label if attack in attacks.PRESETS else attack
 
 
 def curves_caption(engine: Engine, runs: list[str], curves: pd.DataFrame) -> str:
@@ -180,7 +175,7 @@ def plot_ladder(
                 fontsize=7,
                 color="white" if inside else "black",
             )
-    ax.set_yticks(range(len(order)), [_label(a) for a in order])
+    ax.set_yticks(range(len(order)), [attack_label(a) for a in order])
     ax.set_xlim(0, 100)
     ax.set_xlabel("accuracy (%), 95% Wilson interval")
     ax.grid(axis="x", alpha=0.3)

@@ -8,6 +8,8 @@ from typing import Any
 
 import pandas as pd
 
+import attacks
+
 
 def count(v: object, unit: str) -> str:
     """'1 epoch', '50 epochs', '17,000 training images' (never '50.0' or '1 epochs')."""
@@ -57,3 +59,8 @@ def describe_semi_run(spec: dict[str, Any], provenance: dict[str, Any] | None) -
             text += f", {100 * rec['agreement_with_true_labels']:.1f}% agree with true labels"
         text += ")"
     return text
+
+
+def attack_label(attack: str) -> str:
+    """How tables and figures name an attack preset: its label (else the name itself)."""
+    return attacks.PRESETS.get(attack).label if attack in attacks.PRESETS else attack

@@ -22,6 +22,7 @@ from bench.report.notes import audit_detail, audit_notes, eval_notes
 from bench.report.render import display_name
 from bench.report.seeds import aggregate_seeds
 from bench.report.site.html import Cell, Col, cell, data_badges, esc, notes, table
+from bench.report.text import attack_label as preset_label
 from bench.report.text import count, settings_text
 
 Flags = dict[tuple[str, str], list[dict]]
@@ -57,7 +58,7 @@ def board_title(dataset: str, eps: float, norm: str = LINF) -> str:
 def attack_label(attack: str) -> str:
     if attack == TRANSFER:
         return "Transfer (worst)"
-    return attacks.PRESETS.get(attack).label if attack in attacks.PRESETS else attack
+    return preset_label(attack)
 
 
 def boards(frame: pd.DataFrame) -> list[tuple[str, float, pd.DataFrame]]:
