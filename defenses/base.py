@@ -12,6 +12,8 @@ import dataclasses
 import math
 import typing
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -35,6 +37,9 @@ class StepContext:
     indices: Tensor | None = None
     # Semi-supervised runs: True where the label is a pseudo-label (bench/data/unlabelled.py).
     unlabelled: Tensor | None = None
+    # In a process group (--nproc): averages per-rank tensors in place over the ranks, as DDP
+    # averages gradients, so a step that computes its own gradient (AWP) agrees on every rank.
+    average: Callable[[list[Tensor]], None] | None = None
 
 
 @dataclass
@@ -75,6 +80,15 @@ class Defense(ABC):
         self, model: nn.Module, x: Tensor, y: Tensor, x_adv: Tensor | None, ctx: StepContext
     ) -> Tensor:
         """The scalar training objective for one batch (the model is in train mode)."""
+
+    def around_update(
+        self, model: nn.Module, x: Tensor, y: Tensor, x_adv: Tensor | None, ctx: StepContext
+    ) -> AbstractContextManager[None]:
+        """What the weight update (loss, backward, optimizer step) runs inside. Called after
+        ``perturb`` with the model in train mode, under the step's precision. A defense that
+        perturbs the weights for its loss (AWP) does it here and undoes it on exit, after the
+        optimizer's step. Default: nothing."""
+        return nullcontext()
 
     def params(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

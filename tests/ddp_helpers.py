@@ -32,3 +32,8 @@ def lead_losing_claim(spec: RunSpec, run_dir: Path, lose_at: int) -> None:
         raise AssertionError("the lost claim did not stop the run")
     train(spec, run_dir, progress=False, runtime=one)
     assert load_state(run_dir / "state.pt")["epoch"] == spec.epochs
+
+
+def lead(spec: RunSpec, run_dir: Path) -> None:
+    """Rank 0: train ``spec`` with one thread."""
+    train(spec, run_dir, progress=False, runtime=Runtime(threads=1))

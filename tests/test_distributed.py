@@ -29,7 +29,7 @@ from bench import data as bdata
 from bench.spec.run import resolve
 from bench.store import db as bdb
 from bench.store.checkpoints import load_state
-from bench.train import distributed
+from bench.train import distributed, processes
 from bench.train.loop import Interrupted, follow, train
 from bench.train.runtime import Runtime
 
@@ -69,7 +69,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, torch.
     # 4 batches an epoch, a check before each and one before the epoch's files: call 7 is
     # epoch 2's second batch.
     lead = partial(ddp_helpers.lead_losing_claim, SPEC, base / "two", 7)
-    assert distributed.launch(2, "cpu", lead, follow) == 0
+    assert processes.launch(2, "cpu", lead, follow) == 0
     assert load_state(base / "two" / "interrupted.pt")["epoch"] == 1
     out["two-1"] = _weights(base / "two", "interrupted.pt")
     out["two-2"] = _weights(base / "two")

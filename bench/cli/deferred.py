@@ -30,9 +30,9 @@ if TYPE_CHECKING:  # what the names stand for (the layers contract sees these im
     from bench.jobs import zoo as zoo_jobs
     from bench.models import external as model_external
     from bench.models import zoo as model_zoo
-    from bench.train import distributed as train_distributed
     from bench.train import loop as train_loop
     from bench.train import precision as train_precision
+    from bench.train import processes as train_processes
     from bench.train import runtime as train_runtime
 else:
     executors = LazyModule("bench.executors")  # placing jobs on local workers, SLURM, Ray
@@ -50,7 +50,7 @@ else:
     transformed_jobs = LazyModule("bench.jobs.transformed")  # --transform: the defended run
     model_zoo = LazyModule("bench.models.zoo")  # RobustBench entries and their files
     train_runtime = LazyModule("bench.train.runtime")  # Runtime: memory format, threads
-    train_distributed = LazyModule("bench.train.distributed")  # --nproc: the process group
+    train_processes = LazyModule("bench.train.processes")  # --nproc: the group's processes
     train_loop = LazyModule("bench.train.loop")  # follow: what ranks 1.. of a group run
     train_precision = LazyModule("bench.train.precision")  # auto: bf16 where it is fast
 
@@ -67,9 +67,9 @@ __all__ = [
     "regress_jobs",
     "regress_train_jobs",
     "sweep_jobs",
-    "train_distributed",
     "train_loop",
     "train_precision",
+    "train_processes",
     "train_runtime",
     "transformed_jobs",
     "zoo_jobs",

@@ -17,7 +17,7 @@ from typing import Any
 import typer
 
 from bench.cli.common import clean_errors
-from bench.cli.deferred import train_distributed, train_loop
+from bench.cli.deferred import train_loop, train_processes
 from bench.store import db as bdb
 
 
@@ -43,10 +43,10 @@ def train_in_group(work: Callable[[Any], None], db: str | None, nproc: int, devi
         return
     lead = partial(_lead, work, db)
     if torchrun_size() > 1:
-        with train_distributed.joined(device) as group:
+        with train_processes.joined(device) as group:
             (lead if group.rank == 0 else _follow)()
         return
-    code = train_distributed.launch(nproc, device, lead, _follow)
+    code = train_processes.launch(nproc, device, lead, _follow)
     if code:
         raise typer.Exit(code)  # rank 0 said why
 

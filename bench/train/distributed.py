@@ -28,21 +28,16 @@ one-process run. Models without BatchNorm (SmallCNN) match it within float toler
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import gc
 import os
-import sys
-import time
-import traceback
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
@@ -51,7 +46,6 @@ from bench.train.draws import GlobalDraws
 T = TypeVar("T")
 # Followers wait while rank 0 waits for a claim, evaluates or trains a labeller.
 TIMEOUT = datetime.timedelta(days=7)
-GRACE_SECONDS = 30.0  # after one process fails, how long the others get to finish
 Span = tuple[int, int, int]  # rows [lo, hi) of a global batch of n
 
 
@@ -239,103 +233,29 @@ def shard() -> tuple[int, int]:  # (rank, world)
 
 def weighted(loss: torch.Tensor, span: Span) -> torch.Tensor:
     """A batch-mean loss scaled so that DDP's average over ranks is the global mean."""
-    lo, hi, n = span
-    share = (hi - lo) * world() / n
+    share = _share(span)
     return loss if share == 1 else loss * share
+
+
+def average(span: Span) -> Callable[[list[torch.Tensor]], None] | None:
+    """In a group: a function that replaces per-rank batch-mean gradients, in place, by
+    the global batch's (weighted as :func:`weighted`, summed over ranks); else None."""
+    if _GROUP is None:
+        return None
+
+    def reduce(tensors: list[torch.Tensor]) -> None:
+        for t in tensors:
+            dist.all_reduce(t.mul_(_share(span) / world()))
+
+    return reduce
+
+
+def _share(span: Span) -> float:
+    lo, hi, n = span
+    return (hi - lo) * world() / n
 
 
 def draws(span: Span) -> Any:
     """Within: per-example random draws come from the global batch's (bench/train/draws.py)."""
     lo, hi, n = span
     return nullcontext() if hi - lo == n else GlobalDraws(lo, hi, n)
-
-
-def launch(size: int, device: str, lead: Callable[[], None], follow: Callable[[], None]) -> int:
-    """Run ``lead`` on rank 0 and ``follow`` on ranks 1.. of ``size`` new processes on this
-    machine, one GPU each on CUDA; returns rank 0's exit code (else the first non-zero)."""
-    gpus = torch.cuda.device_count() if torch.device(device).type == "cuda" else size
-    if gpus < size:
-        raise ValueError(f"{size} processes on CUDA need {size} GPUs; this machine has {gpus}")
-    store = dist.TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False)
-    ctx = mp.get_context("spawn")
-    procs = [
-        ctx.Process(target=_worker, args=(r, size, store.port, device, lead, follow))
-        for r in range(size)
-    ]
-    for p in procs:
-        p.start()
-    try:
-        _wait(procs)
-    except KeyboardInterrupt:  # they got it too: rank 0 records the interruption
-        _wait(procs, time.monotonic())
-        raise
-    finally:
-        for p in procs:
-            if p.is_alive():
-                p.terminate()
-            p.join()
-    codes = [c if c >= 0 else 128 - c for c in (p.exitcode or 0 for p in procs)]
-    return codes[0] or next((c for c in codes if c), 0)
-
-
-def _wait(procs: list[Any], failed_at: float | None = None) -> None:
-    """Until all have exited, or one failed and the others had ``GRACE_SECONDS``."""
-    while any(p.is_alive() for p in procs):
-        if failed_at is None and any(p.exitcode not in (None, 0) for p in procs):
-            failed_at = time.monotonic()
-        if failed_at is not None and time.monotonic() - failed_at > GRACE_SECONDS:
-            return
-        for p in procs:
-            p.join(0.1)
-
-
-def _worker(
-    rank: int,
-    size: int,
-    port: int,
-    device: str,
-    lead: Callable[[], None],
-    follow: Callable[[], None],
-) -> None:
-    code = 1
-    try:
-        store = dist.TCPStore("127.0.0.1", port, is_master=False, timeout=TIMEOUT)
-        init(rank, size, device, store)
-        try:
-            (lead if rank == 0 else follow)()
-            code = 0
-        finally:
-            dismiss()
-            close()
-    except SystemExit as e:  # rank 0's error boundary and a follower's Ctrl-C say their code
-        code = e.code if isinstance(e.code, int) else int(e.code is not None)
-    except BaseException:
-        traceback.print_exc()
-    _exit(code)
-
-
-def _exit(code: int) -> None:
-    """End a worker process once its group is destroyed, without the interpreter's teardown.
-
-    The objects that hold the process group (the DDP wrapper and its reducer sit in
-    reference cycles) are collected here, while the interpreter is alive. Left to the
-    teardown, gloo's threads and pending work were destroyed after the interpreter had
-    gone: now and then ``terminate called without an active exception`` and SIGABRT,
-    which the launcher reported as exit code 134 for a run that had finished.
-    """
-    gc.collect()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
-    os._exit(code)
-
-
-@contextmanager
-def joined(device: str) -> Iterator[Group]:
-    """Under torchrun (RANK, WORLD_SIZE, MASTER_ADDR set): this process's group."""
-    group = init(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), device)
-    try:
-        yield group
-    finally:
-        dismiss()
-        close()

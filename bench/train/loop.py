@@ -14,7 +14,7 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -35,56 +35,16 @@ from bench.train.record import EpochReport, Interrupted
 from bench.train.runtime import Runtime
 from bench.train.selection import (
     Points,
-    Selection,
     measure,
     monitor_set,
     split_validation,
     write_checkpoints,
 )
+from bench.train.state import TrainState
 from defenses.base import Defense, StepContext
 
 
-@dataclass
-class _State:
-    """Everything an epoch changes, and what the resume state file holds."""
-
-    model: nn.Module
-    defense: defenses.Defense
-    opt: torch.optim.Optimizer
-    sched: torch.optim.lr_scheduler.MultiStepLR
-    done: int = 0
-    sel: Selection = field(default_factory=Selection)
-    history: list[dict] = field(default_factory=list)
-
-    scaler: torch.amp.GradScaler | None = None
-    step_model: nn.Module | None = None  # what training calls: channels_last, maybe compiled
-    loss_model: nn.Module | None = None  # what the loss calls: step_model, DDP-wrapped in a group
-    estimated: bool = False  # the job's cost was said (once per process)
-
-    def to_file(self) -> dict:
-        return {
-            "epoch": self.done,
-            "model": self.model.state_dict(),
-            "optimizer": self.opt.state_dict(),
-            "scheduler": self.sched.state_dict(),
-            **self.sel.to_file(),
-            "history": self.history,
-            "defense": self.defense.state_dict(),
-            "scaler": self.scaler.state_dict() if self.scaler is not None else {},
-        }
-
-    def load(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
-        self.opt.load_state_dict(state["optimizer"])
-        self.sched.load_state_dict(state["scheduler"])
-        self.done, self.sel = state["epoch"], Selection.from_file(state)
-        self.history = state["history"]
-        self.defense.load_state_dict(state.get("defense", {}))
-        if self.scaler is not None and state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
-
-
-def _setup(spec: RunSpec, device: str, runtime: Runtime) -> _State:
+def _setup(spec: RunSpec, device: str, runtime: Runtime) -> TrainState:
     precision.check(spec.precision, device)
     runtime.apply(device)
     model = distributed.prepare(build_for_spec(spec).to(device))
@@ -97,7 +57,7 @@ def _setup(spec: RunSpec, device: str, runtime: Runtime) -> _State:
     )
     scaler = precision.scaler(spec.precision, device)
     stepper = precision.step_model(runtime.model(model), spec.precision)
-    return _State(model, defense, opt, sched, scaler=scaler, step_model=stepper)
+    return TrainState(model, defense, opt, sched, scaler=scaler, step_model=stepper)
 
 
 def _training_data(
@@ -254,7 +214,7 @@ def _monitor_points(spec: RunSpec, data_root: str | None) -> tuple[Points, Point
 
 def _end_epoch(
     job: _Job,
-    st: _State,
+    st: TrainState,
     test: tuple[Points, Points | None] | None,
     epoch: int,
     lr: float,
@@ -297,7 +257,7 @@ def _end_epoch(
         job.on_epoch(report)
 
 
-def _epoch(job: _Job, st: _State, batches: bdata.Batches, epoch: int, n_labelled: int) -> float:
+def _epoch(job: _Job, st: TrainState, batches: bdata.Batches, epoch: int, n_labelled: int) -> float:
     """One pass over the training data (this rank's shard); returns the mean training loss."""
     spec = job.spec
     st.model.train()
@@ -321,24 +281,48 @@ def _epoch(job: _Job, st: _State, batches: bdata.Batches, epoch: int, n_labelled
             st.estimated = True
         x = job.runtime.batch(x)
         unlab = (idx >= n_labelled).to(y.device) if spec.unlabelled is not None else None
-        ctx = StepContext(epoch=epoch, epochs=spec.epochs, indices=idx, unlabelled=unlab)
+        ctx = StepContext(
+            epoch=epoch,
+            epochs=spec.epochs,
+            indices=idx,
+            unlabelled=unlab,
+            average=distributed.average(span),
+        )
+        loss = _step(job, st, model, (x, y), ctx, span)
+        total += loss * len(y)
+        count += len(y)
+        bar.set_postfix(loss=f"{total / count:.4f}")
+    st.sched.step()
+    total, count = distributed.all_sum([total, count])
+    return total / max(count, 1)
+
+
+def _step(
+    job: _Job,
+    st: TrainState,
+    model: nn.Module,
+    batch: tuple[torch.Tensor, torch.Tensor],
+    ctx: StepContext,
+    span: distributed.Span,
+) -> float:
+    """One update on one batch: the defense's examples, its loss (inside whatever its
+    ``around_update`` sets up, e.g. AWP's perturbed weights), one optimizer step."""
+    (x, y), spec = batch, job.spec
+    with precision.autocast(spec.precision, str(x.device)), distributed.draws(span):
+        x_adv = st.defense.perturb(model, x, y, ctx)
+        model.train()
+        update = st.defense.around_update(model, x, y, x_adv, ctx)
+    with update:
         with precision.autocast(spec.precision, str(x.device)), distributed.draws(span):
-            x_adv = st.defense.perturb(model, x, y, ctx)
-            model.train()
             loss = st.defense.loss(st.loss_model or model, x, y, x_adv, ctx)
         if not distributed.agree(job.check, math.isfinite(loss.item())):
             raise FloatingPointError(
-                f"non-finite training loss at epoch {epoch + 1}: lower the learning rate or "
-                "check the defense's parameters"
+                f"non-finite training loss at epoch {ctx.epoch + 1}: lower the learning rate "
+                "or check the defense's parameters"
             )
         st.opt.zero_grad(set_to_none=True)
         assert st.scaler is not None
         st.scaler.scale(distributed.weighted(loss, span)).backward()
         st.scaler.step(st.opt)
         st.scaler.update()
-        total += loss.item() * len(y)
-        count += len(y)
-        bar.set_postfix(loss=f"{total / count:.4f}")
-    st.sched.step()
-    total, count = distributed.all_sum([total, count])
-    return total / max(count, 1)
+    return loss.item()
