@@ -56,6 +56,10 @@ class Defense(ABC):
     # The threat models it can train in (bench run --norm): its inner attack's norms; a
     # defense that attacks nothing during training (natural, IGR) takes every norm.
     norms: ClassVar[tuple[str, ...]] = (LINF,)
+    # A defense that learns from another run (distillation): the defense that trains it,
+    # with ``teacher_params()``, on the run's data, model and schedule. The jobs train it
+    # first (bench/spec/auxiliary.py ``teacher_spec``); the loop calls ``attach_teacher``.
+    teacher: ClassVar[str | None] = None
 
     def __post_init__(self) -> None:
         """Coerce and check every parameter once, where it enters: types, finiteness, sign."""
@@ -92,6 +96,14 @@ class Defense(ABC):
 
     def params(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def teacher_params(self) -> dict[str, Any]:
+        """The teacher's settings, for a defense with a ``teacher``."""
+        return {}
+
+    def attach_teacher(self, model: nn.Module) -> None:
+        """Receive the trained teacher's network (eval mode) before training starts."""
+        del model
 
     def state_dict(self) -> dict[str, Tensor]:
         """Per-example state kept across epochs (MMA's eps*), saved with the resume state.

@@ -79,6 +79,33 @@ def test_the_probes_find_zeroed_gradients_randomness_and_pass_a_plain_network(
     assert quantised.zero == len(y) and adaptive_attack(quantised) == "bpda-pgd20"
     randomised = probe(Transformed(trained_linear, RandomResizePad(4)), x, y)
     assert randomised.random and adaptive_attack(randomised) == "eot-pgd20"
+    saturated = probe(Saturated(trained_linear), x, y)
+    assert saturated.zero > 0 and not saturated.transformed
+    assert adaptive_attack(saturated) == "cw20"
+
+
+class Saturated(nn.Module):
+    """Logits times 1,000: what defensive distillation's student is at T = 1 (its logits
+    grew about T times in training), so its softmax saturates in float32."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: Tensor) -> Tensor:
+        return 1000 * self.net(x)
+
+
+def test_cw_on_the_logits_breaks_a_saturated_softmax_that_pgd_overrates(
+    trained_linear, mnist_small
+) -> None:
+    x, y = _data(mnist_small)
+    model = Saturated(trained_linear)
+    pgd, cw = _acc(model, _pgd(), x, y), _acc(model, attacks.build("cw20", eps=0.3), x, y)
+    plain = _acc(trained_linear, _pgd(), x, y)
+    print(f"PGD-20 {pgd:.2f} (unscaled {plain:.2f}), CW-inf {cw:.2f}")  # 0.85 (0.00), 0.00
+    assert pgd >= plain + 0.3, (pgd, plain)
+    assert cw <= plain + 0.05, (cw, plain)
 
 
 def test_bpda_breaks_bit_depth_reduction_that_pgd_overrates(trained_linear, mnist_small) -> None:

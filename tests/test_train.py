@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,8 @@ import torch
 from conftest import requires_mnist
 
 import defenses
+from bench.core.constants import TEACHER_FILE
+from bench.spec.auxiliary import teacher_spec
 from bench.spec.run import resolve
 from bench.store.checkpoints import load_state
 from bench.train.loop import Interrupted, train
@@ -36,6 +39,10 @@ def tiny_spec(defense: str, epochs: int = 2, **over):
 @pytest.mark.parametrize("name", defenses.DEFENSES.names())
 def test_every_defense_trains_and_lowers_its_loss(name: str, tmp_path: Path) -> None:
     spec = tiny_spec(name, epochs=4, lr=0.05)
+    teacher = teacher_spec(spec)
+    if teacher is not None:  # as bench/jobs/teacher.py does: trained first, then copied
+        train(teacher, tmp_path / "teacher", progress=False)
+        shutil.copyfile(tmp_path / "teacher" / "last.safetensors", tmp_path / TEACHER_FILE)
     reports = []
     train(spec, tmp_path, on_epoch=reports.append, progress=False)
     assert [r.epoch for r in reports] == [1, 2, 3, 4]

@@ -38,6 +38,8 @@ ZOO_TEST_SUBSET = 1000
 
 # A run folder's resume state (weights, optimizer, counters; bench/train/loop.py).
 STATE_FILE = "state.pt"
+TEACHER_FILE = "teacher.safetensors"  # a distilled run's copy of its teacher's weights
+TEACHER_CHECKPOINT = "last"  # the teacher's checkpoint it learns from (fully trained)
 
 
 class RunKind(str, Enum):

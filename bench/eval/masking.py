@@ -3,7 +3,8 @@ lecture's checklist, Athalye et al. 2018): a random part (two forward passes dif
 gradient that is missing (the input leaves the autograd graph) or zero (a quantisation).
 
 ``adaptive_attack`` names the attack a model needs from what was found: EOT for a random
-model (its BPDA view too), BPDA where gradients are missing or zero, else plain PGD-20.
+model (its BPDA view too), BPDA where gradients are missing or a transformation zeroes
+them, CW-inf (a loss on the logits) where a bare network's softmax saturates, else PGD-20.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class Masking:
     random: bool  # two forward passes in eval mode gave different logits
     missing: bool  # the loss does not reach the input (no autograd path)
     zero: int  # points whose input gradient is zero
+    transformed: bool = False  # an input transformation BPDA can differentiate around
 
     @property
     def masked(self) -> bool:
@@ -58,11 +60,16 @@ def probe(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = EVAL_BATCH) 
     finally:
         model.train(was_training)
     norms = input_gradient_norms(model, x, y, batch_size, device=str(x.device))
-    return Masking(len(y), random, missing, int((norms <= ZERO_GRAD).sum()))
+    zero = int((norms <= ZERO_GRAD).sum())
+    return Masking(len(y), random, missing, zero, hasattr(model, "straight_through"))
 
 
 def adaptive_attack(found: Masking) -> str:
-    """The attack preset a model needs: EOT for randomness, BPDA for masked gradients."""
+    """The attack preset a model needs: EOT for randomness, BPDA for a missing gradient or
+    a transformation's zero one, CW-inf where a bare network's gradient is zero (a
+    saturated softmax, as after defensive distillation: the logit margin still has one)."""
     if found.random:
         return "eot-pgd20"
-    return "bpda-pgd20" if found.masked else "pgd20"
+    if found.missing or (found.zero and found.transformed):
+        return "bpda-pgd20"
+    return "cw20" if found.zero else "pgd20"

@@ -25,6 +25,7 @@ from bench.core.home import default_runs_dir
 from bench.eval.health import epoch_note, from_metrics
 from bench.jobs import preflight
 from bench.jobs.pseudo import prepare_pseudo_labels
+from bench.jobs.teacher import prepare_teacher
 from bench.spec.run import RunSpec
 from bench.store import claims
 from bench.store.checkpoints import read_metadata, sha256
@@ -226,13 +227,13 @@ def _train_claimed(
         s.commit()
         run_dir = Path(run.run_dir)
     try:
-        if spec.unlabelled is not None:  # train the labeller if missing; write pseudo-labels
-            labeller = partial(
-                train_job, engine, runs_dir=runs_dir, device=device, data_root=data_root
-            )
+        # the runs it learns from (pseudo-labeller, teacher): trained here if missing
+        aux = partial(train_job, engine, runs_dir=runs_dir, device=device, data_root=data_root)
+        if spec.unlabelled is not None:
             prepare_pseudo_labels(
-                engine, spec, run_id, train=labeller, device=device, data_root=data_root
+                engine, spec, run_id, train=aux, device=device, data_root=data_root
             )
+        prepare_teacher(engine, spec, run_id, train=aux)
         train(
             spec,
             run_dir,

@@ -3,7 +3,7 @@ the lecture's checklist adds, and the audit's verdict.
 
 One row per run (a bare network, or a network behind an input transformation: the
 ``RUN+NAME`` runs of bench/jobs/transformed.py), on its best checkpoint: clean accuracy,
-PGD-20, the adaptive attack the probe picked (BPDA or EOT, bench/eval/masking.py), the
+PGD-20, the adaptive attack the probe picked (BPDA, EOT or CW-inf, bench/eval/masking.py), the
 hard-label RayS, PGD-100, and the worst case over every stored attack (per point). The
 verdict is the audit's (docs/audit.md): the flagged checks, or how many passed. A model
 whose PGD-20 is far above its worst case hides its gradients; the verdict says which
@@ -25,9 +25,9 @@ from bench.report.render import check_format, display_name, export
 from bench.report.text import attack_label, settings_text
 from bench.store.db import Run
 
-ADAPTIVE = ("bpda-pgd20", "eot-pgd20")
+ADAPTIVE = ("bpda-pgd20", "eot-pgd20", "cw20")  # the probe's pick (bench/eval/masking.py)
 COLUMNS = ("clean", "pgd20", "adaptive", "rays", "pgd100", "worst")
-LABELS = {"adaptive": "BPDA / EOT", "worst": "Worst case"}
+LABELS = {"adaptive": "BPDA / EOT / CW", "worst": "Worst case"}
 FIELDS = [
     "run",
     "model",

@@ -2,8 +2,10 @@
 
 Two kinds of run need a naturally trained model with a target run's data and schedule:
 a semi-supervised run's pseudo-labeller (the same architecture, bench/data/unlabelled.py)
-and a transfer attack's surrogate (ResNet-50 for CIFAR-10, bench/eval/transfer.py). Both
-are specs like any other, so they are trained once, resumed, listed and skipped as usual.
+and a transfer attack's surrogate (ResNet-50 for CIFAR-10, bench/eval/transfer.py). A
+distilled run needs its teacher (defenses/distillation.py): the same data, architecture
+and schedule, trained by the defense the student names. All are specs like any other, so
+they are trained once, resumed, listed and skipped as usual.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import defenses
 from bench.data import DATASETS, load_split
 from bench.data.unlabelled import parse_source
 from bench.spec.run import RunSpec, resolve
@@ -35,6 +38,29 @@ def natural_twin(
         train_subset=spec.train_subset,
         test_subset=spec.test_subset,
         overrides=schedule,
+    )
+
+
+def teacher_spec(spec: RunSpec) -> RunSpec | None:
+    """The run ``spec``'s defense learns from (its ``teacher``), or None: the teacher's
+    defense with the student's teacher settings, on the student's data, model, seed,
+    eps and schedule."""
+    student = defenses.build(spec.defense, **spec.params())
+    if student.teacher is None:
+        return None
+    schedule: dict[str, Any] = {k: getattr(spec, k) for k in SCHEDULE}
+    return resolve(
+        student.teacher,
+        spec.model,
+        spec.dataset,
+        spec.preset,
+        seed=spec.seed,
+        train_subset=spec.train_subset,
+        test_subset=spec.test_subset,
+        overrides={**schedule, "eps": spec.eps},
+        defense_overrides=student.teacher_params(),
+        precision=spec.precision,
+        monitor_subset=spec.monitor_subset,
     )
 
 

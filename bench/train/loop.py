@@ -25,10 +25,10 @@ from tqdm import tqdm
 import attacks
 import defenses
 from bench import data as bdata
-from bench.core.constants import EVAL_BATCH, MONITOR_ATTACKS, STATE_FILE, seed_mix
+from bench.core.constants import EVAL_BATCH, MONITOR_ATTACKS, STATE_FILE, TEACHER_FILE, seed_mix
 from bench.data.unlabelled import with_pseudo_labelled
 from bench.spec.run import RunSpec, build_for_spec
-from bench.store.checkpoints import load_state, save_state
+from bench.store.checkpoints import load_state, load_weights, save_state
 from bench.train import distributed, precision
 from bench.train.estimate import AFTER_BATCHES, estimate_line
 from bench.train.record import EpochReport, Interrupted
@@ -172,6 +172,11 @@ def _run(job: _Job, train_set: tuple[torch.Tensor, torch.Tensor, int], state: di
     spec, lead = job.spec, distributed.leads()
     x_tr, y_tr, n_labelled = train_set
     st = _setup(spec, job.device, job.runtime)
+    if st.defense.teacher is not None:  # its copy, made by the jobs (bench/jobs/teacher.py)
+        path = job.run_dir / TEACHER_FILE
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no teacher weights (`bench run` trains it first)")
+        st.defense.attach_teacher(load_weights(build_for_spec(spec), path).to(job.device).eval())
     if state:
         st.load(state)
     st.loss_model = distributed.wrap(st.step_model or st.model)
