@@ -97,6 +97,13 @@ class Defense(ABC):
     def params(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def encoding(self) -> nn.Module | None:
+        """An input encoding the network is trained and evaluated behind (thermometer
+        encoding), or None. ``build_for_spec`` puts it in front of a network that takes
+        ``encoding.expands`` times the data set's channels, in training and in every
+        evaluation, so the run's model is always the defended one."""
+        return None
+
     def teacher_params(self) -> dict[str, Any]:
         """The teacher's settings, for a defense with a ``teacher``."""
         return {}

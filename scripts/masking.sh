@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The lecture's fake-robustness table, reproduced on MNIST SmallCNN (issue 21's proof):
 # masking defenses (input transformations in front of a natural network, input-gradient
-# regularisation, defensive distillation) beside Standard AT, TRADES and MART, each put through the checklist
+# regularisation, defensive distillation, thermometer encoding with and without adversarial
+# training) beside Standard AT, TRADES and MART, each put through the checklist
 # (`bench audit --adaptive`: probe, then BPDA/EOT, the hard-label RayS and PGD-100 beside
 # PGD-20), then written to results/reference/masking.{json,md}.
 #
@@ -19,7 +20,7 @@ stage=${1:-all}
 common=(--model smallcnn --preset demo-mnist --eps 0.3 --train-subset "${TRAIN:-4000}"
         --test-subset "${TEST:-500}" --monitor-subset "${MONITOR:-200}" --precision bf16 --threads 1 --seed 0
         --quiet ${EPOCHS:+--epochs "$EPOCHS"})
-DEFENSES=(natural igr standard trades mart)
+DEFENSES=(natural igr standard trades mart thermometer thermometer-at)
 TRANSFORMS=(bit-depth:bits=1 feature-squeeze jpeg resize-pad)
 
 runs() {  # names of the runs in this BENCH_HOME's database (first column of `bench ls runs`)

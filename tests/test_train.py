@@ -25,6 +25,9 @@ def tiny_spec(defense: str, epochs: int = 2, **over):
     # setting the defense has no field for (natural, clp).
     fields = {f.name for f in dataclasses.fields(defenses.DEFENSES.get(defense))}
     steps = {"steps": 2} if "steps" in fields else {}
+    # Distillation at T = 10: at the paper's 100 a few tiny epochs leave the teacher at
+    # chance (defenses/distillation.py), and a student of a chance teacher learns nothing.
+    temperature = {"temperature": 10} if "temperature" in fields else {}
     return resolve(
         defense,
         "tiny-cnn",
@@ -33,6 +36,7 @@ def tiny_spec(defense: str, epochs: int = 2, **over):
         train_subset=256,
         test_subset=64,
         overrides={"epochs": epochs, "batch_size": 64, **steps, **over},
+        defense_overrides=temperature,
     )
 
 

@@ -115,9 +115,10 @@ class TinyCNN(nn.Module):
 
 
 def smallcnn(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
-    """SmallCNN for 1x28x28 MNIST (its FC 1024 input fixes the image size)."""
-    if in_channels != 1:
-        raise ValueError(f"smallcnn is the MNIST architecture (1x28x28), got {in_channels} ch")
+    """SmallCNN for 28x28 MNIST (its FC 1024 input fixes the image size): one channel, or
+    the channels of an encoding of it (thermometer: one per level)."""
+    if in_channels == 3:
+        raise ValueError("smallcnn is the MNIST architecture (1x28x28), got 3 ch (CIFAR?)")
     return SmallCNN(num_classes, in_channels)
 
 

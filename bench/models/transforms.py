@@ -2,7 +2,9 @@
 
 Each is an ``nn.Module`` on images in [0, 1] that runs before the network: bit-depth
 reduction and feature squeezing (Xu et al., NDSS 2018), JPEG compression (Guo et al., ICLR
-2018), a median filter, and random resize-and-pad (Xie et al., ICLR 2018). Most of them stop
+2018), a median filter, random resize-and-pad (Xie et al., ICLR 2018), and the thermometer
+encoding a defense trains on (Buckman et al., ICLR 2018; not a ``--transform``: it changes
+the number of channels the network takes). Most of them stop
 gradients (rounding has a zero derivative; JPEG leaves the autograd graph) or draw fresh
 randomness at every call, so PGD alone overrates them: ``attacks/adaptive.py`` (BPDA, EOT)
 and the masking checks (``bench/eval/masking.py``) are their counterparts.
@@ -129,6 +131,35 @@ class RandomResizePad(InputTransform):
         return F.interpolate(padded, size=(s, s), mode="bilinear", align_corners=False)
 
 
+class Thermometer(InputTransform):
+    """Thermometer encoding (Buckman et al., ICLR 2018): each channel becomes ``levels``
+    channels, bit k = 1 where x > k / levels (k = 0 .. levels - 1). A defense trains the
+    network on it (``defenses/thermometer.py``): the network sees ``levels`` times the
+    channels. The comparison has no gradient; BPDA's stand-in is the ramp
+    ``clamp(levels * x - k, 0, 1)``, which rises from 0 at k / levels to 1 a level above."""
+
+    def __init__(self, levels: int = 16) -> None:
+        super().__init__()
+        if levels < 2:
+            raise ValueError(f"thermometer: levels must be >= 2, got {levels}")
+        self.levels = levels
+
+    @property
+    def expands(self) -> int:
+        """How many channels each input channel becomes."""
+        return self.levels
+
+    def _steps(self, x: Tensor) -> Tensor:
+        return torch.arange(self.levels, device=x.device, dtype=x.dtype).view(1, 1, -1, 1, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        bits = (x.detach().unsqueeze(2) * self.levels > self._steps(x)).to(x.dtype)
+        return bits.flatten(1, 2)
+
+    def approx(self, x: Tensor) -> Tensor:
+        return (x.unsqueeze(2) * self.levels - self._steps(x)).clamp(0, 1).flatten(1, 2)
+
+
 class Transformed(nn.Module):
     """``net`` behind ``transform``: the model a defended evaluation attacks."""
 
@@ -150,4 +181,6 @@ class _StraightThrough(nn.Module):
         self.model = model
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.model.net(self.model.transform.straight(x))
+        net = self.model.net  # itself behind an encoding (a transformed thermometer run)?
+        inner = net.straight_through() if isinstance(net, Transformed) else net
+        return inner(self.model.transform.straight(x))

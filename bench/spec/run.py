@@ -16,12 +16,14 @@ from typing import TYPE_CHECKING, Any
 import defenses
 from attacks.l2 import L2_EPS
 from bench.core.constants import LINF, MAX_L2_EPS, NORMS, run_norm
-from bench.core.lazy import torch
+from bench.core.lazy import LazyModule, torch
 from bench.core.paper import FAMILY
 from bench.data import DATASETS
 from bench.models import MODELS, build_model
 from bench.spec.presets import TRAIN_PRESETS, TrainPreset, default_preset
 from defenses.base import PGDDefense
+
+transforms = LazyModule("bench.models.transforms")  # PyTorch: loaded with the first model
 
 if TYPE_CHECKING:
     from torch import nn
@@ -300,7 +302,12 @@ def _defense_params(
 
 
 def build_for_spec(spec: RunSpec) -> nn.Module:
-    """The spec's architecture, freshly initialised from its seed."""
+    """The spec's architecture, freshly initialised from its seed; behind the defense's
+    input encoding if it has one (``Defense.encoding``: then the network takes its
+    channels)."""
     info = DATASETS.get(spec.dataset)
+    encoding = defenses.build(spec.defense, **spec.params()).encoding()
+    channels = info.shape[0] * (encoding.expands if encoding is not None else 1)
     torch.manual_seed(spec.seed)
-    return build_model(spec.model, num_classes=info.num_classes, in_channels=info.shape[0])
+    net = build_model(spec.model, num_classes=info.num_classes, in_channels=channels)
+    return net if encoding is None else transforms.Transformed(net, encoding)

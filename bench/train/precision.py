@@ -47,6 +47,14 @@ class FloatLogits(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.inner(x).float()
 
+    def __getattr__(self, name: str) -> object:
+        """A part of the model BPDA differentiates (``straight_through``, a defense's input
+        encoding) stays reachable through the cast (attacks/adaptive.py)."""
+        if name == "straight_through" and hasattr(self.inner, name):
+            view = self.inner.straight_through
+            return lambda: FloatLogits(view())
+        return super().__getattr__(name)
+
 
 def step_model(model: nn.Module, precision: str) -> nn.Module:
     return model if precision == "fp32" else FloatLogits(model)
