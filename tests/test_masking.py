@@ -25,6 +25,9 @@ from bench.models.transforms import (
     RandomResizePad,
     Transformed,
 )
+from bench.report.runplots import sweep_frame
+from bench.report.site.leaderboard import run_file, safe
+from bench.store import db as bdb
 
 pytestmark = requires_mnist
 
@@ -235,6 +238,21 @@ def test_a_run_is_evaluated_behind_a_transformation_as_a_run_of_its_own(tmp_path
     after = _checks(runner, app, q, db)
     assert after.pop("sweep-reaches-zero")[0] == "ok"  # 1 of 100 left at eps 1: tolerance 2
     assert after == {k: v for k, v in before.items() if k != "sweep-reaches-zero"}
+    # the run page draws the sweep, and says how to run it where it was not
+    sweep = sweep_frame(bdb.connect(db), q)
+    assert sweep["eps"].tolist() == [0.1, 0.3, 1.0]
+    assert sweep["accuracy"].tolist() == pytest.approx(acc[q], abs=0.01)
+    site = tmp_path / "site"
+    assert runner.invoke(app, ["report", "--db", db, "--out", str(site)]).exit_code == 0
+    page = (site / run_file(q)).read_text()
+    assert f"img/sweep-{safe(q)}.png" in page and "eps 1: " in page
+    assert (site / "img" / f"sweep-{safe(q)}.png").exists()
+    other = f"{run}+feature-squeeze"
+    runner.invoke(
+        app, ["eval", run, "--attacks", "clean", "--db", db, "--transform", "feature-squeeze"]
+    )
+    runner.invoke(app, ["report", "--db", db, "--out", str(site)])
+    assert f"Not run: <code>bench sweep {other}</code>" in (site / run_file(other)).read_text()
 
 
 def _checks(runner, app, run: str, db: str) -> dict[str, tuple[str, str]]:

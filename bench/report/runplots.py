@@ -19,8 +19,10 @@ from typing import Any
 import pandas as pd
 from sqlalchemy.engine import Engine
 
+from bench.core.constants import MONITOR_ATTACKS, Tag
 from bench.eval.perpoint import wilson_interval
 from bench.report.boards import checkpoint_frame, run_records
+from bench.report.frames import evaluations_frame
 from bench.report.plots import pyplot, save_figure
 from bench.report.runframes import epoch_frame
 from bench.report.text import attack_label, count
@@ -186,3 +188,41 @@ def plot_ladder(
 def _err(row: pd.Series) -> tuple[float, float]:
     lo, hi = wilson_interval(int(row["correct"]), int(row["n"]))
     return (max(0.0, row["accuracy"] - 100 * lo), max(0.0, 100 * hi - row["accuracy"]))
+
+
+def sweep_frame(engine: Engine, run: str) -> pd.DataFrame:
+    """The run's eps sweep (``bench sweep``): PGD-20 in the run's norm on the best
+    checkpoint at every stored eps, by growing eps; empty if it has fewer than two."""
+    evs = evaluations_frame(engine, [run], all_budgets=True)
+    if evs.empty:
+        return evs
+    attack = MONITOR_ATTACKS[str(evs["norm"].iloc[0])]
+    sub = evs[(evs["attack"] == attack) & (evs["checkpoint"] == Tag.BEST.value)]
+    return sub.sort_values("eps") if sub["eps"].nunique() > 1 else sub.iloc[0:0]
+
+
+def plot_sweep(sweep: pd.DataFrame, run: str, out: Path, in_image: bool = True) -> Path:
+    """Accuracy against eps (``sweep_frame``), with 95% Wilson intervals; the run's own
+    budget marked. A curve that does not fall to ~0% at the top hides its gradients."""
+    plt, _ = pyplot()
+    fig, ax = plt.subplots(figsize=(8.5, 3.6))
+    errs = [_err(r) for _, r in sweep.iterrows()]
+    ax.errorbar(
+        sweep["eps"], sweep["accuracy"], yerr=list(zip(*errs, strict=True)), marker="o", capsize=3
+    )
+    judged = sweep[sweep["judged"]]
+    if not judged.empty:
+        ax.axvline(float(judged["eps"].iloc[0]), color="grey", ls=":", label="the run's eps")
+        ax.legend(fontsize=8, frameon=False)
+    ax.set_ylim(-2, 102)
+    ax.set_xlabel(f"eps ({sweep['norm'].iloc[0]})")
+    ax.set_ylabel("accuracy (%)")
+    ax.grid(alpha=0.3)
+    attack = attack_label(str(sweep["attack"].iloc[0]))
+    n = int(sweep["n"].iloc[0])
+    caption = (
+        f"{attack} on the best checkpoint (epoch {int(sweep['checkpoint_epoch'].iloc[0])}), "
+        f"first {n:,} test points, at each eps of `bench sweep`; every model must fall to "
+        "about 0% at the top (an attack that may paint any image); bars: 95% Wilson interval."
+    )
+    return save_figure(fig, out, f"Eps sweep: {run}", caption, in_image)

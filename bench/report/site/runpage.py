@@ -1,5 +1,6 @@
 """One page per run: what it is, its training curves, the attack ladder of both
-checkpoints, the per-point agreement between attacks, the checkpoints and their hashes,
+checkpoints, the per-point agreement between attacks, its eps sweep (if run), the
+checkpoints and their hashes,
 the audit, and the spec and provenance it was made with.
 """
 
@@ -21,7 +22,7 @@ from bench.eval.perpoint import wilson_interval
 from bench.report.boards import agreement_frames
 from bench.report.notes import points
 from bench.report.render import display_name
-from bench.report.runplots import ladder_order, plot_curves, plot_ladder
+from bench.report.runplots import ladder_order, plot_curves, plot_ladder, plot_sweep, sweep_frame
 from bench.report.runview import provenance_lines
 from bench.report.site.html import Cell, Col, cell, data_badges, esc, notes, table
 from bench.report.site.leaderboard import attack_label, safe
@@ -64,6 +65,7 @@ def run_page(engine: Engine, d: RunData, img: Path) -> str:
         parts += [_figure(png, "attack ladder"), _ladder_table(d.evs)]
         parts.append("<h2>Per-point agreement between attacks</h2>")
         parts.append(_agreement(engine, name))
+    parts += ["<h2>Eps sweep</h2>", _sweep(engine, name, img)]
     parts += ["<h2>Checkpoints</h2>", _checkpoints(d.ckpts)]
     parts += ["<h2>Gradient-masking audit</h2>", _audit(d.audit)]
     parts += ["<h2>Spec and preset</h2>", _spec(d.rec["spec"])]
@@ -203,6 +205,18 @@ def _agreement(engine: Engine, run: str) -> str:
             f"{table(mcols, mrows, sortable=False)}</details>"
         )
     return "\n".join(parts)
+
+
+def _sweep(engine: Engine, name: str, img: Path) -> str:
+    """The accuracy-vs-eps curve of ``bench sweep`` (the checklist's eps sweep), if run."""
+    sweep = sweep_frame(engine, name)
+    if sweep.empty:
+        return f"<p>Not run: <code>bench sweep {esc(name)}</code>.</p>"
+    png = plot_sweep(sweep, name, img / f"sweep-{safe(name)}.png", in_image=False)
+    cells = ", ".join(
+        f"eps {e:g}: {a:.1f}%" for e, a in zip(sweep["eps"], sweep["accuracy"], strict=True)
+    )
+    return _figure(png, "eps sweep") + f"<p class='note'>{esc(cells)}</p>"
 
 
 def _checkpoints(ckpts: pd.DataFrame) -> str:
