@@ -21,7 +21,7 @@ common=(--model smallcnn --preset demo-mnist --eps 0.3 --train-subset "${TRAIN:-
         --test-subset "${TEST:-500}" --monitor-subset "${MONITOR:-200}" --precision bf16 --threads 1 --seed 0
         --quiet ${EPOCHS:+--epochs "$EPOCHS"})
 DEFENSES=(natural igr standard trades mart thermometer thermometer-at)
-TRANSFORMS=(bit-depth:bits=1 feature-squeeze jpeg resize-pad)
+TRANSFORMS=(bit-depth:bits=1 feature-squeeze jpeg resize-pad resize-pad:draws=10)
 
 runs() {  # names of the runs in this BENCH_HOME's database (first column of `bench ls runs`)
   "$BENCH" ls runs | awk -F'|' 'NR > 3 {gsub(/ /, "", $2); print $2}'

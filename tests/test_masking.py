@@ -18,6 +18,7 @@ from attacks.adaptive import BPDA, EOT
 from attacks.pgd import PGD
 from bench.eval.loop import robust_points
 from bench.eval.masking import adaptive_attack, probe
+from bench.jobs.transformed import parse_transform
 from bench.models import TRANSFORMS
 from bench.models.transforms import (
     BitDepth,
@@ -285,3 +286,27 @@ def test_rays_only_ever_queries_labels_and_breaks_a_plain_network(
     clean, pgd = _acc(trained_linear, None, x, y), _acc(trained_linear, _pgd(), x, y)
     hard = _acc(trained_linear, rays, x, y)
     assert hard <= clean - 0.5 and hard <= pgd + 0.15, (clean, pgd, hard)
+
+
+def test_prediction_over_draws_of_a_random_transformation(trained_linear, mnist_small) -> None:
+    """``draws=K``: the mean softmax over K draws, so two calls disagree less often; only
+    for a random transformation; one draw is the plain model (and the same run)."""
+    x, _ = _data(mnist_small)
+    torch.manual_seed(0)
+    flips = {}
+    for k in (1, 20):
+        model = Transformed(trained_linear, RandomResizePad(8), draws=k).eval()
+        with torch.no_grad():
+            flips[k] = (model(x).argmax(1) != model(x).argmax(1)).float().mean().item()
+    print(flips)
+    assert flips[20] < flips[1] / 2, flips
+    with torch.no_grad():
+        one = Transformed(trained_linear, Identity())
+        assert torch.equal(one(x), trained_linear(x))
+    with pytest.raises(ValueError, match="only for a random transformation"):
+        Transformed(trained_linear, BitDepth(1), draws=3)
+    assert parse_transform("resize-pad:pad=4,draws=10") == ("resize-pad", {"pad": 4, "draws": 10})
+    assert parse_transform("resize-pad:draws=1") == ("resize-pad", {})
+    for bad in ("jpeg:draws=3", "resize-pad:draws=0", "resize-pad:draws=1.5"):
+        with pytest.raises(ValueError, match="draws"):
+            parse_transform(bad)

@@ -6,6 +6,10 @@
 ``RUN+bit-depth-bits1``, with the base run's checkpoint files; so every evaluation says
 which model it attacked (the bare network is RUN, the defended one this run), and tables,
 the audit and the site show the two side by side without mixing them.
+
+A random transformation takes ``draws=K`` (``--transform resize-pad:pad=4,draws=10``): the
+defended model's prediction is then taken over K draws (the mean softmax;
+``Transformed``), a run of its own beside the one-draw model.
 """
 
 from __future__ import annotations
@@ -35,10 +39,19 @@ def parse_transform(text: str) -> tuple[str, dict[str, Any]]:
         if not eq:
             raise ValueError(f"--transform {text!r}: settings are KEY=VALUE, got {item!r}")
         params[key.strip()] = parse_value(value.strip())
+    own = {k: v for k, v in params.items() if k != "draws"}
     try:
-        TRANSFORMS.get(name)(**params)
+        transform = TRANSFORMS.get(name)(**own)
     except TypeError as e:
         raise ValueError(f"--transform {text!r}: {e}") from None
+    draws = params.get("draws", 1)
+    if not isinstance(draws, int) or draws < 1 or (draws > 1 and not transform.random):
+        raise ValueError(
+            f"--transform {text!r}: draws (the prediction over draws) takes a whole number "
+            ">= 1, above 1 only for a random transformation"
+        )
+    if draws == 1:
+        params.pop("draws", None)  # one draw is the default: the same run as without it
     return name, params
 
 

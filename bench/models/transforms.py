@@ -18,6 +18,7 @@ reaches the network behind it.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from typing import ClassVar
 
 import numpy as np
@@ -161,14 +162,21 @@ class Thermometer(InputTransform):
 
 
 class Transformed(nn.Module):
-    """``net`` behind ``transform``: the model a defended evaluation attacks."""
+    """``net`` behind ``transform``: the model a defended evaluation attacks.
 
-    def __init__(self, net: nn.Module, transform: InputTransform) -> None:
+    With ``draws`` > 1 (a random transformation only), its prediction is taken over the
+    randomness: the log of the mean softmax over ``draws`` fresh draws, whose argmax is the
+    class most probable on average (the expected prediction EOT attacks, Athalye et al.).
+    """
+
+    def __init__(self, net: nn.Module, transform: InputTransform, draws: int = 1) -> None:
         super().__init__()
-        self.net, self.transform = net, transform
+        if draws < 1 or (draws > 1 and not transform.random):
+            raise ValueError(f"draws: {draws} (>= 1; above 1 only for a random transformation)")
+        self.net, self.transform, self.draws = net, transform, draws
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(self.transform(x))
+        return expected(lambda: self.net(self.transform(x)), self.draws)
 
     def straight_through(self) -> nn.Module:
         """The same forward pass, differentiated through the transformation's stand-in."""
@@ -183,4 +191,12 @@ class _StraightThrough(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         net = self.model.net  # itself behind an encoding (a transformed thermometer run)?
         inner = net.straight_through() if isinstance(net, Transformed) else net
-        return inner(self.model.transform.straight(x))
+        return expected(lambda: inner(self.model.transform.straight(x)), self.model.draws)
+
+
+def expected(logits: Callable[[], Tensor], draws: int) -> Tensor:
+    """``logits()`` itself for one draw; else the log of the mean softmax over ``draws``."""
+    if draws == 1:
+        return logits()
+    probs = torch.stack([F.softmax(logits().float(), dim=1) for _ in range(draws)]).mean(0)
+    return probs.clamp_min(1e-30).log()

@@ -33,8 +33,10 @@ def checkpoint_model(run: Run, ckpt: Checkpoint) -> nn.Module:
         return build(ModelDef.from_spec(run.spec), path)
     net = load_weights(build_for_spec(RunSpec.from_dict(trained_spec(run.spec))), path).eval()
     if run.spec.get("kind") == RunKind.TRANSFORMED:  # bench/jobs/transformed.py
-        transform = TRANSFORMS.get(run.spec["transform"])(**run.spec["transform_params"])
-        return Transformed(net, transform).eval()
+        params = dict(run.spec["transform_params"])
+        draws = int(params.pop("draws", 1))  # the prediction over draws (bench/jobs/transformed.py)
+        transform = TRANSFORMS.get(run.spec["transform"])(**params)
+        return Transformed(net, transform, draws).eval()
     return net
 
 
