@@ -1,5 +1,5 @@
-"""L2 threat models: PGD-L2, CW-L2 optimised by PGD (as the paper's CW-inf is), and
-AutoAttack's L2 version.
+"""L2 threat models: PGD-L2, CW-L2 optimised by PGD (as the paper's CW-inf is),
+AutoAttack's L2 version, SPSA in L2 (gradient-free) and transfer from L2 white-box attacks.
 
 PGD-L2 follows Madry et al. and torchattacks' ``PGDL2``: a random start in the ball
 (a Gaussian direction scaled to ``U(0, 1) * eps``), then steps of ``step_size`` along the
@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, ClassVar
 from attacks.autoattack import AutoAttackStandard
 from attacks.base import L2, AttackPreset, add_preset, per_point, project_l2, register
 from attacks.pgd import PGD, CWInf
+from attacks.spsa import SPSA
+from attacks.transfer import Transfer, add_transfer_presets
 from bench.core.constants import Protocol
 from bench.core.lazy import torch
 
@@ -28,6 +30,14 @@ if TYPE_CHECKING:
 # The usual L2 budgets: CIFAR-10 eps 0.5 (RobustBench's L2 leaderboard), MNIST eps 2.0
 # (the AutoAttack paper's MNIST L2 evaluations, Croce & Hein 2020).
 L2_EPS = {"MNIST": 2.0, "CIFAR-10": 0.5}  # by data-set family (bench/core/paper.py FAMILY)
+
+
+def uniform_l2_start(x: Tensor, eps: float) -> Tensor:
+    """A Gaussian direction at radius ``U(0, 1) * eps`` from each point, then [0, 1]."""
+    delta = torch.randn_like(x)
+    norms = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
+    radius = torch.rand(len(x), device=x.device, dtype=x.dtype) * eps
+    return (x + delta * per_point(radius / norms, x)).clamp_(0.0, 1.0)
 
 
 @register
@@ -45,10 +55,7 @@ class PGDL2(PGD):
             return x.clone()
         if self.start == "normal":
             return project_l2(x + self.start_sigma * torch.randn_like(x), x, self.eps)
-        delta = torch.randn_like(x)
-        norms = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
-        radius = torch.rand(len(x), device=x.device, dtype=x.dtype) * self.eps
-        return (x + delta * per_point(radius / norms, x)).clamp_(0.0, 1.0)
+        return uniform_l2_start(x, self.eps)
 
     def project(self, x_adv: Tensor, x: Tensor) -> Tensor:
         return project_l2(x_adv, x, self.eps)
@@ -78,6 +85,31 @@ class AutoAttackL2(AutoAttackStandard):
 
     name: ClassVar[str] = "autoattack-l2"
     norm: ClassVar[str] = L2
+
+
+@register
+@dataclasses.dataclass
+class SPSAL2(SPSA):
+    """SPSA's estimates and Adam steps, started and projected in the L2 ball."""
+
+    name: ClassVar[str] = "spsa-l2"
+    norm: ClassVar[str] = L2
+
+    def start_point(self, x: Tensor) -> Tensor:
+        return x.clone() if self.start == "none" else uniform_l2_start(x, self.eps)
+
+    def into_ball(self, x_adv: Tensor, x: Tensor) -> Tensor:
+        return project_l2(x_adv, x, self.eps)
+
+
+@register
+@dataclasses.dataclass
+class TransferL2(Transfer):
+    """Transfer from an L2 white-box preset run on the surrogate."""
+
+    name: ClassVar[str] = "transfer-l2"
+    norm: ClassVar[str] = L2
+    bases: ClassVar[tuple[str, ...]] = ("pgd20-l2", "cw20-l2")
 
 
 _SOURCE = (
@@ -115,4 +147,21 @@ add_preset(
         kind="ensemble",
         protocol=Protocol.SINGLE,
     ),
+)
+add_preset(
+    "spsa-l2",
+    AttackPreset(
+        "spsa-l2",
+        {"steps": 100, "lr": 0.01, "delta": 0.01, "samples": 128, "sample_chunk": 32},
+        label="SPSA (L2)",
+        source="SPSA's settings (Uesato et al. 2018 via the MART paper §4.2; 100 iterations "
+        "assumed) with bench's L2 start and projection (a uniform radius in the ball)",
+        kind="score-based",
+    ),
+)
+add_transfer_presets(
+    "transfer-l2",
+    TransferL2.bases,
+    "bench's L2 counterpart of the MART paper's transfer presets (§4.2 / Table 3): an L2 "
+    "attack crafted on the same naturally trained surrogate",
 )

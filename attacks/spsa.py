@@ -71,12 +71,19 @@ class SPSA(Attack):
             grad += (diff.view(n, k, *([1] * len(shape))) * v).sum(1)
         return grad / pairs
 
+    def start_point(self, x: Tensor) -> Tensor:
+        """uniform: a uniform draw in the eps-ball (projected onto [0, 1]); none: x."""
+        if self.start == "none":
+            return x.clone()
+        return project(x + torch.empty_like(x).uniform_(-self.eps, self.eps), x, self.eps)
+
+    def into_ball(self, x_adv: Tensor, x: Tensor) -> Tensor:
+        """Back onto the eps-ball around x and [0, 1] (L2: ``SPSAL2``)."""
+        return project(x_adv, x, self.eps)
+
     @no_grad
     def perturb(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
-        if self.start == "uniform":
-            x_adv = project(x + torch.empty_like(x).uniform_(-self.eps, self.eps), x, self.eps)
-        else:
-            x_adv = x.clone()
+        x_adv = self.start_point(x)
         m, v = torch.zeros_like(x), torch.zeros_like(x)
         active = torch.ones(len(x), dtype=torch.bool, device=x.device)
         for t in range(1, self.steps + 1):
@@ -92,7 +99,7 @@ class SPSA(Attack):
             m_hat = m[idx] / (1 - self.beta1**t)
             v_hat = v[idx] / (1 - self.beta2**t)
             step = self.lr * m_hat / (v_hat.sqrt() + self.adam_eps)
-            x_adv[idx] = project(x_adv[idx] + step, x[idx], self.eps)
+            x_adv[idx] = self.into_ball(x_adv[idx] + step, x[idx])
             self.tick(t, self.steps, int(active.sum()))
         return x_adv
 

@@ -31,10 +31,11 @@ class Transfer(Attack):
     surrogate_run: str = ""
     surrogate_sha256: str = ""
     name: ClassVar[str] = "transfer"
+    bases: ClassVar[tuple[str, ...]] = TRANSFER_BASES  # the white-box presets it crafts with
 
     def __post_init__(self) -> None:
-        if self.base not in TRANSFER_BASES:
-            raise ValueError(f"unknown transfer base {self.base!r}; valid: {TRANSFER_BASES}")
+        if self.base not in self.bases:
+            raise ValueError(f"unknown transfer base {self.base!r}; valid: {self.bases}")
         self.surrogate: nn.Module | None = None
 
     def with_surrogate(self, model: nn.Module, run: str = "", sha256: str = "") -> Transfer:
@@ -59,17 +60,25 @@ class Transfer(Attack):
         return {**super().params(), "crafted_with": crafted}
 
 
-for _base in TRANSFER_BASES:
-    _wb = PRESETS.get(_base)
-    add_preset(
-        f"transfer-{_base}",
-        AttackPreset(
-            "transfer",
-            {"base": _base},
-            label=f"{_wb.label} (transfer)",
-            source="MART paper §4.2 / Table 3: crafted on a naturally trained surrogate "
-            "(ResNet-50 for CIFAR-10, the defense's architecture for MNIST)",
+SOURCE = (
+    "MART paper §4.2 / Table 3: crafted on a naturally trained surrogate (ResNet-50 for "
+    "CIFAR-10, the defense's architecture for MNIST)"
+)
+
+
+def add_transfer_presets(attack: str, bases: tuple[str, ...], source: str = SOURCE) -> None:
+    """``transfer-BASE`` for each white-box preset ``base`` (``attack``: the class's name)."""
+    for base in bases:
+        label = f"{PRESETS.get(base).label} (transfer)"
+        preset = AttackPreset(
+            attack,
+            {"base": base},
+            label=label,
+            source=source,
             kind="transfer",
             protocol=Protocol.TRANSFER,
-        ),
-    )
+        )
+        add_preset(f"transfer-{base}", preset)
+
+
+add_transfer_presets("transfer", TRANSFER_BASES)

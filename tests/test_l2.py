@@ -4,6 +4,8 @@ L2 agrees with a direct pyautoattack run; budgets and keys keep the two norms ap
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from conftest import requires_mnist
@@ -13,7 +15,7 @@ import attacks
 from attacks.autoattack import STANDARD, frozen, preserve_rng
 from bench.spec.evaluation import EvalSpec
 
-L2_ATTACKS = ("pgd20-l2", "pgd100-l2", "cw20-l2")
+L2_ATTACKS = ("pgd20-l2", "pgd100-l2", "cw20-l2", "spsa-l2", "transfer-pgd20-l2")
 
 
 def reference_pgd_l2(
@@ -54,6 +56,11 @@ def test_every_l2_attack_stays_in_its_ball_and_in_the_unit_box(
     eps = 1.0
     atk = attacks.build(preset, eps=eps)
     assert atk.norm == attacks.L2 and attacks.norm_of(preset) == attacks.L2
+    if preset.startswith("transfer-"):  # crafted on another model: a perturbed copy
+        surrogate = copy.deepcopy(trained_linear)
+        with torch.no_grad():
+            surrogate[1].weight.add_(0.01 * torch.randn_like(surrogate[1].weight))
+        atk.with_surrogate(surrogate)
     x_adv = atk(trained_linear, x, y)  # the base checks the ball after every call
     dist = attacks.distances(x_adv, x, attacks.L2)
     assert dist.max() <= eps + 1e-5 and x_adv.min() >= 0 and x_adv.max() <= 1
@@ -143,13 +150,15 @@ def test_an_l2_run_trains_monitors_and_is_evaluated_in_l2(tmp_path) -> None:
     assert res.exit_code == 0, res.output
     name = res.output.split()[1]  # "run NAME on cpu"
     assert "-l2-" in name and "pgd20-l2" in res.output and "cw20-l2" in res.output
-    res = runner.invoke(app, ["eval", name, "--attacks", "pgd20", "--checkpoint", "best", *common])
+    more = "pgd20,spsa-l2,transfer-pgd20-l2"  # SPSA and transfer in L2 too
+    res = runner.invoke(app, ["eval", name, "--attacks", more, "--checkpoint", "best", *common])
     assert res.exit_code == 0, res.output
     with Session(bdb.connect(db)) as s:
         run = bdb.find_run(s, name)
         assert run.epochs[0].monitor_attack["preset"] == "pgd20-l2"
         eps = {e.attack: e.attack_params["eps"] for e in run.evaluations}
     assert eps["pgd20-l2"] == eps["cw20-l2"] == eps["clean"] == 2.0
+    assert eps["spsa-l2"] == eps["transfer-pgd20-l2"] == 2.0
     assert eps["pgd20"] == 0.3  # an L-inf attack on an L2 run: MNIST's usual L-inf budget
     bad = runner.invoke(app, ["eval", name, "--attacks", "pgd20,pgd20-l2", "--eps", "0.5", *common])
     assert bad.exit_code == 2 and "one --eps for L-inf and L2 attacks" in bad.output

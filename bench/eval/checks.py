@@ -22,6 +22,8 @@ TRANSFER_PAIRS = (
     ("pgd10", "transfer-pgd10"),
     ("pgd20", "transfer-pgd20"),
     ("cw20", "transfer-cw20"),
+    ("pgd20-l2", "transfer-pgd20-l2"),
+    ("cw20-l2", "transfer-cw20-l2"),
 )
 
 

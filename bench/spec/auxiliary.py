@@ -14,6 +14,7 @@ import dataclasses
 from typing import Any
 
 import defenses
+from bench.core.constants import LINF
 from bench.data import DATASETS, load_split
 from bench.data.unlabelled import parse_source
 from bench.spec.run import RunSpec, resolve
@@ -21,13 +22,21 @@ from bench.spec.run import RunSpec, resolve
 SCHEDULE = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "milestones", "lr_gamma")
 
 
+def _schedule(spec: RunSpec) -> dict[str, Any]:
+    """``spec``'s schedule, eps and (where not L-inf: its eps is in it) threat model."""
+    out: dict[str, Any] = {k: getattr(spec, k) for k in SCHEDULE}
+    out["eps"] = spec.eps
+    if spec.norm != LINF:
+        out["norm"] = spec.norm
+    return out
+
+
 def natural_twin(
     spec: RunSpec, *, model: str | None = None, overrides: dict[str, Any] | None = None
 ) -> RunSpec:
     """Natural training of ``model`` (default: the run's own) with ``spec``'s data, preset,
     seed, subsets, eps and schedule; ``overrides`` change the schedule (e.g. epochs)."""
-    schedule: dict[str, Any] = {k: getattr(spec, k) for k in SCHEDULE}
-    schedule["eps"] = spec.eps
+    schedule = _schedule(spec)
     schedule.update(overrides or {})
     return resolve(
         "natural",
@@ -48,7 +57,6 @@ def teacher_spec(spec: RunSpec) -> RunSpec | None:
     student = defenses.build(spec.defense, **spec.params())
     if student.teacher is None:
         return None
-    schedule: dict[str, Any] = {k: getattr(spec, k) for k in SCHEDULE}
     return resolve(
         student.teacher,
         spec.model,
@@ -57,7 +65,7 @@ def teacher_spec(spec: RunSpec) -> RunSpec | None:
         seed=spec.seed,
         train_subset=spec.train_subset,
         test_subset=spec.test_subset,
-        overrides={**schedule, "eps": spec.eps},
+        overrides=_schedule(spec),
         defense_overrides=student.teacher_params(),
         precision=spec.precision,
         monitor_subset=spec.monitor_subset,
