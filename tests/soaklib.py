@@ -48,19 +48,40 @@ class Grid:
 
     def args(self) -> list[str]:
         return [
-            "experiment", "table2-mnist", "--model", "tiny-cnn", "--dataset", "mnist",
-            "--only", ",".join(self.defenses), "--seeds", ",".join(map(str, self.seeds)),
-            "--epochs", str(self.epochs), "--train-subset", str(self.train_subset),
-            "--test-subset", str(self.test_subset), "--train-steps", str(self.train_steps),
-            "--threads", "1", "--device", "cpu", "--no-progress",
-        ]  # fmt: skip
+            "experiment",
+            "table2-mnist",
+            "--model",
+            "tiny-cnn",
+            "--dataset",
+            "mnist",
+            "--only",
+            ",".join(self.defenses),
+            "--seeds",
+            ",".join(map(str, self.seeds)),
+            "--epochs",
+            str(self.epochs),
+            "--train-subset",
+            str(self.train_subset),
+            "--test-subset",
+            str(self.test_subset),
+            "--train-steps",
+            str(self.train_steps),
+            "--threads",
+            "1",
+            "--device",
+            "cpu",
+            "--no-progress",
+        ]
 
 
 def start(grid: Grid, db: str, home: Path, log: Path, lease: float) -> subprocess.Popen[bytes]:
     env = {
-        **os.environ, "BENCH_DB": db, "BENCH_HOME": str(home),
-        "BENCH_LEASE_SECONDS": str(lease), "OMP_NUM_THREADS": "1",
-    }  # fmt: skip
+        **os.environ,
+        "BENCH_DB": db,
+        "BENCH_HOME": str(home),
+        "BENCH_LEASE_SECONDS": str(lease),
+        "OMP_NUM_THREADS": "1",
+    }
     with log.open("wb") as out:
         return subprocess.Popen(
             [sys.executable, "-c", MAIN, *grid.args()], env=env, stdout=out, stderr=out
@@ -166,8 +187,9 @@ def _numbers(db: str) -> dict[str, object]:
     out: dict[str, object] = {}
     with Session(engine) as s:
         for run in s.scalars(select(bdb.Run)):
-            epochs = sorted((e.epoch, e.lr, e.train_loss, e.clean_acc, e.robust_acc)
-                            for e in run.epochs)  # fmt: skip
+            epochs = sorted(
+                (e.epoch, e.lr, e.train_loss, e.clean_acc, e.robust_acc) for e in run.epochs
+            )
             ckpts = sorted((c.tag, c.epoch, c.sha256) for c in run.checkpoints)
             evals = sorted((e.key, e.correct, e.n, e.robust_mask) for e in run.evaluations)
             out[run.name] = (run.status, epochs, ckpts, evals)

@@ -101,9 +101,13 @@ def evaluate(engine, run: str, names: list[str]) -> list[bdb.Evaluation]:
     # Options are per attack preset: the cheap settings for AutoAttack and its parts.
     cheap = {n: CHEAP for n in names if attacks.PRESETS.get(n).protocol == "autoattack"}
     return jobs.eval_job(
-        engine, run, attack_names=names, checkpoints=["last"], progress=False,
+        engine,
+        run,
+        attack_names=names,
+        checkpoints=["last"],
+        progress=False,
         attack_options=cheap,
-    )  # fmt: skip
+    )
 
 
 @requires_mnist

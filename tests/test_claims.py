@@ -121,11 +121,18 @@ def test_a_run_left_running_by_a_dead_worker_shows_as_stalled(db_url: str) -> No
     with Session(engine) as s:
         s.add(
             bdb.Run(
-                key=spec.key, name=spec.name, defense=spec.defense, model=spec.model,
-                dataset=spec.dataset, preset=spec.preset, spec=spec.to_dict(), seed=0,
-                run_dir="/nowhere", status="running",
+                key=spec.key,
+                name=spec.name,
+                defense=spec.defense,
+                model=spec.model,
+                dataset=spec.dataset,
+                preset=spec.preset,
+                spec=spec.to_dict(),
+                seed=0,
+                run_dir="/nowhere",
+                status="running",
             )
-        )  # fmt: skip
+        )
         s.commit()
     job = Job(spec, ("clean",), ())
     assert job_status(engine, job).status == STALLED  # no live claim: resumable

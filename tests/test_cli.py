@@ -24,18 +24,48 @@ def test_run_eval_table_end_to_end(tmp_path: Path) -> None:
     common = ["--db", db, "--device", "cpu", "--no-progress"]
     for defense in ("standard", "mart"):
         res = invoke(
-            "run", "--defense", defense, "--model", "smallcnn", "--dataset", "mnist",
-            "--train-subset", "512", "--test-subset", "100", "--epochs", "1",
-            "--train-steps", "3", "--attacks", "clean,fgsm,pgd20,cw20",
-            "--runs-dir", runs, *common,
-        )  # fmt: skip
+            "run",
+            "--defense",
+            defense,
+            "--model",
+            "smallcnn",
+            "--dataset",
+            "mnist",
+            "--train-subset",
+            "512",
+            "--test-subset",
+            "100",
+            "--epochs",
+            "1",
+            "--train-steps",
+            "3",
+            "--attacks",
+            "clean,fgsm,pgd20,cw20",
+            "--runs-dir",
+            runs,
+            *common,
+        )
         assert res.exit_code == 0, res.output
         assert "pgd20" in res.output
     # Running it again does no work.
     res = invoke(
-        "run", "--defense", "mart", "--model", "smallcnn", "--train-subset", "512",
-        "--test-subset", "100", "--epochs", "1", "--train-steps", "3", "--runs-dir", runs, *common,
-    )  # fmt: skip
+        "run",
+        "--defense",
+        "mart",
+        "--model",
+        "smallcnn",
+        "--train-subset",
+        "512",
+        "--test-subset",
+        "100",
+        "--epochs",
+        "1",
+        "--train-steps",
+        "3",
+        "--runs-dir",
+        runs,
+        *common,
+    )
     assert res.exit_code == 0 and "already trained" in res.output
 
     res = invoke("ls", "runs", "--db", db)

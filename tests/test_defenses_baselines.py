@@ -76,9 +76,15 @@ def test_an_pgd_finds_the_closed_form_margin(prev_eps: float) -> None:
     model.train()
     x, y = torch.full((2, 16), 0.5), torch.zeros(2, dtype=torch.long)
     x_m, eps = an_pgd(
-        model, x, y, torch.full((2,), prev_eps), steps=10, step_scale=2.5, d_max=d_max,
+        model,
+        x,
+        y,
+        torch.full((2,), prev_eps),
+        steps=10,
+        step_scale=2.5,
+        d_max=d_max,
         search_steps=10,
-    )  # fmt: skip
+    )
     tol = 1.05 * d_max / 2**10 + 1e-6
     assert eps.tolist() == pytest.approx([flip, flip], abs=tol)
     torch.testing.assert_close(x_m, x + eps[:, None] * d.sign())
@@ -285,10 +291,15 @@ def test_mma_eps_state_survives_resume(tmp_path: Path, monkeypatch: pytest.Monke
 
     def spec():
         return resolve(
-            "mma", "softmax-regression", "mnist", "paper-4.2-mnist", train_subset=256,
-            test_subset=32, overrides={"epochs": 2, "batch_size": 16, "lr": 1.0, "momentum": 0.0},
+            "mma",
+            "softmax-regression",
+            "mnist",
+            "paper-4.2-mnist",
+            train_subset=256,
+            test_subset=32,
+            overrides={"epochs": 2, "batch_size": 16, "lr": 1.0, "momentum": 0.0},
             defense_overrides={"steps": 3},
-        )  # fmt: skip
+        )
 
     model_a = train(spec(), tmp_path / "a", progress=False)
     for run in ("b", "c"):

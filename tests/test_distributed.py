@@ -38,13 +38,31 @@ TOL = 1e-5
 ONE = Runtime(threads=1)
 # `bench run` options that resolve to SPEC below.
 CLI = [
-    "--defense", "mart", "--model", "smallcnn", "--train-subset", "256", "--test-subset", "32",
-    "--epochs", "2", "--batch-size", "64", "--train-steps", "10", "--threads", "1",
-]  # fmt: skip
+    "--defense",
+    "mart",
+    "--model",
+    "smallcnn",
+    "--train-subset",
+    "256",
+    "--test-subset",
+    "32",
+    "--epochs",
+    "2",
+    "--batch-size",
+    "64",
+    "--train-steps",
+    "10",
+    "--threads",
+    "1",
+]
 SPEC = resolve(
-    "mart", "smallcnn", "mnist", train_subset=256, test_subset=32,
+    "mart",
+    "smallcnn",
+    "mnist",
+    train_subset=256,
+    test_subset=32,
     overrides={"epochs": 2, "batch_size": 64, "steps": 10},
-)  # fmt: skip
+)
 
 
 def _weights(run_dir: Path, file: str = "state.pt") -> dict[str, torch.Tensor]:
@@ -89,9 +107,20 @@ def test_cli_nproc_two_rank_zero_alone_writes_and_replays_the_resumed_run(
 ) -> None:
     db, runs_dir = tmp_path / "b.sqlite", tmp_path / "runs"
     cmd = [
-        sys.executable, "-m", "bench.cli", "run", *CLI, "--nproc", "2", "--no-eval",
-        "--quiet", "--db", str(db), "--runs-dir", str(runs_dir),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "bench.cli",
+        "run",
+        *CLI,
+        "--nproc",
+        "2",
+        "--no-eval",
+        "--quiet",
+        "--db",
+        str(db),
+        "--runs-dir",
+        str(runs_dir),
+    ]
     env = {**os.environ, "BENCH_HOME": str(tmp_path / "home")}
     res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
     assert res.returncode == 0, res.stderr
@@ -103,8 +132,10 @@ def test_cli_nproc_two_rank_zero_alone_writes_and_replays_the_resumed_run(
         assert sorted(c.tag for c in run.checkpoints) == ["best", "last"]
         assert run.provenance["runtime"]["nproc"] == 2
     assert sorted(p.name for p in (runs_dir / SPEC.name).iterdir()) == [
-        "best.safetensors", "last.safetensors", "state.pt",
-    ]  # fmt: skip
+        "best.safetensors",
+        "last.safetensors",
+        "state.pt",
+    ]
     # The straight run equals the one stopped in epoch 2 and resumed, bit for bit.
     assert _max_diff(_weights(runs_dir / SPEC.name), runs["two-2"]) == 0.0
     # Run again: rank 0 finds the run done, and the followers are dismissed.
@@ -116,8 +147,10 @@ def test_shards_of_every_batch_make_the_global_batch_even_when_it_does_not_split
     x = torch.randint(0, 256, (70, 3, 8, 8), dtype=torch.uint8)
     y = torch.arange(70)
     whole = list(bdata.Batches(x, y, 32, shuffle=True, seed=5, augment="crop-flip"))
-    parts = [bdata.Batches(x, y, 32, shuffle=True, seed=5, augment="crop-flip", shard=(r, 3))
-             for r in range(3)]  # fmt: skip
+    parts = [
+        bdata.Batches(x, y, 32, shuffle=True, seed=5, augment="crop-flip", shard=(r, 3))
+        for r in range(3)
+    ]
     assert [s[-1] for s in parts[0].spans()] == [32, 32, 6]  # the last: shards of 2
     for b, batches in enumerate(zip(*parts, strict=True)):
         assert torch.equal(torch.cat([xb for xb, _, _ in batches]), whole[b][0])

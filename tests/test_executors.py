@@ -45,9 +45,15 @@ from bench.store import db as bdb
 from bench.train.runtime import Runtime
 
 GRID = bexp.Overrides(
-    model="tiny-cnn", dataset="mnist", only=("standard", "trades"), seeds=(0, 1), epochs=1,
-    train_subset=128, test_subset=64, train_steps=3,
-)  # fmt: skip
+    model="tiny-cnn",
+    dataset="mnist",
+    only=("standard", "trades"),
+    seeds=(0, 1),
+    epochs=1,
+    train_subset=128,
+    test_subset=64,
+    train_steps=3,
+)
 ATTACKS = ("clean", "fgsm")
 ONE_THREAD = Runtime(threads=1)
 
@@ -63,9 +69,13 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> str:
     folder = tmp_path_factory.mktemp("reference")
     db = str(folder / "ref.sqlite")
     run_experiment(
-        bdb.connect(db), grid_jobs(), runs_dir=folder / "runs", device="cpu", progress=False,
+        bdb.connect(db),
+        grid_jobs(),
+        runs_dir=folder / "runs",
+        device="cpu",
+        progress=False,
         runtime=ONE_THREAD,
-    )  # fmt: skip
+    )
     return db
 
 
@@ -170,11 +180,31 @@ def test_ray_and_a_local_worker_on_one_grid(reference: str, tmp_path: Path) -> N
 
 
 CLI_RUN = [
-    "run", "--defense", "standard", "--model", "tiny-cnn", "--dataset", "mnist",
-    "--seeds", "0,1", "--epochs", "1", "--train-subset", "128", "--test-subset", "64",
-    "--train-steps", "3", "--attacks", "clean,fgsm", "--threads", "1", "--device", "cpu",
+    "run",
+    "--defense",
+    "standard",
+    "--model",
+    "tiny-cnn",
+    "--dataset",
+    "mnist",
+    "--seeds",
+    "0,1",
+    "--epochs",
+    "1",
+    "--train-subset",
+    "128",
+    "--test-subset",
+    "64",
+    "--train-steps",
+    "3",
+    "--attacks",
+    "clean,fgsm",
+    "--threads",
+    "1",
+    "--device",
+    "cpu",
     "--no-progress",
-]  # fmt: skip
+]
 
 
 @requires_mnist
@@ -246,14 +276,30 @@ def test_slurm_submission_against_a_fake_sbatch(tmp_path: Path, monkeypatch) -> 
     fake = _fake_slurm(tmp_path / "bin")
     monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
     where = ["--db", str(tmp_path / "slurm.sqlite")]
-    slurm = ["--executor", "slurm", "--slurm-partition", "gpu", "--gpus-per-job", "1",
-             "--cpus-per-job", "4", "--time", "30", "--no-wait"]  # fmt: skip
+    slurm = [
+        "--executor",
+        "slurm",
+        "--slurm-partition",
+        "gpu",
+        "--gpus-per-job",
+        "1",
+        "--cpus-per-job",
+        "4",
+        "--time",
+        "30",
+        "--no-wait",
+    ]
     res = CliRunner().invoke(app, [*CLI_RUN, *where, *slurm])
     assert res.exit_code == 0, res.output
     assert "placed 2 job(s) on slurm" in res.output and "--no-wait" in res.output
     script = (fake / "last.sbatch").read_text()
-    for line in ("--partition=gpu", "--gpus-per-node=1", "--cpus-per-task=4", "--time=30",
-                 "--array=0-1%"):  # fmt: skip
+    for line in (
+        "--partition=gpu",
+        "--gpus-per-node=1",
+        "--cpus-per-task=4",
+        "--time=30",
+        "--array=0-1%",
+    ):
         assert f"#SBATCH {line}" in script, script
     status = CliRunner().invoke(app, [*CLI_RUN, *where, "--status"])
     lines = [ln for ln in status.output.splitlines() if ln.startswith("missing")]
@@ -280,12 +326,38 @@ def test_experiment_no_wait_then_status(tmp_path: Path) -> None:
     """`bench experiment --executor local --no-wait` returns at once; the workers go on,
     and `--status` follows them until every job is done."""
     exp = [
-        "experiment", "table2-mnist", "--model", "tiny-cnn", "--dataset", "mnist",
-        "--only", "standard", "--epochs", "1", "--train-subset", "128", "--test-subset", "64",
-        "--train-steps", "3", "--db", str(tmp_path / "exp.sqlite"),
-    ]  # fmt: skip
-    place = ["--executor", "local", "--workers", "1", "--threads", "1", "--no-wait",
-             "--device", "cpu", "--runs-dir", str(tmp_path / "runs")]  # fmt: skip
+        "experiment",
+        "table2-mnist",
+        "--model",
+        "tiny-cnn",
+        "--dataset",
+        "mnist",
+        "--only",
+        "standard",
+        "--epochs",
+        "1",
+        "--train-subset",
+        "128",
+        "--test-subset",
+        "64",
+        "--train-steps",
+        "3",
+        "--db",
+        str(tmp_path / "exp.sqlite"),
+    ]
+    place = [
+        "--executor",
+        "local",
+        "--workers",
+        "1",
+        "--threads",
+        "1",
+        "--no-wait",
+        "--device",
+        "cpu",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+    ]
     res = CliRunner().invoke(app, [*exp, *place])
     assert res.exit_code == 0, res.output
     assert "placed 1 job(s) on local" in res.output and "not waiting" in res.output
@@ -304,9 +376,13 @@ def test_bench_eval_on_a_local_worker(reference: str, tmp_path: Path) -> None:
     numbers equal the reference's (the same run, evaluated in this process)."""
     db, job = str(tmp_path / "eval.sqlite"), grid_jobs()[0]
     run_experiment(
-        bdb.connect(db), [dataclasses.replace(job, attacks=())], runs_dir=tmp_path / "runs",
-        device="cpu", progress=False, runtime=ONE_THREAD,
-    )  # fmt: skip
+        bdb.connect(db),
+        [dataclasses.replace(job, attacks=())],
+        runs_dir=tmp_path / "runs",
+        device="cpu",
+        progress=False,
+        runtime=ONE_THREAD,
+    )
     ev = ["eval", job.spec.name, "--attacks", ",".join(ATTACKS), "--db", db, "--device", "cpu"]
     bad = CliRunner().invoke(app, [*ev, "--executor", "local", "--test-subset", "10"])
     assert bad.exit_code == 2 and "drop --checkpoint" in bad.output, bad.output

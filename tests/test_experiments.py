@@ -149,19 +149,44 @@ def test_lambda_plot_renders_from_the_database(tmp_path: Path) -> None:
 def test_fig2_ablation_end_to_end_through_the_cli(tmp_path: Path) -> None:
     """Two arms (MART, no KL) at tiny scale: train, evaluate, plot; then nothing redone."""
     common = [
-        "--model", "tiny-cnn", "--dataset", "mnist", "--train-subset", "128",
-        "--test-subset", "32", "--epochs", "1", "--train-steps", "1", "--batch-size", "64",
-        "--only", "mart,mart-no-kl", "--db", str(tmp_path / "e.sqlite"),
-    ]  # fmt: skip
+        "--model",
+        "tiny-cnn",
+        "--dataset",
+        "mnist",
+        "--train-subset",
+        "128",
+        "--test-subset",
+        "32",
+        "--epochs",
+        "1",
+        "--train-steps",
+        "1",
+        "--batch-size",
+        "64",
+        "--only",
+        "mart,mart-no-kl",
+        "--db",
+        str(tmp_path / "e.sqlite"),
+    ]
     dry = runner.invoke(app, ["experiment", "fig2-ablation", *common, "--dry-run"])
     assert dry.exit_code == 0, dry.output
     assert dry.output.count("missing") == 2 and "preset paper-4.2-mnist" in dry.output
     plot_dir = tmp_path / "plots"
     res = runner.invoke(
         app,
-        ["experiment", "fig2-ablation", *common, "--runs-dir", str(tmp_path / "runs"),
-         "--plot-dir", str(plot_dir), "--device", "cpu", "--no-progress"],
-    )  # fmt: skip
+        [
+            "experiment",
+            "fig2-ablation",
+            *common,
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--plot-dir",
+            str(plot_dir),
+            "--device",
+            "cpu",
+            "--no-progress",
+        ],
+    )
     assert res.exit_code == 0, res.output
     png = plot_dir / "fig2-ablation.png"
     assert png.exists() and png.stat().st_size > 20_000

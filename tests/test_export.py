@@ -20,9 +20,18 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 def _cell(defense: str, correct: int, n: int = 1000) -> dict:
     lo, hi = wilson_interval(correct, n)
-    return {"defense": defense, "run": defense, "attack": "pgd20", "checkpoint": "best",
-            "accuracy": 100 * correct / n, "ci_low": 100 * lo, "ci_high": 100 * hi, "n": n,
-            "paper": None, "diff": None}  # fmt: skip
+    return {
+        "defense": defense,
+        "run": defense,
+        "attack": "pgd20",
+        "checkpoint": "best",
+        "accuracy": 100 * correct / n,
+        "ci_low": 100 * lo,
+        "ci_high": 100 * hi,
+        "n": n,
+        "paper": None,
+        "diff": None,
+    }
 
 
 def test_claims_need_intervals_apart() -> None:

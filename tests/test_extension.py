@@ -107,16 +107,24 @@ def test_a_resume_appends_provenance_and_keeps_the_first() -> None:
 def test_best_and_last_of_the_same_weights_are_attacked_once(tmp_path: Path) -> None:
     engine = bdb.connect(tmp_path / "once.sqlite")
     spec = resolve(
-        "natural", "tiny-cnn", "mnist", "demo-mnist", train_subset=64, test_subset=16,
+        "natural",
+        "tiny-cnn",
+        "mnist",
+        "demo-mnist",
+        train_subset=64,
+        test_subset=16,
         overrides={"epochs": 1},
-    )  # fmt: skip
+    )
     jobs.train_job(engine, spec, runs_dir=tmp_path / "runs", progress=False)
     evs = jobs.eval_job(engine, spec.name, attack_names=["clean", "fgsm"], progress=False)
     assert len(evs) == 4 and len({e.id for e in evs}) == 2  # best == last: one row each
     df = evaluations_frame(engine)
     assert sorted(zip(df["checkpoint"], df["attack"], strict=True)) == [
-        ("best", "clean"), ("best", "fgsm"), ("last", "clean"), ("last", "fgsm"),
-    ]  # fmt: skip
+        ("best", "clean"),
+        ("best", "fgsm"),
+        ("last", "clean"),
+        ("last", "fgsm"),
+    ]
 
 
 @requires_mnist

@@ -175,15 +175,35 @@ def test_a_run_is_evaluated_behind_a_transformation_as_a_run_of_its_own(tmp_path
     common = ["--db", db, "--runs-dir", str(tmp_path / "runs")]
     res = runner.invoke(
         app,
-        ["run", "--defense", "natural", "--model", "linear", "--dataset", "mnist", "--epochs",
-         "1", "--train-subset", "512", "--test-subset", "100", "--no-eval", "--eps", "0.3",
-         *common],
-    )  # fmt: skip
+        [
+            "run",
+            "--defense",
+            "natural",
+            "--model",
+            "linear",
+            "--dataset",
+            "mnist",
+            "--epochs",
+            "1",
+            "--train-subset",
+            "512",
+            "--test-subset",
+            "100",
+            "--no-eval",
+            "--eps",
+            "0.3",
+            *common,
+        ],
+    )
     assert res.exit_code == 0, res.output
     run = resolve(
-        "natural", "linear", "mnist", train_subset=512, test_subset=100,
+        "natural",
+        "linear",
+        "mnist",
+        train_subset=512,
+        test_subset=100,
         overrides={"epochs": 1, "eps": 0.3},
-    ).name  # fmt: skip
+    ).name
     attacks_ = ["--attacks", "clean,pgd20,bpda-pgd20", "--db", db]
     res = runner.invoke(app, ["eval", run, *attacks_, "--transform", "bit-depth:bits=1"])
     assert res.exit_code == 0, res.output

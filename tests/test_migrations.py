@@ -77,10 +77,11 @@ def test_an_older_revision_is_upgraded_and_a_current_one_left_alone(db_url, monk
 def test_processes_opening_a_new_database_at_once_all_succeed(db_url: str) -> None:
     code = f"from bench.store import db; db.connect({db_url!r}).dispose(); print('ok')"
     procs = [
-        subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         for _ in range(4)
-    ]  # fmt: skip
+    ]
     for p in procs:
         out, err = p.communicate(timeout=120)
         assert p.returncode == 0 and out.strip() == "ok", err

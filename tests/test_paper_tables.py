@@ -21,27 +21,62 @@ from bench.store import db as bdb
 EPS_C, EPS_M = 8 / 255, 0.3
 
 
-def add_run(s: Session, name: str, defense: str, model: str, dataset: str, eps: float,
-            cells: dict[tuple[str, str], int], n: int = 200,
-            preset: str = "paper-4.2-mnist") -> bdb.Run:  # fmt: skip
+def add_run(
+    s: Session,
+    name: str,
+    defense: str,
+    model: str,
+    dataset: str,
+    eps: float,
+    cells: dict[tuple[str, str], int],
+    n: int = 200,
+    preset: str = "paper-4.2-mnist",
+) -> bdb.Run:
     """A run whose (checkpoint, attack) evaluations have the given numbers of correct points."""
-    run = bdb.Run(key=name, name=name, defense=defense, model=model, dataset=dataset,
-                  preset=preset, spec={"epochs": 3}, seed=0, run_dir="", n_train=500,
-                  data_label=f"{dataset} (test)", status="done")  # fmt: skip
+    run = bdb.Run(
+        key=name,
+        name=name,
+        defense=defense,
+        model=model,
+        dataset=dataset,
+        preset=preset,
+        spec={"epochs": 3},
+        seed=0,
+        run_dir="",
+        n_train=500,
+        data_label=f"{dataset} (test)",
+        status="done",
+    )
     s.add(run)
     s.flush()
     for tag, epoch in (("best", 2), ("last", 3)):
-        s.add(bdb.Checkpoint(run_id=run.id, tag=tag, epoch=epoch, path="", sha256=tag * 4,
-                             robust_acc=0.0))  # fmt: skip
+        s.add(
+            bdb.Checkpoint(
+                run_id=run.id, tag=tag, epoch=epoch, path="", sha256=tag * 4, robust_acc=0.0
+            )
+        )
     for i, ((tag, atk), correct) in enumerate(cells.items()):
         mask = np.zeros(n, bool)
         mask[:correct] = True
-        s.add(bdb.Evaluation(key=f"{name}-{i}", run_id=run.id, checkpoint=tag,
-                             checkpoint_epoch=2 if tag == "best" else 3, checkpoint_sha256=tag * 4,
-                             attack=atk, attack_params={"eps": eps, "attack": atk},
-                             dataset=dataset, data_label=f"{dataset} (test)", n=n,
-                             correct=correct, accuracy=correct / n, seconds=1.0, seed=0,
-                             robust_mask=bdb.pack_mask(mask)))  # fmt: skip
+        s.add(
+            bdb.Evaluation(
+                key=f"{name}-{i}",
+                run_id=run.id,
+                checkpoint=tag,
+                checkpoint_epoch=2 if tag == "best" else 3,
+                checkpoint_sha256=tag * 4,
+                attack=atk,
+                attack_params={"eps": eps, "attack": atk},
+                dataset=dataset,
+                data_label=f"{dataset} (test)",
+                n=n,
+                correct=correct,
+                accuracy=correct / n,
+                seconds=1.0,
+                seed=0,
+                robust_mask=bdb.pack_mask(mask),
+            )
+        )
     return run
 
 
@@ -49,23 +84,66 @@ def add_run(s: Session, name: str, defense: str, model: str, dataset: str, eps: 
 def engine(tmp_path: Path):
     eng = bdb.connect(tmp_path / "t.sqlite")
     with Session(eng) as s:
-        mart = add_run(s, "mnist-mart", "mart", "smallcnn", "mnist", EPS_M, {
-            ("best", "clean"): 196, ("best", "fgsm"): 190, ("best", "pgd20"): 180,
-            ("best", "transfer-fgsm"): 194, ("best", "transfer-pgd20"): 193,
-            ("last", "transfer-pgd20"): 150,
-            ("best", "apgd-ce"): 178, ("best", "apgd-t"): 177, ("best", "fab-t"): 177,
-            ("best", "square"): 177,
-        })  # fmt: skip
-        add_run(s, "cifar-trades", "trades", "wrn-34-10", "cifar10", EPS_C, {
-            ("best", "clean"): 170, ("best", "fgsm"): 130, ("best", "pgd20"): 112,
-            ("last", "pgd20"): 100, ("best", "pgd100"): 110, ("last", "pgd100"): 98,
-        }, preset="mart-code-wrn")  # fmt: skip
-        s.add(bdb.AuditFlag(run_id=mart.id, checkpoint="best", checkpoint_sha256="best" * 4,
-                            check="zero-gradients", status="flag", n=200, value=0.4,
-                            detail="80 of 200 points"))  # fmt: skip
-        s.add(bdb.AuditFlag(run_id=mart.id, checkpoint="best", checkpoint_sha256="best" * 4,
-                            check="spsa-not-below-pgd", status="not-evaluated", n=200,
-                            detail="needs spsa"))  # fmt: skip
+        mart = add_run(
+            s,
+            "mnist-mart",
+            "mart",
+            "smallcnn",
+            "mnist",
+            EPS_M,
+            {
+                ("best", "clean"): 196,
+                ("best", "fgsm"): 190,
+                ("best", "pgd20"): 180,
+                ("best", "transfer-fgsm"): 194,
+                ("best", "transfer-pgd20"): 193,
+                ("last", "transfer-pgd20"): 150,
+                ("best", "apgd-ce"): 178,
+                ("best", "apgd-t"): 177,
+                ("best", "fab-t"): 177,
+                ("best", "square"): 177,
+            },
+        )
+        add_run(
+            s,
+            "cifar-trades",
+            "trades",
+            "wrn-34-10",
+            "cifar10",
+            EPS_C,
+            {
+                ("best", "clean"): 170,
+                ("best", "fgsm"): 130,
+                ("best", "pgd20"): 112,
+                ("last", "pgd20"): 100,
+                ("best", "pgd100"): 110,
+                ("last", "pgd100"): 98,
+            },
+            preset="mart-code-wrn",
+        )
+        s.add(
+            bdb.AuditFlag(
+                run_id=mart.id,
+                checkpoint="best",
+                checkpoint_sha256="best" * 4,
+                check="zero-gradients",
+                status="flag",
+                n=200,
+                value=0.4,
+                detail="80 of 200 points",
+            )
+        )
+        s.add(
+            bdb.AuditFlag(
+                run_id=mart.id,
+                checkpoint="best",
+                checkpoint_sha256="best" * 4,
+                check="spsa-not-below-pgd",
+                status="not-evaluated",
+                n=200,
+                detail="needs spsa",
+            )
+        )
         s.commit()
     return eng
 

@@ -186,8 +186,9 @@ def test_plot_curves_writes_a_png_with_its_caption(tmp_path: Path) -> None:
 
 def test_figure_2_is_drawn_where_its_own_runs_exist(tmp_path: Path) -> None:
     engine = bdb.connect(tmp_path / "f.sqlite")
-    tiny = bexp.Overrides(model="tiny-cnn", dataset="mnist", epochs=1, train_subset=128,
-                          test_subset=32, train_steps=1)  # fmt: skip
+    tiny = bexp.Overrides(
+        model="tiny-cnn", dataset="mnist", epochs=1, train_subset=128, test_subset=32, train_steps=1
+    )
     lam = bexp.expand("fig2-lambda", tiny)
     plain = bexp.expand("table2-mnist", bexp.Overrides(**{**vars(tiny), "only": ("mart",)}))
     synthetic_curves(engine, plain)  # a plain MART run (in fig2-ablation too) is Table 2's

@@ -44,8 +44,13 @@ RUNS = [
     "mnist-smallcnn-mart-paper-4.2-mnist-e50-s1-077f90",
 ]
 BOARD = "board-mnist-eps0.3.html"
-COLUMNS = {"Natural": "clean", "FGSM": "fgsm", "PGD-20": "pgd20", "CW-inf": "cw20",
-           "AutoAttack": "autoattack"}  # fmt: skip
+COLUMNS = {
+    "Natural": "clean",
+    "FGSM": "fgsm",
+    "PGD-20": "pgd20",
+    "CW-inf": "cw20",
+    "AutoAttack": "autoattack",
+}
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +77,13 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def driver():
     opts = webdriver.ChromeOptions()
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                "--window-size=1400,1000", "--disable-gpu"):  # fmt: skip
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1000",
+        "--disable-gpu",
+    ):
         opts.add_argument(arg)
     opts.binary_location = BROWSER
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})

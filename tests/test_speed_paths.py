@@ -25,12 +25,19 @@ gpu = pytest.mark.skipif(not HAS_CUDA, reason="no CUDA device on this machine")
 
 def _run(tmp_path: Path, prec: str, runtime: Runtime, device: str = "cpu", defense="mart"):
     spec = resolve(
-        defense, "tiny-cnn", "mnist", "demo-mnist", train_subset=128, test_subset=32,
-        overrides={"epochs": 1, "steps": 2}, precision=prec,
-    )  # fmt: skip
+        defense,
+        "tiny-cnn",
+        "mnist",
+        "demo-mnist",
+        train_subset=128,
+        test_subset=32,
+        overrides={"epochs": 1, "steps": 2},
+        precision=prec,
+    )
     reports: list[EpochReport] = []
-    model = train(spec, tmp_path, device=device, on_epoch=reports.append, progress=False,
-                  runtime=runtime)  # fmt: skip
+    model = train(
+        spec, tmp_path, device=device, on_epoch=reports.append, progress=False, runtime=runtime
+    )
     return spec, model, reports[0]
 
 

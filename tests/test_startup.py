@@ -41,9 +41,13 @@ def _run(args: list[str], tmp_path: Path) -> tuple[int, list[str], str]:
     out = tmp_path / "loaded.json"
     res = subprocess.run(
         [sys.executable, "-c", PROBE, str(out), json.dumps(HEAVY + DEFERRED), *args],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
         env={**os.environ, "BENCH_HOME": str(tmp_path / "home")},
-    )  # fmt: skip
+    )
     return res.returncode, json.loads(out.read_text()), res.stdout + res.stderr
 
 

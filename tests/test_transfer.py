@@ -65,8 +65,12 @@ def test_the_target_is_never_queried(trained_linear: nn.Module, mnist_small) -> 
 def test_transfer_evaluation_trains_and_records_a_surrogate(tmp_path: Path) -> None:
     engine, spec = trained_run(tmp_path, "standard", test_subset=64)
     names = ["pgd20", "transfer-pgd20", "transfer-fgsm"]
-    by = {e.attack: e for e in jobs.eval_job(engine, spec.name, attack_names=names,
-                                             checkpoints=["last"], progress=False)}  # fmt: skip
+    by = {
+        e.attack: e
+        for e in jobs.eval_job(
+            engine, spec.name, attack_names=names, checkpoints=["last"], progress=False
+        )
+    }
     with Session(engine) as s:
         runs = {r.key: r for r in s.scalars(select(bdb.Run))}
         assert len(runs) == 2
@@ -100,8 +104,9 @@ def test_transfer_evaluation_trains_and_records_a_surrogate(tmp_path: Path) -> N
     assert on_surrogate.correct < again.correct
 
     # Asked again: nothing is trained or evaluated twice.
-    again_rows = jobs.eval_job(engine, spec.name, attack_names=names, checkpoints=["last"],
-                               progress=False)  # fmt: skip
+    again_rows = jobs.eval_job(
+        engine, spec.name, attack_names=names, checkpoints=["last"], progress=False
+    )
     assert [e.id for e in again_rows] == [by[n].id for n in names]
     with Session(engine) as s:
         assert len(list(s.scalars(select(bdb.Run)))) == 2
@@ -111,5 +116,6 @@ def test_transfer_evaluation_trains_and_records_a_surrogate(tmp_path: Path) -> N
 def test_a_surrogate_identical_to_the_target_is_refused(tmp_path: Path) -> None:
     engine, spec = trained_run(tmp_path, "natural", test_subset=8)
     with pytest.raises(ValueError, match="surrogate spec is the target"):
-        jobs.eval_job(engine, spec.name, attack_names=["transfer-fgsm"], checkpoints=["last"],
-                      progress=False)  # fmt: skip
+        jobs.eval_job(
+            engine, spec.name, attack_names=["transfer-fgsm"], checkpoints=["last"], progress=False
+        )

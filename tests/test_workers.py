@@ -23,10 +23,26 @@ from bench.store import db as bdb
 
 MAIN = "from bench.cli import main; main()"
 RUN = [
-    "run", "--defense", "standard", "--model", "tiny-cnn", "--dataset", "mnist",
-    "--train-subset", "256", "--test-subset", "32", "--batch-size", "64",
-    "--train-steps", "3", "--device", "cpu", "--threads", "1",
-]  # fmt: skip
+    "run",
+    "--defense",
+    "standard",
+    "--model",
+    "tiny-cnn",
+    "--dataset",
+    "mnist",
+    "--train-subset",
+    "256",
+    "--test-subset",
+    "32",
+    "--batch-size",
+    "64",
+    "--train-steps",
+    "3",
+    "--device",
+    "cpu",
+    "--threads",
+    "1",
+]
 
 
 def bench(db: str, tmp: Path, *args: str, lease: float = 60) -> subprocess.Popen[str]:
@@ -78,9 +94,14 @@ def test_two_identical_runs_at_once_train_once(db_url: str, tmp_path: Path) -> N
 @requires_mnist
 def test_two_identical_evaluations_at_once_store_each_once(db_url: str, tmp_path: Path) -> None:
     spec = resolve(
-        "standard", "tiny-cnn", "mnist", None, train_subset=256, test_subset=32,
+        "standard",
+        "tiny-cnn",
+        "mnist",
+        None,
+        train_subset=256,
+        test_subset=32,
         overrides={"epochs": 1, "batch_size": 64, "steps": 3},
-    )  # fmt: skip
+    )
     run, _ = train_job(bdb.connect(db_url), spec, runs_dir=tmp_path / "runs", progress=False)
     name = run.name
     args = ["eval", name, "--attacks", "clean,fgsm,pgd20", "--device", "cpu", "--no-progress"]

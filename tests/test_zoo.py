@@ -41,9 +41,15 @@ def test_zoo_entry_from_local_file_is_an_external_run(tmp_path: Path, monkeypatc
     file = tmp_path / "mma.pt"
     torch.save(arch.state_dict(), file)
     engine = bdb.connect(tmp_path / "z.sqlite")
-    run, evs = zoo.zoo_eval(engine, ZOO_NAME, attack_names=["clean", "fgsm"],
-                            checkpoint_file=str(file), dataset="cifar10-jpeg", test_subset=4,
-                            progress=False)  # fmt: skip
+    run, evs = zoo.zoo_eval(
+        engine,
+        ZOO_NAME,
+        attack_names=["clean", "fgsm"],
+        checkpoint_file=str(file),
+        dataset="cifar10-jpeg",
+        test_subset=4,
+        progress=False,
+    )
     assert [e.attack for e in evs] == ["clean", "fgsm"] and all(e.n == 4 for e in evs)
     # Our loop gives what the loaded module predicts (RobustBench's loader, same weights).
     x, y = bdata.subset(*bdata.load_split("cifar10-jpeg", False), 4)
@@ -59,8 +65,15 @@ def test_zoo_entry_from_local_file_is_an_external_run(tmp_path: Path, monkeypatc
         "not-evaluated"
     )
     # Asked again: nothing is recomputed.
-    _, again = zoo.zoo_eval(engine, ZOO_NAME, attack_names=["clean"], checkpoint_file=str(file),
-                            dataset="cifar10-jpeg", test_subset=4, progress=False)  # fmt: skip
+    _, again = zoo.zoo_eval(
+        engine,
+        ZOO_NAME,
+        attack_names=["clean"],
+        checkpoint_file=str(file),
+        dataset="cifar10-jpeg",
+        test_subset=4,
+        progress=False,
+    )
     assert again[0].id == evs[0].id
     frame = paper_frame(engine, 2)  # the same tables work on external runs
     assert set(frame["run"]) == {run} and frame["attack"].tolist()[:2] == ["clean", "fgsm"]
@@ -71,8 +84,9 @@ def test_missing_checkpoint_offline_names_the_place(tmp_path: Path, monkeypatch)
     with pytest.raises(zoo_models.ZooCheckpointMissing) as err:
         zoo_models.download("Wang2020Improving", root=tmp_path)
     assert str(tmp_path / "cifar10" / "Linf" / "Wang2020Improving.pt") in str(err.value)
-    res = CliRunner().invoke(app, ["zoo", "eval", "Wang2020Improvin", "--db",
-                                   str(tmp_path / "x.sqlite")])  # fmt: skip
+    res = CliRunner().invoke(
+        app, ["zoo", "eval", "Wang2020Improvin", "--db", str(tmp_path / "x.sqlite")]
+    )
     assert res.exit_code == 2 and "Did you mean 'Wang2020Improving'" in res.output
 
 

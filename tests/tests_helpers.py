@@ -27,19 +27,33 @@ def synthetic_curves(engine: Engine, jobs: list[Job]) -> None:
     with Session(engine) as s:
         for i, job in enumerate(j for j in jobs if j.role == "run"):
             run = bdb.Run(
-                key=job.spec.key, name=job.spec.name, defense=job.spec.defense,
-                model=job.spec.model, dataset=job.spec.dataset, preset=job.spec.preset,
-                spec=job.spec.to_dict(), seed=0, run_dir="x", status="done", n_train=128,
+                key=job.spec.key,
+                name=job.spec.name,
+                defense=job.spec.defense,
+                model=job.spec.model,
+                dataset=job.spec.dataset,
+                preset=job.spec.preset,
+                spec=job.spec.to_dict(),
+                seed=0,
+                run_dir="x",
+                status="done",
+                n_train=128,
                 data_label="mnist: 17,000 train / 10,000 test images (partial copy)",
-            )  # fmt: skip
+            )
             s.add(run)
             s.flush()
             for e in range(1, 4):
                 s.add(
                     bdb.EpochMetric(
-                        run_id=run.id, epoch=e, lr=0.1, train_loss=1.0, clean_acc=0.9,
-                        robust_acc=0.1 * e + 0.01 * i, n_monitor=32, seconds=1.0,
+                        run_id=run.id,
+                        epoch=e,
+                        lr=0.1,
+                        train_loss=1.0,
+                        clean_acc=0.9,
+                        robust_acc=0.1 * e + 0.01 * i,
+                        n_monitor=32,
+                        seconds=1.0,
                         monitor_attack={"preset": "pgd20", "eps": 0.3, "step_size": 0.03},
                     )
-                )  # fmt: skip
+                )
         s.commit()
