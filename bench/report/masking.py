@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from bench.core.constants import RunKind, Tag
 from bench.eval.checks import FLAG, NOT_EVALUATED
 from bench.eval.perpoint import wilson_interval, worst_case
+from bench.report.cells import AccuracyCell
 from bench.report.frames import audit_flags, defense_rank, evaluations_frame
 from bench.report.render import check_format, display_name, export
 from bench.report.text import attack_label, settings_text
@@ -172,8 +173,4 @@ def _label(column: str) -> str:
 
 
 def _text(cell: pd.DataFrame, ci: bool) -> str:
-    if cell.empty:
-        return "-"
-    c = cell.iloc[0]
-    text = f"{c['accuracy']:.1f}"
-    return text + (f" [{c['ci_low']:.1f}, {c['ci_high']:.1f}]" if ci else "")
+    return AccuracyCell.of(None if cell.empty else cell.iloc[0]).short(ci)

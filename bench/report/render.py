@@ -21,6 +21,7 @@ from bench.core.paper import (
     not_the_papers,
     paper_table,
 )
+from bench.report.cells import AccuracyCell, fmt_num
 from bench.report.frames import (
     GROUP,
     INTERNAL,
@@ -59,31 +60,6 @@ def display_name(defense: str, model: str = "", external: bool = False) -> str:
     if external:
         return f"{model} ({external_source(defense)[0]})"
     return defenses.DEFENSES.get(defense).title() if defense in defenses.DEFENSES else defense
-
-
-def fmt_num(v: float, nd: int = 2) -> str:
-    return "—" if v is None or pd.isna(v) else f"{v:.{nd}f}"
-
-
-def _cell(r: pd.Series | None, ci: bool, n_row: int = 1) -> str:
-    """Ours: one seed's number (with its interval under --ci), or mean ± sd over seeds;
-    ``(n=k)`` where fewer seeds than the row's have this value."""
-    if r is None or pd.isna(r["accuracy"]):
-        return "—"
-    text = fmt_num(r["accuracy"])
-    if "sd" in r and not pd.isna(r["sd"]):
-        text += f" ± {fmt_num(r['sd'])}"
-    elif ci:
-        text += f" [{fmt_num(r['ci_low'], 1)}, {fmt_num(r['ci_high'], 1)}]"
-    n = int(r.get("n_seeds", 1))
-    return text + (f" (n={n})" if n != n_row else "")
-
-
-def _paper(r: pd.Series | None) -> str:
-    if r is None or pd.isna(r["paper"]):
-        return ""
-    diff = "" if pd.isna(r["diff"]) else f", {r['diff']:+.2f}"
-    return f" ({fmt_num(r['paper'])}{diff})"
 
 
 def _row_name(first: pd.Series, run: str, dup: bool) -> str:
@@ -151,17 +127,18 @@ def _table_rows(
         row = {"Defense": _row_name(first, label, dup)}
         row["Seeds"] = f"n={len(seeds)} ({','.join(map(str, seeds))})"
         for atk in attack_order:
-            cells = {t: g.iloc[0] for t, g in r[r["attack"] == atk].groupby("checkpoint")}
-            best, last = cells.get("best"), cells.get("last")
+            by_tag = r[r["attack"] == atk].groupby("checkpoint")
+            cells = {t: AccuracyCell.of(g.iloc[0]) for t, g in by_tag}
+            best, last = (cells.get(t, AccuracyCell(None)) for t in ("best", "last"))
+            k = len(seeds)
             if atk in paper_table(table).split:
-                row[f"{attack_label(atk)} best"] = _cell(best, ci, len(seeds)) + _paper(best)
-                row[f"{attack_label(atk)} last"] = _cell(last, ci, len(seeds)) + _paper(last)
+                row[f"{attack_label(atk)} best"] = best.markdown(ci, k) + best.paper_note()
+                row[f"{attack_label(atk)} last"] = last.markdown(ci, k) + last.paper_note()
             else:
-                paper = _paper(best) or _paper(last)
-                cell = f"{_cell(best, ci, len(seeds))} / {_cell(last, ci, len(seeds))}"
+                cell = f"{best.markdown(ci, k)} / {last.markdown(ci, k)}"
                 if Tag.BEST_VAL.value in cells:  # --val-subset: chosen off the test set
-                    cell += f" / val {_cell(cells[Tag.BEST_VAL.value], ci, len(seeds))}"
-                row[attack_label(atk)] = cell + paper
+                    cell += f" / val {cells[Tag.BEST_VAL.value].markdown(ci, k)}"
+                row[attack_label(atk)] = cell + (best.paper_note() or last.paper_note())
         row["Audit"] = audit_text(r, flags, first["members"])
         rows.append(row)
     return rows

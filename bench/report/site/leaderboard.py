@@ -18,6 +18,7 @@ from bench.core.constants import CHECKPOINTS, L2, LINF, external_source
 from bench.core.paper import FAMILY, ROBUSTBENCH_SOURCE, SOURCE, TABLE4_SOURCE
 from bench.eval.checks import FLAG
 from bench.report.boards import BOARD_ATTACKS, BOARD_ATTACKS_L2, TRANSFER
+from bench.report.cells import AccuracyCell
 from bench.report.notes import audit_detail, audit_notes, eval_notes
 from bench.report.render import display_name
 from bench.report.seeds import aggregate_seeds
@@ -177,23 +178,7 @@ def _attack_cell(row: pd.Series | None, atk: str, tag: str, mine: pd.DataFrame, 
     if row is None or pd.isna(row["accuracy"]):
         return Cell("—", title=f"{atk}: not evaluated on the {tag} checkpoint", cls="num missing")
     acc = float(row["accuracy"])
-    html = [f'<span class="v">{acc:.2f}</span>']
     per_seed = mine[mine["attack"] == atk]
-    if int(row["n_seeds"]) > 1:
-        html.append(f'<span class="sub">± {row["sd"]:.2f}, {int(row["n_seeds"])} seeds</span>')
-    elif not pd.isna(row["ci_low"]):
-        lo, hi, n = row["ci_low"], row["ci_high"], int(row["n"])
-        html.append(f'<span class="sub">[{lo:.1f}, {hi:.1f}] n={n}</span>')
-    if int(row["n_seeds"]) > 1:
-        html.append(f'<span class="sub">n={int(row["n"])}</span>')
-    if int(row["n_seeds"]) < n_row:
-        html.append(f'<span class="sub">{int(row["n_seeds"])} of {n_row} seeds</span>')
-    if not pd.isna(row["paper"]):
-        sign = "pos" if row["diff"] >= 0 else "neg"
-        html.append(
-            f'<span class="sub">paper {row["paper"]:.2f} '
-            f'<span class="{sign}">{row["diff"]:+.2f}</span></span>'
-        )
     seeds = "; ".join(
         f"{p.run}: {p.accuracy:.2f} ({p.correct}/{p.n})" for p in per_seed.itertuples()
     )
@@ -202,7 +187,7 @@ def _attack_cell(row: pd.Series | None, atk: str, tag: str, mine: pd.DataFrame, 
         f"points of {row['data_label']}; preset {row['preset']}; attack: "
         f"{settings_text(str(row['attack_params']))}"
     )
-    return Cell("".join(html), sort=acc, title=how, cls="num")
+    return Cell(AccuracyCell.of(row).html(n_row), sort=acc, title=how, cls="num")
 
 
 def _audit_cell(members: list, mine: pd.DataFrame, flags: Flags, flagged: list[str]) -> Cell:
