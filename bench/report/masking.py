@@ -12,6 +12,8 @@ check caught it.
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
@@ -19,12 +21,12 @@ from sqlalchemy.orm import Session
 
 from bench.core.constants import RunKind, Tag
 from bench.eval.checks import FLAG, NOT_EVALUATED
-from bench.eval.perpoint import wilson_interval, worst_case
+from bench.eval.perpoint import current_evaluations, wilson_interval, worst_case
 from bench.report.cells import AccuracyCell
 from bench.report.frames import audit_flags, defense_rank, evaluations_frame
 from bench.report.render import check_format, display_name, export
 from bench.report.text import attack_label, settings_text
-from bench.store.db import Run
+from bench.store.db import Evaluation, Run
 
 ADAPTIVE = ("bpda-pgd20", "eot-pgd20", "cw20")  # the probe's pick (bench/eval/masking.py)
 COLUMNS = ("clean", "pgd20", "adaptive", "rays", "pgd100", "worst")
@@ -85,20 +87,23 @@ def _cell(base: dict, column: str, attack: str, correct: int, n: int, settings: 
 
 
 def masking_frame(engine: Engine, runs: list[str] | None = None) -> pd.DataFrame:
-    """A row per (run, column) for every run with a PGD-20 evaluation of its best checkpoint."""
+    """A row per (run, column) for every run with a PGD-20 evaluation of its best checkpoint.
+
+    Every cell of a row is on the same test points: the subset that covers the most of the
+    run's attacks (then the largest), as the audit and the worst case choose it, so a
+    checklist run on the first 1,000 points of a run evaluated on 10,000 compares like with
+    like."""
     df = evaluations_frame(engine, runs)
     if df.empty:
         return pd.DataFrame(columns=FIELDS)
     df = df[df["checkpoint"] == Tag.BEST.value]
     flags = audit_flags(engine, runs)
+    records: list[dict] = []
     with Session(engine) as s:
         info = {r.name: r for r in s.scalars(select(Run).where(Run.name.in_(df["run"].unique())))}
-        records: list[dict] = []
         for run, sub in df.groupby("run", sort=False):
-            by = {str(r["attack"]): r for r in sub.to_dict("records")}
-            if "pgd20" not in by:
-                continue
-            first = by["pgd20"]
+            first = sub.iloc[0]
+            checks = flags.get((str(run), Tag.BEST.value), [])
             base = {
                 "run": run,
                 "model": model_label(info[str(run)]),
@@ -106,26 +111,43 @@ def masking_frame(engine: Engine, runs: list[str] | None = None) -> pd.DataFrame
                 "data_label": first["data_label"],
                 "preset": first["preset"],
                 "eps": first["eps"],
-                "verdict": verdict(flags.get((str(run), Tag.BEST.value), [])),
+                "verdict": verdict(checks),
                 "_rank": defense_rank(info[str(run)].defense),
             }
-            adaptive = next((a for a in ADAPTIVE if a in by), None)
-            for column in COLUMNS[:-1]:
-                attack = adaptive if column == "adaptive" else column
-                if attack in by:
-                    row = by[attack]
-                    how = settings_text(row["attack_params"])
-                    records.append(_cell(base, column, attack, row["correct"], row["n"], how))
-            attacked = [a for a in by if a != "clean"]
-            mask, n, missing = worst_case(s, str(run), Tag.BEST.value, attacked)
-            if mask is not None and not missing:
-                how = "per point, over " + ", ".join(attacked)
-                records.append(_cell(base, "worst", "worst", int(mask.sum()), n, how))
+            records += _run_cells(s, str(run), base, checks)
     out = pd.DataFrame.from_records(records)
     if out.empty:
         return pd.DataFrame(columns=FIELDS)
     out = out.sort_values(["dataset", "eps", "_rank", "run"], kind="stable")
     return out.drop(columns="_rank")[FIELDS].reset_index(drop=True)
+
+
+def _run_cells(s: Session, run: str, base: dict, checks: list[dict]) -> list[dict]:
+    """One run's cells, on the test points that cover the most of its attacks."""
+    _, evs = current_evaluations(s, run, Tag.BEST.value)  # newest first
+    by_n: dict[int, dict[str, Evaluation]] = {}
+    for e in evs:
+        by_n.setdefault(e.n, {}).setdefault(e.attack, e)
+    by = by_n[max(by_n, key=lambda k: (len(by_n[k]), k))] if by_n else {}
+    if "pgd20" not in by:
+        return []
+    zero = any(c["check"] == "zero-gradients" and c["status"] == FLAG for c in checks)
+    # the probe's pick (bench/eval/masking.py): CW-inf only where the gradient is zero
+    picks = [a for a in ADAPTIVE if a != "cw20" or zero]
+    adaptive = next((a for a in picks if a in by), None)
+    out = []
+    for column in COLUMNS[:-1]:
+        attack = adaptive if column == "adaptive" else column
+        if attack in by:
+            e = by[attack]
+            how = settings_text(json.dumps(e.attack_params, sort_keys=True))
+            out.append(_cell(base, column, attack, e.correct, e.n, how))
+    attacked = sorted((a for a in by if a != "clean"), key=lambda a: (by[a].created_at, by[a].id))
+    mask, n, missing = worst_case(s, run, Tag.BEST.value, attacked)
+    if mask is not None and not missing:
+        how = "per point, over " + ", ".join(attacked)
+        out.append(_cell(base, "worst", "worst", int(mask.sum()), n, how))
+    return out
 
 
 def render_masking(df: pd.DataFrame, fmt: str = "markdown", *, ci: bool = False) -> str:
