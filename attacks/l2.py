@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, ClassVar
 from attacks.autoattack import AutoAttackStandard
 from attacks.base import L2, AttackPreset, add_preset, per_point, project_l2, register
 from attacks.pgd import PGD, CWInf
+from attacks.spsa import SETTINGS as SPSA_SETTINGS
 from attacks.spsa import SPSA
 from attacks.transfer import Transfer, add_transfer_presets
 from bench.core.constants import Protocol
@@ -98,7 +99,7 @@ class SPSAL2(SPSA):
     def start_point(self, x: Tensor) -> Tensor:
         return x.clone() if self.start == "none" else uniform_l2_start(x, self.eps)
 
-    def into_ball(self, x_adv: Tensor, x: Tensor) -> Tensor:
+    def project(self, x_adv: Tensor, x: Tensor) -> Tensor:
         return project_l2(x_adv, x, self.eps)
 
 
@@ -152,7 +153,7 @@ add_preset(
     "spsa-l2",
     AttackPreset(
         "spsa-l2",
-        {"steps": 100, "lr": 0.01, "delta": 0.01, "samples": 128, "sample_chunk": 32},
+        dict(SPSA_SETTINGS),
         label="SPSA (L2)",
         source="SPSA's settings (Uesato et al. 2018 via the MART paper §4.2; 100 iterations "
         "assumed) with bench's L2 start and projection (a uniform radius in the ball)",

@@ -77,7 +77,7 @@ class SPSA(Attack):
             return x.clone()
         return project(x + torch.empty_like(x).uniform_(-self.eps, self.eps), x, self.eps)
 
-    def into_ball(self, x_adv: Tensor, x: Tensor) -> Tensor:
+    def project(self, x_adv: Tensor, x: Tensor) -> Tensor:
         """Back onto the eps-ball around x and [0, 1] (L2: ``SPSAL2``)."""
         return project(x_adv, x, self.eps)
 
@@ -99,16 +99,18 @@ class SPSA(Attack):
             m_hat = m[idx] / (1 - self.beta1**t)
             v_hat = v[idx] / (1 - self.beta2**t)
             step = self.lr * m_hat / (v_hat.sqrt() + self.adam_eps)
-            x_adv[idx] = self.into_ball(x_adv[idx] + step, x[idx])
+            x_adv[idx] = self.project(x_adv[idx] + step, x[idx])
             self.tick(t, self.steps, int(active.sum()))
         return x_adv
 
 
+# The preset's settings (the L2 preset, attacks/l2.py, takes the same).
+SETTINGS = {"steps": 100, "lr": 0.01, "delta": 0.01, "samples": 128, "sample_chunk": 32}
 add_preset(
     "spsa",
     AttackPreset(
         "spsa",
-        {"steps": 100, "lr": 0.01, "delta": 0.01, "samples": 128, "sample_chunk": 32},
+        SETTINGS,
         label="SPSA",
         source="Uesato et al. 2018 via the MART paper §4.2 (Adam lr 0.01, 128 antithetic "
         "Rademacher samples, delta 0.01, margin loss); 100 iterations assumed: neither the "

@@ -34,26 +34,28 @@ if TYPE_CHECKING:
 transforms = LazyModule("bench.models.transforms")  # PyTorch: loaded with the first model
 
 
-def _encoding(levels: int) -> nn.Module:
-    return transforms.Thermometer(levels)
+@dataclass
+class _Encoded:
+    """The encoding's setting, its check and ``Defense.encoding``, mixed into a defense."""
+
+    levels: int = 16
+
+    def __post_init__(self) -> None:
+        super().__post_init__()  # type: ignore[misc]
+        if self.levels < 2:
+            raise ValueError(f"{self.name}: levels must be >= 2, got {self.levels}")  # type: ignore[attr-defined]
+
+    def encoding(self) -> nn.Module:
+        return transforms.Thermometer(self.levels)
 
 
 @register
 @dataclass
-class ThermometerEncoding(Defense):
-    levels: int = 16
+class ThermometerEncoding(_Encoded, Defense):
     name: ClassVar[str] = "thermometer"
     norms: ClassVar[tuple[str, ...]] = NORMS  # no attack in training
     display_name: ClassVar[str] = "Thermometer"
     summary: ClassVar[str] = "CE behind a 16-level thermometer encoding (Buckman et al. 2018)"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.levels < 2:
-            raise ValueError(f"{self.name}: levels must be >= 2, got {self.levels}")
-
-    def encoding(self) -> nn.Module:
-        return _encoding(self.levels)
 
     def loss(
         self, model: nn.Module, x: Tensor, y: Tensor, x_adv: Tensor | None, ctx: StepContext
@@ -63,20 +65,11 @@ class ThermometerEncoding(Defense):
 
 @register
 @dataclass
-class ThermometerAT(Standard):
-    levels: int = 16
+class ThermometerAT(_Encoded, Standard):
     name: ClassVar[str] = "thermometer-at"
     display_name: ClassVar[str] = "Thermometer + AT"
     norms: ClassVar[tuple[str, ...]] = (LINF,)  # BPDA is an L-inf attack
     summary: ClassVar[str] = "thermometer encoding with PGD-AT through its ramp (BPDA)"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.levels < 2:
-            raise ValueError(f"{self.name}: levels must be >= 2, got {self.levels}")
-
-    def encoding(self) -> nn.Module:
-        return _encoding(self.levels)
 
     def perturb(self, model: nn.Module, x: Tensor, y: Tensor, ctx: StepContext) -> Tensor | None:
         """The preset's inner PGD, its gradient through the encoding's ramp (BPDA)."""

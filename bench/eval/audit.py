@@ -40,7 +40,7 @@ from bench.eval.checks import (
 )
 from bench.eval.health import from_metrics
 from bench.eval.loop import to_float
-from bench.eval.perpoint import at_judged_eps, checkpoint_evaluations, masks_by_n
+from bench.eval.perpoint import at_judged_eps, checkpoint_evaluations, judged_n, masks_by_n
 from bench.store.db import AuditFlag, Checkpoint, Evaluation, Run, find_run, now
 from bench.store.loading import checkpoint_model
 
@@ -121,7 +121,7 @@ def audit_checkpoint(
     if ckpt is None or not evs:
         return []
     by_n = masks_by_n(evs)
-    n = max(by_n, key=lambda k: (len(by_n[k]), k))
+    n = judged_n(by_n)
     results = consistency_checks(by_n[n], n)
     results.append(sweep_check(run, every))
     grad = _stored_gradient_check(s, run, ckpt, n)

@@ -9,7 +9,8 @@ first n test points), otherwise the worst case would mix different models or dat
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from sqlalchemy import select
@@ -107,6 +108,13 @@ def masks_by_n(evs: Sequence[Evaluation]) -> dict[int, dict[str, np.ndarray]]:
             if name not in masks and all(p in masks for p in parts):
                 masks[name] = np.logical_and.reduce([masks[p] for p in parts])
     return out
+
+
+def judged_n(by_n: Mapping[int, Mapping[str, Any]]) -> int:
+    """The test points a checkpoint is judged on (``by_n`` from :func:`masks_by_n`): the
+    subset with the most attacks stored, then the largest. The audit, the agreement
+    between attacks and the checklist table all compare on it."""
+    return max(by_n, key=lambda k: (len(by_n[k]), k))
 
 
 def worst_case(

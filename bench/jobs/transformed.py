@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from bench.core.constants import RunKind, RunStatus, is_external, trained_spec
 from bench.models import TRANSFORMS
+from bench.models.transforms import check_draws
 from bench.spec.evaluation import parse_value
 from bench.store.db import Checkpoint, Run, add_once, find_run
 
@@ -44,12 +45,10 @@ def parse_transform(text: str) -> tuple[str, dict[str, Any]]:
         transform = TRANSFORMS.get(name)(**own)
     except TypeError as e:
         raise ValueError(f"--transform {text!r}: {e}") from None
-    draws = params.get("draws", 1)
-    if not isinstance(draws, int) or draws < 1 or (draws > 1 and not transform.random):
-        raise ValueError(
-            f"--transform {text!r}: draws (the prediction over draws) takes a whole number "
-            ">= 1, above 1 only for a random transformation"
-        )
+    try:
+        draws = check_draws(params.get("draws", 1), transform)  # the prediction over draws
+    except ValueError as e:
+        raise ValueError(f"--transform {text!r}: {e}") from None
     if draws == 1:
         params.pop("draws", None)  # one draw is the default: the same run as without it
     return name, params

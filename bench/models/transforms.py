@@ -161,6 +161,17 @@ class Thermometer(InputTransform):
         return (x.unsqueeze(2) * self.levels - self._steps(x)).clamp(0, 1).flatten(1, 2)
 
 
+def check_draws(draws: object, transform: InputTransform) -> int:
+    """How many draws a prediction is taken over: a whole number >= 1, above 1 only for a
+    random transformation."""
+    whole = isinstance(draws, int) and not isinstance(draws, bool)
+    if not whole or draws < 1 or (draws > 1 and not transform.random):  # type: ignore[operator]
+        raise ValueError(
+            f"draws: {draws!r} (a whole number >= 1; above 1 only for a random transformation)"
+        )
+    return draws  # type: ignore[return-value]
+
+
 class Transformed(nn.Module):
     """``net`` behind ``transform``: the model a defended evaluation attacks.
 
@@ -171,9 +182,7 @@ class Transformed(nn.Module):
 
     def __init__(self, net: nn.Module, transform: InputTransform, draws: int = 1) -> None:
         super().__init__()
-        if draws < 1 or (draws > 1 and not transform.random):
-            raise ValueError(f"draws: {draws} (>= 1; above 1 only for a random transformation)")
-        self.net, self.transform, self.draws = net, transform, draws
+        self.net, self.transform, self.draws = net, transform, check_draws(draws, transform)
 
     def forward(self, x: Tensor) -> Tensor:
         return expected(lambda: self.net(self.transform(x)), self.draws)

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 import attacks
 from bench.eval.checks import FLAG
-from bench.eval.perpoint import COMPOSITE, current_evaluations, masks_by_n
+from bench.eval.perpoint import COMPOSITE, current_evaluations, judged_n, masks_by_n
 from bench.report.frames import (
     audit_flags,
     defense_rank,
@@ -131,7 +131,7 @@ def agreement_frames(engine: Engine, run: str, tag: str) -> tuple[pd.DataFrame, 
         by_n = masks_by_n(evs)
     if not by_n:
         return pd.DataFrame(), pd.DataFrame()
-    n = max(by_n, key=lambda k: (len(by_n[k]), k))
+    n = judged_n(by_n)
     masks = dict(by_n[n])
     for name, parts in COMPOSITE.items():
         if name in masks:

@@ -21,7 +21,13 @@ from sqlalchemy.orm import Session
 
 from bench.core.constants import RunKind, Tag
 from bench.eval.checks import FLAG, NOT_EVALUATED
-from bench.eval.perpoint import current_evaluations, wilson_interval, worst_case
+from bench.eval.perpoint import (
+    current_evaluations,
+    judged_n,
+    masks_by_n,
+    wilson_interval,
+    worst_case,
+)
 from bench.report.cells import AccuracyCell
 from bench.report.frames import audit_flags, defense_rank, evaluations_frame
 from bench.report.render import check_format, display_name, export
@@ -125,10 +131,11 @@ def masking_frame(engine: Engine, runs: list[str] | None = None) -> pd.DataFrame
 def _run_cells(s: Session, run: str, base: dict, checks: list[dict]) -> list[dict]:
     """One run's cells, on the test points that cover the most of its attacks."""
     _, evs = current_evaluations(s, run, Tag.BEST.value)  # newest first
-    by_n: dict[int, dict[str, Evaluation]] = {}
-    for e in evs:
-        by_n.setdefault(e.n, {}).setdefault(e.attack, e)
-    by = by_n[max(by_n, key=lambda k: (len(by_n[k]), k))] if by_n else {}
+    by: dict[str, Evaluation] = {}
+    if evs:
+        n = judged_n(masks_by_n(evs))
+        for e in (e for e in evs if e.n == n):
+            by.setdefault(e.attack, e)
     if "pgd20" not in by:
         return []
     zero = any(c["check"] == "zero-gradients" and c["status"] == FLAG for c in checks)
