@@ -195,3 +195,13 @@ add_preset(
         source="PGD-20 of MART §4 with 5 random restarts (a gradient-masking check)",
     ),
 )
+add_preset(
+    "pgd100-r5",
+    AttackPreset(
+        "pgd",
+        {"steps": 100, "start": "uniform", "restarts": 5, "loss": "ce"},
+        step_fraction=0.1,
+        label="PGD-100 x5",
+        source="PGD-100 of MART §4 with 5 random restarts (the checklist's convergence rung)",
+    ),
+)

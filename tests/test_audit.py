@@ -179,6 +179,28 @@ def test_adaptive_and_convergence_checks_on_hand_built_masks() -> None:
         assert res[check].status == "flag" and res[check].value == 3, attack
 
 
+def test_convergence_is_judged_one_rung_up_once_pgd100_x5_is_stored() -> None:
+    """PGD-100 breaking 10 more than PGD-20 flags PGD-20; with PGD-100 x5 stored, the check
+    asks whether PGD-100 has converged: restarts breaking 1 more pass, 3 more flag. The
+    evidence keeps PGD-20's gap."""
+    n = 200  # tolerance 2
+    pgd20, pgd100 = np.ones(n, bool), np.ones(n, bool)
+    pgd20[:100] = False  # 100 correct
+    pgd100[:110] = False  # 90 correct
+    masks = {"clean": np.ones(n, bool), "pgd20": pgd20, "pgd100": pgd100}
+    res = {c.check: c for c in audit.consistency_checks(masks, n)}
+    assert res["pgd-converged"].status == "flag" and res["pgd-converged"].value == 10
+    r5 = pgd100.copy()
+    r5[110] = False  # 89 correct
+    res = {c.check: c for c in audit.consistency_checks({**masks, "pgd100-r5": r5}, n)}
+    ok = res["pgd-converged"]
+    assert ok.status == "ok" and ok.value == 1
+    assert "pgd100 90, pgd100-r5 89" in ok.detail and "PGD-20 100, 10 more" in ok.detail
+    r5[111:113] = False  # 87 correct
+    res = {c.check: c for c in audit.consistency_checks({**masks, "pgd100-r5": r5}, n)}
+    assert res["pgd-converged"].status == "flag" and res["pgd-converged"].value == 3
+
+
 def test_zero_gradient_check_counts_vanished_gradients() -> None:
     norms = np.array([0.0, 1e-13, 1e-12, 2e-12, 0.5, np.nan])
     r = audit.zero_gradient_check(norms)

@@ -149,6 +149,11 @@ ADAPTIVE = ("bpda-pgd20", "eot-pgd20", "rays")
 # PGD-20 with more steps or with restarts. Lowering its accuracy by more than the tolerance:
 # PGD-20 had not converged, and its number overstates robustness (the lecture's checklist).
 STRONGER = ("pgd100", "pgd20-r5")
+# The next rung: PGD-100 with 5 restarts. Where it is stored, convergence is judged one rung
+# up, on the strongest of STRONGER against it: the lecture asks that the attack behind the
+# reported robustness has converged, and that is then PGD-100, not PGD-20 (whose gap the
+# evidence still states).
+LAST_RUNG = "pgd100-r5"
 
 
 def _below_pgd20(
@@ -169,6 +174,25 @@ def _below_pgd20(
     )
 
 
+def _converged(masks: dict[str, np.ndarray], c: dict, n: int, tol: int) -> CheckResult:
+    """``pgd-converged``: PGD-20 against more steps or restarts; where the last rung
+    (PGD-100 x5) is stored, the strongest of those against it instead."""
+    have = [a for a in STRONGER if a in masks]
+    if LAST_RUNG not in masks or not have:
+        return _below_pgd20("pgd-converged", STRONGER, masks, c, n, tol)
+    base = min(have, key=lambda a: c[a])
+    gap = f"; PGD-20 {c['pgd20']}, {c['pgd20'] - c[base]} more" if "pgd20" in masks else ""
+    return _verdict(
+        "pgd-converged",
+        c[base] - c[LAST_RUNG],
+        tol,
+        n,
+        f"correct: {base} {c[base]}, {LAST_RUNG} {c[LAST_RUNG]} "
+        f"({_only(masks[base], masks[LAST_RUNG])} points broken only by {LAST_RUNG}){gap}; "
+        f"tolerance {tol}",
+    )
+
+
 def consistency_checks(masks: dict[str, np.ndarray], n: int) -> list[CheckResult]:
     """Every check that needs only stored masks (attack -> robust per point, same n points)."""
     tol, c = tolerance(n), {a: int(m.sum()) for a, m in masks.items()}
@@ -179,5 +203,5 @@ def consistency_checks(masks: dict[str, np.ndarray], n: int) -> list[CheckResult
         _spsa(masks, c, n, tol),
         _autoattack(masks, c, n, tol),
         _below_pgd20("adaptive-not-below-pgd", ADAPTIVE, masks, c, n, tol),
-        _below_pgd20("pgd-converged", STRONGER, masks, c, n, tol),
+        _converged(masks, c, n, tol),
     ]

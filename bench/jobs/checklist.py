@@ -3,7 +3,9 @@
 ``adaptive_eval`` probes a run's best checkpoint for randomness and for missing or zero
 input gradients (bench/eval/masking.py), and evaluates the attacks the findings call for
 beside PGD-20; the audit then compares them (docs/audit.md: ``adaptive-not-below-pgd``,
-``pgd-converged``). ``bench audit RUN --adaptive`` runs it.
+``pgd-converged``). Where PGD-100 breaks more than the tolerance beyond PGD-20, it climbs
+one rung (PGD-100 with 5 restarts) to show whether PGD has converged by PGD-100.
+``bench audit RUN --adaptive`` runs it.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from sqlalchemy.orm import Session
 
 from bench import data as bdata
 from bench.core.constants import ZOO_TEST_SUBSET, trained_spec
+from bench.eval.checks import FLAG, LAST_RUNG, consistency_checks
 from bench.eval.loop import to_float
 from bench.eval.masking import Masking, adaptive_attack, probe
+from bench.eval.perpoint import current_evaluations, judged_n, masks_by_n
 from bench.jobs.evaluate import eval_job
 from bench.store.db import find_run
 from bench.store.loading import checkpoint_model
@@ -46,13 +50,23 @@ def adaptive_eval(
     attack = adaptive_attack(found)
     # rays: labels only; pgd100: has PGD-20 converged?
     names = list(dict.fromkeys(["clean", "pgd20", attack, "rays", "pgd100"]))
-    eval_job(
-        engine,
-        name,
-        attack_names=names,
-        test_subset=n,
-        data_root=data_root,
-        device=device,
-        progress=progress,
-    )
+    where = {"test_subset": n, "data_root": data_root, "device": device, "progress": progress}
+    eval_job(engine, name, attack_names=names, **where)
+    short = [tag for tag in ("best", "last") if _pgd_short(engine, name, tag)]
+    if short:
+        eval_job(engine, name, attack_names=[LAST_RUNG], checkpoints=short, **where)
+        attack = f"{attack}, then {LAST_RUNG} on {' and '.join(short)}"
     return found, attack
+
+
+def _pgd_short(engine: Engine, run_name: str, tag: str) -> bool:
+    """Whether ``pgd-converged`` flags the checkpoint on what is stored now (PGD-100 broke
+    more than the tolerance beyond PGD-20), so that the checklist climbs a rung."""
+    with Session(engine) as s:
+        _, evs = current_evaluations(s, run_name, tag)
+    by_n = masks_by_n(evs)
+    if not by_n:
+        return False
+    n = judged_n(by_n)
+    check = next(c for c in consistency_checks(by_n[n], n) if c.check == "pgd-converged")
+    return check.status == FLAG

@@ -35,7 +35,10 @@ from bench.report.text import attack_label, settings_text
 from bench.store.db import Evaluation, Run
 
 ADAPTIVE = ("bpda-pgd20", "eot-pgd20", "cw20")  # the probe's pick (bench/eval/masking.py)
-COLUMNS = ("clean", "pgd20", "adaptive", "rays", "pgd100", "worst")
+COLUMNS = ("clean", "pgd20", "adaptive", "rays", "pgd100", "pgd100-r5", "worst")
+# shown only in a block where some model has it: the checklist evaluates PGD-100 x5 only
+# where PGD-100 broke more than the tolerance beyond PGD-20 (bench/jobs/checklist.py)
+OPTIONAL = ("pgd100-r5",)
 LABELS = {"adaptive": "BPDA / EOT / CW", "worst": "Worst case"}
 FIELDS = [
     "run",
@@ -168,10 +171,10 @@ def render_masking(df: pd.DataFrame, fmt: str = "markdown", *, ci: bool = False)
     return "\n\n".join(_block(str(d), float(e), sub, ci) for (d, e), sub in groups) + "\n"
 
 
-def _row(run: str, r: pd.DataFrame, ci: bool) -> dict[str, str]:
+def _row(run: str, r: pd.DataFrame, columns: list[str], ci: bool) -> dict[str, str]:
     adaptive = r[r["column"] == "adaptive"]["attack"]
     row = {"Model": str(r["model"].iloc[0])}
-    row.update({_label(c): _text(r[r["column"] == c], ci) for c in COLUMNS})
+    row.update({_label(c): _text(r[r["column"] == c], ci) for c in columns})
     row["Adaptive attack"] = attack_label(adaptive.iloc[0]) if len(adaptive) else "-"
     row.update({"Verdict": str(r["verdict"].iloc[0]), "Run": run})
     return row
@@ -179,7 +182,9 @@ def _row(run: str, r: pd.DataFrame, ci: bool) -> dict[str, str]:
 
 def _block(dataset: str, eps: float, sub: pd.DataFrame, ci: bool) -> str:
     """One data set and eps: how the numbers were made, the table, every attack's settings."""
-    rows = [_row(str(run), r, ci) for run, r in sub.groupby("run", sort=False)]
+    present = set(sub["column"])
+    columns = [c for c in COLUMNS if c not in OPTIONAL or c in present]
+    rows = [_row(str(run), r, columns, ci) for run, r in sub.groupby("run", sort=False)]
     n = ", ".join(str(v) for v in sorted(sub["n"].unique()))
     head = (
         f"### {dataset}, L-inf eps {eps:g}: best checkpoints, {n} test points\n\n"
