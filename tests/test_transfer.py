@@ -34,6 +34,14 @@ def test_surrogate_defaults_follow_the_paper() -> None:
     assert surrogate_spec(mnist).model == "smallcnn"  # a copy of the defense's architecture
     over = surrogate_spec(mnist, {"surrogate_model": "tiny-cnn", "surrogate_epochs": 1})
     assert (over.model, over.lr, over.epochs) == ("tiny-cnn", mnist.lr, 1)
+    # the target's monitored points and precision: a surrogate of a run monitored on 1,000
+    # points is not monitored (PGD-20 every epoch) on the whole test set
+    paper = resolve(
+        "mart", "smallcnn", "mnist", monitor_subset=1000, precision="bf16", overrides={"epochs": 2}
+    )
+    sur = surrogate_spec(paper)
+    assert (sur.monitor_subset, sur.precision) == (1000, "bf16")
+    assert surrogate_spec(mnist).monitor_subset is None and sur.key != surrogate_spec(mnist).key
 
 
 class Counting(nn.Module):
