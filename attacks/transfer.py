@@ -5,12 +5,25 @@ separately trained *surrogate* and only then shown to the defended model, which 
 never queries. The surrogate is a model object, not a setting: it is attached with
 ``with_surrogate`` and described in ``params()`` by the run name and checkpoint hash the
 caller gives (``bench/eval/transfer.py`` trains and records it).
+
+Examples crafted on a surrogate do not depend on the target. With a recorded surrogate
+(its checkpoint hash), each batch is crafted once, on all its points, and remembered: the
+key is the surrogate, the settings, the batch and the random state the crafting starts
+from, and a hit leaves the random state where the crafting left it. So every defense of a
+table is attacked with the same examples, and the surrogate's cost is paid once per batch
+instead of once per target and checkpoint. A kept point gets what crafting it alone gives
+(the white-box attacks draw their starts for the whole batch).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
 
 from attacks.base import PRESETS, Attack, AttackPreset, add_preset, build, register
 from attacks.pgd import FGSM  # noqa: F401  (the white-box presets must exist first)
@@ -20,6 +33,29 @@ if TYPE_CHECKING:
     from torch import Tensor, nn
 
 TRANSFER_BASES = ("fgsm", "pgd10", "pgd20", "cw20")
+CRAFTED_BYTES = 2**30  # the most the crafted examples kept in memory take (LRU beyond)
+_CRAFTED: OrderedDict[str, tuple[Tensor, list[Tensor]]] = OrderedDict()
+
+
+def _rng_state(device: torch.device) -> list[Tensor]:
+    states = [torch.get_rng_state()]
+    if device.type == "cuda":
+        states.append(torch.cuda.get_rng_state(device))
+    return states
+
+
+def _set_rng_state(device: torch.device, states: list[Tensor]) -> None:
+    torch.set_rng_state(states[0])
+    if device.type == "cuda":
+        torch.cuda.set_rng_state(states[1], device)
+
+
+def _remember(key: str, adv: Tensor, after: list[Tensor]) -> None:
+    _CRAFTED[key] = (adv.detach().cpu(), after)
+    size = sum(a.nelement() * a.element_size() for a, _ in _CRAFTED.values())
+    while size > CRAFTED_BYTES and len(_CRAFTED) > 1:
+        old, _ = _CRAFTED.popitem(last=False)[1]
+        size -= old.nelement() * old.element_size()
 
 
 @register
@@ -50,10 +86,36 @@ class Transfer(Attack):
         return self.surrogate
 
     def perturb(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
-        return build(self.base, eps=self.eps)(self._surrogate(model), x, y)
+        return self._crafted(self._surrogate(model), x, y)
 
     def perturb_kept(self, model: nn.Module, x: Tensor, y: Tensor, keep: Tensor) -> Tensor:
-        return build(self.base, eps=self.eps)(self._surrogate(model), x, y, keep=keep)
+        adv = self._crafted(self._surrogate(model), x, y)
+        return torch.where(keep.view(-1, *([1] * (x.dim() - 1))), adv, x)
+
+    def _crafted(self, surrogate: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+        """The base attack on the surrogate, for every point of the batch; remembered
+        where the surrogate is recorded (its hash), else crafted each time."""
+        craft = build(self.base, eps=self.eps)
+        if not self.surrogate_sha256:
+            return craft(surrogate, x, y)
+        key = self._key(x, y)
+        hit = _CRAFTED.get(key)
+        if hit is None:
+            adv = craft(surrogate, x, y)
+            _remember(key, adv, _rng_state(x.device))
+            return adv
+        _CRAFTED.move_to_end(key)
+        _set_rng_state(x.device, hit[1])
+        return hit[0].to(x.device)
+
+    def _key(self, x: Tensor, y: Tensor) -> str:
+        h = hashlib.sha256(self.surrogate_sha256.encode())
+        h.update(json.dumps(build(self.base, eps=self.eps).params(), sort_keys=True).encode())
+        h.update(str(x.device).encode())
+        for t in (x, y, *_rng_state(x.device)):
+            h.update(str((t.dtype, tuple(t.shape))).encode())
+            h.update(t.detach().cpu().contiguous().flatten().view(torch.uint8).numpy().tobytes())
+        return h.hexdigest()
 
     def params(self) -> dict[str, Any]:
         crafted = build(self.base, eps=self.eps).params()

@@ -69,6 +69,43 @@ def test_the_target_is_never_queried(trained_linear: nn.Module, mnist_small) -> 
         Transfer(eps=0.1).with_surrogate(trained_linear)(trained_linear, x[:4], y[:4])
 
 
+def test_examples_are_crafted_once_and_shared_by_every_target(
+    trained_linear: nn.Module, mnist_small
+) -> None:
+    """With a recorded surrogate, a batch is crafted once: a second target (or checkpoint)
+    gets the very examples, and the random state the crafting left; a kept point gets what
+    crafting only the kept points gives; another seed crafts anew."""
+    _, _, x, y = mnist_small
+    x, y = x[:32], y[:32]
+    torch.manual_seed(1)
+    surrogate = Counting(nn.Sequential(nn.Flatten(), nn.Linear(784, 10)))
+    other = nn.Sequential(nn.Flatten(), nn.Linear(784, 10)).eval()
+    atk = Transfer(eps=0.1, base="pgd20").with_surrogate(surrogate, "sur", "0123abcd")
+    first = robust_points(trained_linear, x, y, atk, batch_size=16, seed=0, skip_wrong=True)
+    calls = surrogate.calls
+    second = robust_points(other, x, y, atk, batch_size=16, seed=0, skip_wrong=True)
+    assert calls > 0 and surrogate.calls == calls  # the second target reused both batches
+    fresh = Transfer(eps=0.1, base="pgd20").with_surrogate(surrogate)  # unrecorded: no memory
+    for target, res in ((trained_linear, first), (other, second)):
+        again = robust_points(target, x, y, fresh, batch_size=16, seed=0, skip_wrong=True)
+        assert np.array_equal(again.robust, res.robust)
+    torch.manual_seed(5)
+    a = atk(other, x[:16], y[:16])
+    state = torch.get_rng_state()
+    calls = surrogate.calls
+    torch.manual_seed(5)
+    assert torch.equal(atk(trained_linear, x[:16], y[:16]), a)
+    assert surrogate.calls == calls and torch.equal(torch.get_rng_state(), state)
+    keep = torch.arange(16) % 3 == 0
+    torch.manual_seed(5)
+    only_kept = attacks.build("pgd20", eps=0.1)(surrogate, x[:16], y[:16], keep=keep)
+    torch.manual_seed(5)
+    assert torch.equal(atk(other, x[:16], y[:16], keep=keep), only_kept)
+    torch.manual_seed(6)
+    atk(other, x[:16], y[:16])
+    assert surrogate.calls > calls  # another random start: crafted anew
+
+
 @requires_mnist
 def test_transfer_evaluation_trains_and_records_a_surrogate(tmp_path: Path) -> None:
     engine, spec = trained_run(tmp_path, "standard", test_subset=64)
