@@ -3,9 +3,10 @@
 A cell holds what a reader needs to weigh a number: the accuracy (%), its 95% Wilson
 interval and the test points it was measured on, the spread over seeds where there are
 several, and the paper's value with our difference. The Markdown tables
-(bench/report/render.py), the checklist table (bench/report/masking.py) and the site's
-leaderboards (bench/report/site/leaderboard.py) format it here, so a cell reads the same
-wherever it appears.
+(bench/report/render.py), the checklist table (bench/report/masking.py), the site's
+leaderboards (bench/report/site/leaderboard.py) and its run pages (runpage.py) format it
+here, so a cell reads the same wherever it appears. (The export bundle's Markdown,
+bench/report/bundle.py, gives the number, interval and paper in columns of their own.)
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
+
+from bench.eval.perpoint import wilson_interval
 
 
 def fmt_num(v: float | None, nd: int = 2) -> str:
@@ -35,6 +38,13 @@ class AccuracyCell:
     n_seeds: int = 1
     paper: float | None = None  # the paper's number, and ours minus it
     diff: float | None = None
+    correct: int | None = None  # robust test points, where counted (``counted``)
+
+    @classmethod
+    def counted(cls, correct: int, n: int) -> AccuracyCell:
+        """One evaluation's counts: the accuracy and its 95% Wilson interval."""
+        lo, hi = wilson_interval(correct, n)
+        return cls(100 * correct / n, 100 * lo, 100 * hi, n, correct=correct)
 
     @classmethod
     def of(cls, row: Any) -> AccuracyCell:
@@ -78,6 +88,15 @@ class AccuracyCell:
             return "-"
         text = f"{self.accuracy:.1f}"
         return text + (f" [{self.ci_low:.1f}, {self.ci_high:.1f}]" if ci else "")
+
+    def counts_html(self, seconds: float | None = None) -> str:
+        """The run page's cell: ours, the interval, robust / test points and the seconds."""
+        assert self.accuracy is not None
+        secs = "" if seconds is None or pd.isna(seconds) else f", {seconds:.1f} s"
+        return (
+            f'<span class="v">{self.accuracy:.2f}</span><span class="sub">[{self.ci_low:.1f}, '
+            f"{self.ci_high:.1f}] {self.correct}/{self.n}{secs}</span>"
+        )
 
     def html(self, n_row: int) -> str:
         """The leaderboard's cell body: ours (± sd, or the interval and n), the seeds when

@@ -18,8 +18,8 @@ from bench.core.constants import CHECKPOINTS, is_external
 from bench.data import DATASETS
 from bench.eval.checks import FLAG
 from bench.eval.health import EpochAcc, assess
-from bench.eval.perpoint import wilson_interval
 from bench.report.boards import agreement_frames
+from bench.report.cells import AccuracyCell
 from bench.report.notes import points
 from bench.report.render import display_name
 from bench.report.runplots import ladder_order, plot_curves, plot_ladder, plot_sweep, sweep_frame
@@ -160,14 +160,8 @@ def _ladder_table(evs: pd.DataFrame) -> str:
 
 
 def _acc_cell(e: pd.Series) -> Cell:
-    lo, hi = wilson_interval(int(e["correct"]), int(e["n"]))
-    secs = "" if pd.isna(e["seconds"]) else f", {e['seconds']:.1f} s"
-    return Cell(
-        f'<span class="v">{e["accuracy"]:.2f}</span><span class="sub">[{100 * lo:.1f}, '
-        f"{100 * hi:.1f}] {int(e['correct'])}/{int(e['n'])}{secs}</span>",
-        sort=float(e["accuracy"]),
-        cls="num",
-    )
+    acc = AccuracyCell.counted(int(e["correct"]), int(e["n"]))
+    return Cell(acc.counts_html(e["seconds"]), sort=float(e["accuracy"]), cls="num")
 
 
 def _agreement(engine: Engine, run: str) -> str:
