@@ -77,6 +77,17 @@ add_preset(
     AttackPreset("bpda", _PGD20, step_fraction=0.1, label="BPDA PGD-20", source=_SOURCE),
 )
 add_preset(
+    "bpda-pgd100-r5",
+    AttackPreset(
+        "bpda",
+        {**_PGD20, "steps": 100, "restarts": 5},
+        step_fraction=0.1,
+        label="BPDA PGD-100 x5",
+        source="BPDA with PGD-100's settings and 5 random restarts: the checklist's "
+        "convergence rung for BPDA",
+    ),
+)
+add_preset(
     "eot-pgd20",
     AttackPreset(
         "eot",

@@ -221,7 +221,10 @@ def test_a_run_is_evaluated_behind_a_transformation_as_a_run_of_its_own(tmp_path
     # the checklist: probed, not declared; the quantised model is flagged, the bare one not
     audit = runner.invoke(app, ["audit", f"{run}+bit-depth-bits1", "--adaptive", "--db", db])
     assert audit.exit_code == 0, audit.output
-    assert "100 of 100 points with a zero input gradient; evaluated bpda-pgd20" in audit.output
+    assert (
+        "100 of 100 points with a zero input gradient; evaluated bpda-pgd20 and bpda-pgd100-r5"
+        in audit.output
+    )  # BPDA and its convergence rung
     assert "(best): adaptive-not-below-pgd, zero-gradients FLAGGED" in audit.output
     bare = runner.invoke(app, ["audit", run, "--adaptive", "--db", db])
     assert (
@@ -234,7 +237,7 @@ def test_a_run_is_evaluated_behind_a_transformation_as_a_run_of_its_own(tmp_path
     cells = pd.read_json(io.StringIO(out.output))
     cell = {(r.run, r.column): r for r in cells.itertuples()}
     q = f"{run}+bit-depth-bits1"
-    assert cell[q, "adaptive"].attack == "bpda-pgd20"
+    assert cell[q, "adaptive"].attack == "bpda-pgd100-r5"  # the strongest BPDA that ran
     assert cell[q, "worst"].correct <= cell[q, "adaptive"].correct < cell[q, "pgd20"].correct
     assert (
         cell[q, "pgd20"].verdict.startswith("flag: ")
@@ -242,7 +245,7 @@ def test_a_run_is_evaluated_behind_a_transformation_as_a_run_of_its_own(tmp_path
     )
     assert cell[run, "pgd20"].verdict.startswith("ok (") and (run, "adaptive") not in cell
     text = runner.invoke(app, ["table", "--masking", "--ci", "--db", db]).output
-    assert "| Natural + bit-depth (bits=1) |" in text and "BPDA PGD-20" in text
+    assert "| Natural + bit-depth (bits=1) |" in text and "BPDA PGD-100 x5" in text
     # the eps sweep: the bare network falls to 0% at L-inf eps 1; PGD cannot move the
     # quantised one, whose curve stays far above it until the random start alone (at eps
     # 1, uniform noise over the whole box) breaks it; the audit keeps to the run's eps 0.3

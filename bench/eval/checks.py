@@ -145,7 +145,7 @@ def _autoattack(masks: dict[str, np.ndarray], c: dict, n: int, tol: int) -> Chec
 # hard-label RayS (attacks/rays.py), which sees only the model's decisions. Breaking clearly
 # more points than PGD-20: PGD's gradient was masked (a quantisation, a non-differentiable
 # or a random part).
-ADAPTIVE = ("bpda-pgd20", "eot-pgd20", "rays")
+ADAPTIVE = ("bpda-pgd20", "bpda-pgd100-r5", "eot-pgd20", "rays")
 # PGD-20 with more steps or with restarts. Lowering its accuracy by more than the tolerance:
 # PGD-20 had not converged, and its number overstates robustness (the lecture's checklist).
 STRONGER = ("pgd100", "pgd20-r5")

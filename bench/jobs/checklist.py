@@ -4,7 +4,8 @@
 input gradients (bench/eval/masking.py), and evaluates the attacks the findings call for
 beside PGD-20; the audit then compares them (docs/audit.md: ``adaptive-not-below-pgd``,
 ``pgd-converged``). Where PGD-100 breaks more than the tolerance beyond PGD-20, it climbs
-one rung (PGD-100 with 5 restarts) to show whether PGD has converged by PGD-100.
+one rung (PGD-100 with 5 restarts) to show whether PGD has converged by PGD-100. Where
+BPDA is picked, its own rung (BPDA with PGD-100 x5's settings) is evaluated beside it.
 ``bench audit RUN --adaptive`` runs it.
 """
 
@@ -22,6 +23,8 @@ from bench.eval.perpoint import current_evaluations, judged_n, masks_by_n
 from bench.jobs.evaluate import eval_job
 from bench.store.db import find_run
 from bench.store.loading import checkpoint_model
+
+BPDA_RUNG = "bpda-pgd100-r5"
 
 
 def adaptive_eval(
@@ -48,10 +51,13 @@ def adaptive_eval(
         found = probe(model, to_float(x).to(device), y.to(device))
         name = run.name
     attack = adaptive_attack(found)
-    # rays: labels only; pgd100: has PGD-20 converged?
-    names = list(dict.fromkeys(["clean", "pgd20", attack, "rays", "pgd100"]))
+    # rays: labels only; pgd100: has PGD-20 converged? BPDA climbs its rung at once: it is
+    # the attack behind a masked model's number
+    climb = [BPDA_RUNG] if attack == "bpda-pgd20" else []
+    names = list(dict.fromkeys(["clean", "pgd20", attack, *climb, "rays", "pgd100"]))
     where = {"test_subset": n, "data_root": data_root, "device": device, "progress": progress}
     eval_job(engine, name, attack_names=names, **where)
+    attack = " and ".join([attack, *climb])
     short = [tag for tag in ("best", "last") if _pgd_short(engine, name, tag)]
     if short:
         eval_job(engine, name, attack_names=[LAST_RUNG], checkpoints=short, **where)

@@ -34,7 +34,8 @@ from bench.report.render import check_format, display_name, export
 from bench.report.text import attack_label, settings_text
 from bench.store.db import Evaluation, Run
 
-ADAPTIVE = ("bpda-pgd20", "eot-pgd20", "cw20")  # the probe's pick (bench/eval/masking.py)
+# the probe's pick (bench/eval/masking.py), BPDA's convergence rung first where it ran
+ADAPTIVE = ("bpda-pgd100-r5", "bpda-pgd20", "eot-pgd20", "cw20")
 COLUMNS = ("clean", "pgd20", "adaptive", "rays", "pgd100", "pgd100-r5", "worst")
 # shown only in a block where some model has it: the checklist evaluates PGD-100 x5 only
 # where PGD-100 broke more than the tolerance beyond PGD-20 (bench/jobs/checklist.py)
