@@ -23,11 +23,10 @@ import json
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import torch
-
 from attacks.base import PRESETS, Attack, AttackPreset, add_preset, build, register
 from attacks.pgd import FGSM  # noqa: F401  (the white-box presets must exist first)
 from bench.core.constants import Protocol
+from bench.core.lazy import torch
 
 if TYPE_CHECKING:
     from torch import Tensor, nn

@@ -44,7 +44,7 @@ def test_top_level_help_lists_every_command() -> None:
 
 @pytest.mark.parametrize("command", ["run", "eval", "experiment"])
 def test_every_executor_option_is_listed_with_its_env_and_default(command: str) -> None:
-    """The executor options are declared once (bench/spec/placement.py) and every command
+    """The executor options are declared once (bench/spec/placement/) and every command
     that places jobs lists each of them, with its environment variable and default."""
     from dataclasses import MISSING
 

@@ -94,7 +94,7 @@ def _placing(values: dict[str, Any]) -> tuple[str, Options] | None:
 
 
 def placing_options(fn: F) -> F:
-    """The executor options (bench/spec/placement.py): the command gets ``placing``, the
+    """The executor options (bench/spec/placement/): the command gets ``placing``, the
     executor's name and ``Options``, or None without ``--executor``."""
     fields_ = [*flagged(Placing), *flagged(Options)]
     hints = {**get_type_hints(Placing), **get_type_hints(Options)}

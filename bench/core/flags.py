@@ -5,7 +5,7 @@ A dataclass whose fields are made with ``option(...)`` is an option group: the c
 line takes each field as a flag (``bench/cli/groups.py`` adds them to a command) and
 hands the command the dataclass built from them, so a setting that several commands take
 is declared in one place. Nothing here imports the command-line library: the dataclasses
-live in the layers that own the settings (e.g. ``bench/spec/placement.py``).
+live in the layers that own the settings (e.g. ``bench/spec/placement/``).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """What every executor shares: the interface and the registry of engines (their options:
-bench/spec/placement.py).
+bench/spec/placement/).
 
 The engines are registered by reference (``Registry.add_lazy``): naming one imports its
 module, and its third-party engine (submitit, Ray) is imported only when it places work
