@@ -28,14 +28,26 @@ def main() -> None:
     args = ap.parse_args()
     for precision, steps, batch in SETTINGS:
         spec = resolve(
-            "mart", "smallcnn", "mnist", "demo-mnist", seed=0, train_subset=4000,
-            test_subset=500, overrides={"epochs": 1, "steps": steps, "batch_size": batch},
-            precision=precision, monitor_subset=args.monitor_subset,
-        )  # fmt: skip
+            "mart",
+            "smallcnn",
+            "mnist",
+            "demo-mnist",
+            seed=0,
+            train_subset=4000,
+            test_subset=500,
+            overrides={"epochs": 1, "steps": steps, "batch_size": batch},
+            precision=precision,
+            monitor_subset=args.monitor_subset,
+        )
         reports: list[EpochReport] = []
         started = time.monotonic()
-        train(spec, Path(tempfile.mkdtemp()), on_epoch=reports.append, progress=False,
-              runtime=Runtime(threads=1))  # fmt: skip
+        train(
+            spec,
+            Path(tempfile.mkdtemp()),
+            on_epoch=reports.append,
+            progress=False,
+            runtime=Runtime(threads=1),
+        )
         r = reports[-1]
         print(
             f"{precision} PGD-{steps} batch {batch}: training {r.train_seconds:.1f} s, epoch "

@@ -58,9 +58,12 @@ VARIANTS = (
 def run(threads: int, channels_last: bool, env: dict[str, str], n: int, epochs: int) -> dict:
     args = [sys.executable, "-c", CHILD, str(threads), "1" if channels_last else "0"]
     out = subprocess.run(
-        [*args, str(n), str(epochs)], env={**os.environ, **env}, capture_output=True,
-        text=True, check=True,
-    )  # fmt: skip
+        [*args, str(n), str(epochs)],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -78,8 +81,10 @@ def main() -> None:
         base = base or r["sha256"]
         same = "yes" if r["sha256"] == base else "no"
         isa = r["runtime"]["cpu_capability"]
-        print(f"| {label} | {r['sha256'][:12]} | {same} | {r['clean']:.1f} | {r['pgd20']:.1f} "
-              f"| {isa} |")  # fmt: skip
+        print(
+            f"| {label} | {r['sha256'][:12]} | {same} | {r['clean']:.1f} | {r['pgd20']:.1f} "
+            f"| {isa} |"
+        )
     print(f"load average at end: {os.getloadavg()[0]:.2f}")
 
 

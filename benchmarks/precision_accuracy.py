@@ -41,15 +41,24 @@ def main() -> None:
     for prec in args.precisions.split(","):
         for seed in (int(s) for s in args.seeds.split(",")):
             spec = resolve(
-                args.defense, args.model, "mnist", args.preset, seed=seed,
-                train_subset=args.train_subset, test_subset=args.test_subset,
-                overrides={"epochs": args.epochs}, precision=prec,
-            )  # fmt: skip
+                args.defense,
+                args.model,
+                "mnist",
+                args.preset,
+                seed=seed,
+                train_subset=args.train_subset,
+                test_subset=args.test_subset,
+                overrides={"epochs": args.epochs},
+                precision=prec,
+            )
             run, _ = jobs.train_job(engine, spec, runs_dir=args.home / "runs", progress=False)
             evs = jobs.eval_job(
-                engine, spec.name, attack_names=["clean", "pgd20"], checkpoints=["last"],
+                engine,
+                spec.name,
+                attack_names=["clean", "pgd20"],
+                checkpoints=["last"],
                 progress=False,
-            )  # fmt: skip
+            )
             cells = []
             for e in evs:
                 lo, hi = wilson_interval(e.correct, e.n)

@@ -60,14 +60,24 @@ def main() -> None:
     cells: dict[tuple[str, str, str], list[float]] = {}
     for defense, seed in itertools.product(DEFENSES, [int(s) for s in args.seeds.split(",")]):
         spec = resolve(
-            defense, "smallcnn", "mnist", "demo-mnist", seed=seed,
-            train_subset=args.train_subset, test_subset=args.test_subset, overrides=over,
-            precision=precision, monitor_subset=args.monitor_subset,
-        )  # fmt: skip
+            defense,
+            "smallcnn",
+            "mnist",
+            "demo-mnist",
+            seed=seed,
+            train_subset=args.train_subset,
+            test_subset=args.test_subset,
+            overrides=over,
+            precision=precision,
+            monitor_subset=args.monitor_subset,
+        )
         jobs.train_job(
-            engine, spec, runs_dir=args.home / "runs", progress=False,
+            engine,
+            spec,
+            runs_dir=args.home / "runs",
+            progress=False,
             runtime=Runtime(threads=args.threads),
-        )  # fmt: skip
+        )
         for tag in ("best", "last"):  # one row serves both when they are the same weights
             for e in jobs.eval_job(engine, spec.name, checkpoints=[tag], progress=False):
                 cells.setdefault((defense, tag, e.attack), []).append(100 * e.accuracy)
@@ -84,8 +94,10 @@ def _report(cells: dict[tuple[str, str, str], list[float]]) -> None:
         worst = max(worst, spread)
         sd = statistics.stdev(values) if len(values) > 1 else float("nan")
         shown = ", ".join(f"{v:.1f}" for v in values)
-        print(f"| {defense} | {tag} | {attack} | {shown} | {statistics.mean(values):.1f} ± "
-              f"{sd:.1f} | {spread:.1f} |")  # fmt: skip
+        print(
+            f"| {defense} | {tag} | {attack} | {shown} | {statistics.mean(values):.1f} ± "
+            f"{sd:.1f} | {spread:.1f} |"
+        )
     verdict = "met" if worst <= TARGET else "NOT met"
     print(f"worst spread: {worst:.1f} points (target <= {TARGET:g}: {verdict})")
 

@@ -52,10 +52,13 @@ def _args() -> argparse.Namespace:
 def main() -> None:
     args = _args()
     grid = soaklib.Grid(
-        defenses=tuple(args.defenses.split(",")), seeds=tuple(range(args.seeds)),
-        epochs=args.epochs, train_subset=args.train_subset, test_subset=args.test_subset,
+        defenses=tuple(args.defenses.split(",")),
+        seeds=tuple(range(args.seeds)),
+        epochs=args.epochs,
+        train_subset=args.train_subset,
+        test_subset=args.test_subset,
         train_steps=args.train_steps,
-    )  # fmt: skip
+    )
     print(f"load average at start: {os.getloadavg()}")
     server = pgserver.Server().start() if args.db == "postgres" else None
     with tempfile.TemporaryDirectory(prefix="bench-soak-") as tmp:
@@ -70,20 +73,29 @@ def main() -> None:
         kill = (0.5 * args.kill_every, 1.5 * args.kill_every)
         try:
             result = soaklib.soak(
-                grid, db, root / "soak", workers=args.workers, kill_every=kill,
-                lease=args.lease, seed=args.seed,
-            )  # fmt: skip
+                grid,
+                db,
+                root / "soak",
+                workers=args.workers,
+                kill_every=kill,
+                lease=args.lease,
+                seed=args.seed,
+            )
             figures = soaklib.verify(db, reference, grid, result.logs)
         finally:
             if server is not None:
                 server.stop()
     backend = "PostgreSQL" if args.db == "postgres" or "postgres" in args.db else "SQLite"
     print(f"backend: {backend}; {args.workers} workers; a kill every {kill[0]:.0f}-{kill[1]:.0f} s")
-    print(f"grid: {grid.jobs} jobs ({args.defenses} x seeds 0..{args.seeds - 1}), tiny-cnn, "
-          f"MNIST first {args.train_subset} train / {args.test_subset} test images, "
-          f"{args.epochs} epochs, 4 attacks x best/last")  # fmt: skip
-    print(f"kills: {result.kills}; workers started: {len(result.logs)}; "
-          f"workers failed: {len(result.failures)}")  # fmt: skip
+    print(
+        f"grid: {grid.jobs} jobs ({args.defenses} x seeds 0..{args.seeds - 1}), tiny-cnn, "
+        f"MNIST first {args.train_subset} train / {args.test_subset} test images, "
+        f"{args.epochs} epochs, 4 attacks x best/last"
+    )
+    print(
+        f"kills: {result.kills}; workers started: {len(result.logs)}; "
+        f"workers failed: {len(result.failures)}"
+    )
     print(f"reads by a polling reader: {result.reads}, failed: {len(result.read_errors)}")
     for key, value in figures.items():
         print(f"{key}: {value}")

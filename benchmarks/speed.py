@@ -58,31 +58,47 @@ TASKS = {  # (model, dataset, preset)
 def _spec(defense: str, task: str, n: int, precision: str = "fp32") -> RunSpec:
     model, dataset, preset = TASKS[task]
     return resolve(
-        defense, model, dataset, preset, train_subset=n, test_subset=1,
-        overrides={"epochs": 1}, precision=precision,
-    )  # fmt: skip
+        defense,
+        model,
+        dataset,
+        preset,
+        train_subset=n,
+        test_subset=1,
+        overrides={"epochs": 1},
+        precision=precision,
+    )
 
 
 def bench_rate(spec: RunSpec, runtime: Runtime, device: str) -> float:
     """Training images/s of bench's loop (the optimisation loop alone, one epoch)."""
     reports: list[EpochReport] = []
     with tempfile.TemporaryDirectory() as tmp:
-        train(spec, Path(tmp), device=device, on_epoch=reports.append, progress=False,
-              runtime=runtime)  # fmt: skip
+        train(
+            spec, Path(tmp), device=device, on_epoch=reports.append, progress=False, runtime=runtime
+        )
     return spec.train_subset / reports[0].train_seconds
 
 
 def official_rate(spec: RunSpec, device: str) -> float:
     x, y = bdata.subset(*bdata.load_split(spec.dataset, True), spec.train_subset)
     model = build_for_spec(spec).to(device)
-    opt = torch.optim.SGD(model.parameters(), lr=spec.lr, momentum=spec.momentum,
-                          weight_decay=spec.weight_decay)  # fmt: skip
+    opt = torch.optim.SGD(
+        model.parameters(), lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay
+    )
     p = spec.params()
     beta = p.get("lam", p.get("beta", 5.0))
     t = time.perf_counter()
-    official_loop.epoch(model, official_loop.loader(x, y, spec.batch_size), opt, spec.defense,
-                        eps=spec.eps, step=p["step_size"], steps=p["steps"], beta=beta,
-                        device=device)  # fmt: skip
+    official_loop.epoch(
+        model,
+        official_loop.loader(x, y, spec.batch_size),
+        opt,
+        spec.defense,
+        eps=spec.eps,
+        step=p["step_size"],
+        steps=p["steps"],
+        beta=beta,
+        device=device,
+    )
     return len(y) / (time.perf_counter() - t)
 
 
@@ -113,8 +129,15 @@ def training_table(task: str, n: int, repeats: int, device: str) -> list[str]:
 def eval_table(n: int, repeats: int, device: str) -> list[str]:
     """PGD-20 (eps 0.3) on a naturally trained SmallCNN (8,000 images, 2 epochs): bench vs
     torchattacks on the same points."""
-    spec = resolve("natural", "smallcnn", "mnist", "demo-mnist", train_subset=8000,
-                   test_subset=1, overrides={"epochs": 2})  # fmt: skip
+    spec = resolve(
+        "natural",
+        "smallcnn",
+        "mnist",
+        "demo-mnist",
+        train_subset=8000,
+        test_subset=1,
+        overrides={"epochs": 2},
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         model = train(spec, Path(tmp), device=device, progress=False).eval()
@@ -169,15 +192,30 @@ def ratio_line(n: int, repeats: int, device: str) -> str:
 
 def compile_line(n: int, device: str) -> str:
     """Warm-up and steady cost of torch.compile (MART, SmallCNN, fp32)."""
-    spec = resolve("mart", "smallcnn", "mnist", "paper-4.2-mnist", train_subset=n,
-                   test_subset=1, overrides={"epochs": 2})  # fmt: skip
+    spec = resolve(
+        "mart",
+        "smallcnn",
+        "mnist",
+        "paper-4.2-mnist",
+        train_subset=n,
+        test_subset=1,
+        overrides={"epochs": 2},
+    )
     reports: list[EpochReport] = []
     with tempfile.TemporaryDirectory() as tmp:
-        train(spec, Path(tmp), device=device, on_epoch=reports.append, progress=False,
-              runtime=Runtime(compile=True))  # fmt: skip
+        train(
+            spec,
+            Path(tmp),
+            device=device,
+            on_epoch=reports.append,
+            progress=False,
+            runtime=Runtime(compile=True),
+        )
     first, second = (r.train_seconds for r in reports)
-    return (f"torch.compile: first epoch {first:.1f} s (includes compilation), second "
-            f"{second:.1f} s = {n / second:.1f} images/s")  # fmt: skip
+    return (
+        f"torch.compile: first epoch {first:.1f} s (includes compilation), second "
+        f"{second:.1f} s = {n / second:.1f} images/s"
+    )
 
 
 def main() -> None:
@@ -192,15 +230,18 @@ def main() -> None:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = ap.parse_args()
     print(f"load average at start: {os.getloadavg()}")
-    print(f"device {args.device}; torch {torch.__version__}; {torch.get_num_threads()} threads; "
-          f"{platform.processor() or platform.machine()}")  # fmt: skip
+    print(
+        f"device {args.device}; torch {torch.__version__}; {torch.get_num_threads()} threads; "
+        f"{platform.processor() or platform.machine()}"
+    )
     print("\n| task | defense | loop | train images/s | vs official |\n|---|---|---|---|---|")
     if not args.skip_mnist:
         for line in training_table("SmallCNN/MNIST", args.mnist_images, args.repeats, args.device):
             print(line)
     if not args.skip_cifar:
-        for line in training_table("ResNet-18/CIFAR-10", args.cifar_images, args.repeats,
-                                   args.device):  # fmt: skip
+        for line in training_table(
+            "ResNet-18/CIFAR-10", args.cifar_images, args.repeats, args.device
+        ):
             print(line)
     print("\n| PGD-20 evaluation | images/s | vs torchattacks |\n|---|---|---|")
     for line in eval_table(args.eval_images, args.repeats, args.device):

@@ -68,8 +68,10 @@ def importtime(statement: str) -> list[tuple[float, int, str]]:
     """(cumulative seconds, nesting depth, module) for every import ``statement`` makes."""
     err = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", statement],
-        capture_output=True, text=True, check=False,
-    ).stderr  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stderr
     rows = []
     for line in err.splitlines():
         m = re.match(r"import time:\s+\d+ \|\s+(\d+) \|( *)(\S+)", line)
@@ -106,8 +108,11 @@ def main() -> None:
         env = {**os.environ, "BENCH_HOME": tmp, "BENCH_DB": db}
         runs = subprocess.run(
             [sys.executable, "-c", PROBE, "table", "--format", "json"],
-            env=env, capture_output=True, text=True, check=True,
-        ).stdout  # fmt: skip
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         run = next(r["run"] for r in json.loads(runs) if r["run"].startswith(RUN))
         commands = [["--help"], ["run", "--help"], ["ls"], ["ls", "runs"], ["table"]]
         commands += [["table", "--paper"], ["show", run]]
