@@ -15,7 +15,7 @@ import argparse
 import os
 
 from bench.eval.perpoint import wilson_interval
-from bench.report.frames import epoch_frame
+from bench.report.runframes import epoch_frame
 from bench.store import db as bdb
 
 
