@@ -7,6 +7,9 @@ subsets), for
   2. bench in fp32 (contiguous memory, as before this benchmark existed),
   3. bench fp32 with channels_last (the default runtime),
   4. bench at its best setting (bf16 autocast + channels_last);
+with the fraction of the machine's peak each reaches (benchmarks/flops.py: the epoch's
+matrix-product and convolution FLOPs per image, counted, times images/s, over a 2048^2
+matrix product's rate in the loop's precision);
 then PGD-20 evaluation images/s for bench and for torchattacks' PGD on the same model and
 points (bench without and with the skip of points wrong on clean inputs), and the
 MART/natural epoch ratio. Each figure is the median of ``--repeats`` runs, the
@@ -43,6 +46,7 @@ from bench.train.runtime import Runtime
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import official_loop
+from flops import peak_gflops, train_flops_per_image
 
 SETTINGS = {  # name -> (precision, channels_last)
     "bench fp32": ("fp32", False),
@@ -111,18 +115,30 @@ def median_rates(jobs: dict[str, Callable[[], float]], repeats: int) -> dict[str
     return {k: statistics.median(v) for k, v in seen.items()}
 
 
-def training_table(task: str, n: int, repeats: int, device: str) -> list[str]:
+def training_table(
+    task: str, n: int, repeats: int, device: str, peaks: dict[str, float]
+) -> list[str]:
+    """One row per loop: images/s, against the official loop, and the fraction of the
+    peak (``peaks``: GFLOP/s per precision) that its counted FLOPs reach."""
     lines = []
     for defense in ("mart", "trades"):
+        per_image = train_flops_per_image(_spec(defense, task, min(n, 128)), device)
         jobs = {"official loop (fp32)": lambda d=defense: official_rate(_spec(d, task, n), device)}
+        precision = {"official loop (fp32)": "fp32"}
         for name, (prec, cl) in SETTINGS.items():
             jobs[name] = lambda d=defense, p=prec, c=cl: bench_rate(
                 _spec(d, task, n, p), Runtime(channels_last=c), device
             )
+            precision[name] = prec
         rates = median_rates(jobs, repeats)
         base = rates["official loop (fp32)"]
         for name, r in rates.items():
-            lines.append(f"| {task} | {defense} | {name} | {r:.1f} | {r / base:.2f}x |")
+            gflops = r * per_image / 1e9
+            peak = 100 * gflops / peaks[precision[name]]
+            lines.append(
+                f"| {task} | {defense} | {name} | {r:.1f} | {r / base:.2f}x "
+                f"| {per_image / 1e6:.0f} | {gflops:.0f} | {peak:.0f}% |"
+            )
     return lines
 
 
@@ -234,14 +250,19 @@ def main() -> None:
         f"device {args.device}; torch {torch.__version__}; {torch.get_num_threads()} threads; "
         f"{platform.processor() or platform.machine()}"
     )
-    print("\n| task | defense | loop | train images/s | vs official |\n|---|---|---|---|---|")
-    if not args.skip_mnist:
-        for line in training_table("SmallCNN/MNIST", args.mnist_images, args.repeats, args.device):
-            print(line)
-    if not args.skip_cifar:
-        for line in training_table(
-            "ResNet-18/CIFAR-10", args.cifar_images, args.repeats, args.device
-        ):
+    peaks = {p: peak_gflops(p, args.device) for p in ("fp32", "bf16")}
+    print(
+        "peak, 2048^2 matrix product: "
+        + ", ".join(f"{p} {g:.0f} GFLOP/s" for p, g in peaks.items())
+    )
+    print(
+        "\n| task | defense | loop | train images/s | vs official | MFLOP/image | GFLOP/s "
+        "| of peak |\n|---|---|---|---|---|---|---|---|"
+    )
+    tasks = [] if args.skip_mnist else [("SmallCNN/MNIST", args.mnist_images)]
+    tasks += [] if args.skip_cifar else [("ResNet-18/CIFAR-10", args.cifar_images)]
+    for task, n in tasks:
+        for line in training_table(task, n, args.repeats, args.device, peaks):
             print(line)
     print("\n| PGD-20 evaluation | images/s | vs torchattacks |\n|---|---|---|")
     for line in eval_table(args.eval_images, args.repeats, args.device):
