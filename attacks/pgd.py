@@ -164,15 +164,23 @@ class CWInf(PGD):
 
 
 add_preset("fgsm", AttackPreset("fgsm", label="FGSM", source="MART paper §4.2"))
-for _k in (10, 20, 100):
+_PAPER = "MART paper §4: random start, step eps/10"
+for _k, _restarts, _source in (
+    (10, 1, _PAPER),
+    (20, 1, _PAPER),
+    (100, 1, _PAPER),
+    (20, 5, "PGD-20 of MART §4 with 5 random restarts (a gradient-masking check)"),
+    (100, 5, "PGD-100 of MART §4 with 5 random restarts (the checklist's convergence rung)"),
+):
+    _x = f"-r{_restarts}" if _restarts > 1 else ""
     add_preset(
-        f"pgd{_k}",
+        f"pgd{_k}{_x}",
         AttackPreset(
             "pgd",
-            {"steps": _k, "start": "uniform", "restarts": 1, "loss": "ce"},
+            {"steps": _k, "start": "uniform", "restarts": _restarts, "loss": "ce"},
             step_fraction=0.1,
-            label=f"PGD-{_k}",
-            source="MART paper §4: random start, step eps/10",
+            label=f"PGD-{_k}" + (f" x{_restarts}" if _x else ""),
+            source=_source,
         ),
     )
 add_preset(
@@ -183,25 +191,5 @@ add_preset(
         step_fraction=0.1,
         label="CW-inf",
         source="MART paper §4.2: CW-inf optimised by PGD (steps as PGD-20; unverified)",
-    ),
-)
-add_preset(
-    "pgd20-r5",
-    AttackPreset(
-        "pgd",
-        {"steps": 20, "start": "uniform", "restarts": 5, "loss": "ce"},
-        step_fraction=0.1,
-        label="PGD-20 x5",
-        source="PGD-20 of MART §4 with 5 random restarts (a gradient-masking check)",
-    ),
-)
-add_preset(
-    "pgd100-r5",
-    AttackPreset(
-        "pgd",
-        {"steps": 100, "start": "uniform", "restarts": 5, "loss": "ce"},
-        step_fraction=0.1,
-        label="PGD-100 x5",
-        source="PGD-100 of MART §4 with 5 random restarts (the checklist's convergence rung)",
     ),
 )

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import pytest
 from conftest import requires_mnist
+from eval_helpers import trained_run
 from sqlalchemy.orm import Session
-from typer.testing import CliRunner
 
-from bench.cli import app
 from bench.eval.checks import LAST_RUNG
 from bench.jobs import checklist
-from bench.spec.run import resolve
 from bench.store import db as bdb
 
 pytestmark = requires_mnist
@@ -19,23 +17,10 @@ pytestmark = requires_mnist
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
-    """A natural linear model, one epoch on 512 images, judged on 100 test points."""
+    """A natural linear model (eval_helpers.trained_run) at eps 0.3, judged on 100 points."""
     tmp = tmp_path_factory.mktemp("checklist")
-    db = str(tmp / "c.sqlite")
-    flags = ["--defense", "natural", "--model", "linear", "--dataset", "mnist"]
-    flags += ["--epochs", "1", "--train-subset", "512", "--test-subset", "100", "--eps", "0.3"]
-    flags += ["--no-eval", "--db", db, "--runs-dir", str(tmp / "runs")]
-    res = CliRunner().invoke(app, ["run", *flags])
-    assert res.exit_code == 0, res.output
-    spec = resolve(
-        "natural",
-        "linear",
-        "mnist",
-        train_subset=512,
-        test_subset=100,
-        overrides={"epochs": 1, "eps": 0.3},
-    )
-    return db, spec.name
+    _, spec = trained_run(tmp, "natural", test_subset=100, eps=0.3)
+    return str(tmp / "bench.sqlite"), spec.name
 
 
 def _attacks(db: str, run: str, tag: str) -> set[str]:
