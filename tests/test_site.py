@@ -172,6 +172,9 @@ def test_plot_curves_writes_a_png_with_its_caption(tmp_path: Path) -> None:
     caption = out.with_suffix(".txt").read_text()
     assert MART0 in caption and seed1 in caption and "partial copy" in caption
     assert "best = epoch 48" in caption and "first 10000 test points" in caption
+    # what the two runs share is said once, before them; each then gives its checkpoints
+    assert caption.count("partial copy") == 1 and "All 2 runs: data mnist" in caption
+    assert f"{MART0}: checkpoints best = epoch 48" in caption
     for bad, msg in (
         (["nope"], "no run named 'nope'"),
         ([], "name at least one run"),

@@ -159,12 +159,13 @@ def save_figure(
     shows the PNG prints it), ``reserve`` inches between them (a legend under the axes);
     the PNG, and the caption in .txt."""
     fig.suptitle(title)
-    fig.set_figheight(fig.get_figheight() + reserve)
-    n_lines, height = 0, fig.get_figheight()
+    wrapped = _wrap(text, fig.get_figwidth()) if in_image else ""
+    n_lines = wrapped.count("\n") + 1 if in_image else 0  # 7 pt lines: 0.12 in
+    # the caption's lines are added to the figure, so a long caption never squeezes the axes
+    fig.set_figheight(fig.get_figheight() + reserve + 0.12 * n_lines)
+    height = fig.get_figheight()
     if in_image:
-        wrapped = _wrap(text, fig.get_figwidth())
         fig.text(0.01, 0.01, wrapped, fontsize=7, va="bottom", ha="left")
-        n_lines = wrapped.count("\n") + 1  # 7 pt lines: 0.12 in
     fig.tight_layout(rect=(0, (0.2 + reserve + 0.12 * n_lines) / height, 1, 1 - 0.3 / height))
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")  # renamed when whole: never half a picture

@@ -31,28 +31,41 @@ MARKERS = {"best": ("*", 13), "last": ("s", 7)}
 
 
 def curves_caption(engine: Engine, runs: list[str], curves: pd.DataFrame) -> str:
-    """Per run: data, preset, epochs, training images, monitor attack, checkpoint epochs."""
+    """Per run: data, preset, epochs, training images, monitor attack, checkpoint epochs;
+    what several runs share is said once, before them."""
     ckpts = checkpoint_frame(engine, runs)
-    parts = []
+    facts: dict[str, list[str]] = {}
     for rec in run_records(engine, runs):
         c = curves[curves["run"] == rec["name"]]
-        tags = ckpts[ckpts["run"] == rec["name"]]
+        facts[rec["name"]] = _facts(rec, c)
+    common = [f for f in facts[runs[0]] if len(runs) > 1 and all(f in v for v in facts.values())]
+    parts = [f"All {len(runs)} runs: " + "; ".join(common)] if common else []
+    for name, own in facts.items():
+        tags = ckpts[ckpts["run"] == name]
         marks = ", ".join(f"{t.checkpoint} = epoch {t.epoch}" for t in tags.itertuples())
-        text = (
-            f"{rec['name']}: data {rec['data_label'] or rec['dataset']}; model {rec['model']}, "
-            f"preset {rec['preset']}, eps {rec['spec'].get('eps', float('nan')):.4g}, "
-            f"{count(rec['epochs_done'], 'epoch')} of {rec['spec'].get('epochs')}, "
-            f"{count(rec['n_train'], 'training image')}"
-        )
-        if not c.empty:
-            mon = c.iloc[0]["monitor"] or {}
-            text += (
-                f"; monitor {mon.get('preset', 'pgd20')} (eps {mon.get('eps', 0):.4g}, step "
-                f"{mon.get('step_size', 0):.4g}) and clean accuracy on the first "
-                f"{int(c['n_monitor'].max())} test points"
-            )
-        parts.append(text + (f"; checkpoints {marks}" if marks else ""))
+        text = "; ".join(f for f in own if f not in common)
+        text += ("; " if text else "") + (f"checkpoints {marks}" if marks else "")
+        parts.append(f"{name}: {text}".rstrip(": "))
     return ". ".join(parts) + "."
+
+
+def _facts(rec: dict, c: pd.DataFrame) -> list[str]:
+    """How one run's curves were made, as the caption's clauses."""
+    out = [
+        f"data {rec['data_label'] or rec['dataset']}",
+        f"model {rec['model']}, preset {rec['preset']}, "
+        f"eps {rec['spec'].get('eps', float('nan')):.4g}, "
+        f"{count(rec['epochs_done'], 'epoch')} of {rec['spec'].get('epochs')}, "
+        f"{count(rec['n_train'], 'training image')}",
+    ]
+    if not c.empty:
+        mon = c.iloc[0]["monitor"] or {}
+        out.append(
+            f"monitor {mon.get('preset', 'pgd20')} (eps {mon.get('eps', 0):.4g}, step "
+            f"{mon.get('step_size', 0):.4g}) and clean accuracy on the first "
+            f"{int(c['n_monitor'].max())} test points"
+        )
+    return out
 
 
 def plot_curves(engine: Engine, runs: list[str], out: Path, in_image: bool = True) -> Path:
