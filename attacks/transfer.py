@@ -50,7 +50,7 @@ def _set_rng_state(device: torch.device, states: list[Tensor]) -> None:
 
 
 def _remember(key: str, adv: Tensor, after: list[Tensor]) -> None:
-    _CRAFTED[key] = (adv.detach().cpu(), after)
+    _CRAFTED[key] = (adv.detach().to("cpu", copy=True), after)  # never the caller's tensor
     size = sum(a.nelement() * a.element_size() for a, _ in _CRAFTED.values())
     while size > CRAFTED_BYTES and len(_CRAFTED) > 1:
         old, _ = _CRAFTED.popitem(last=False)[1]
@@ -97,7 +97,7 @@ class Transfer(Attack):
         craft = build(self.base, eps=self.eps)
         if not self.surrogate_sha256:
             return craft(surrogate, x, y)
-        key = self._key(x, y)
+        key = self._key(craft, x, y)
         hit = _CRAFTED.get(key)
         if hit is None:
             adv = craft(surrogate, x, y)
@@ -105,11 +105,11 @@ class Transfer(Attack):
             return adv
         _CRAFTED.move_to_end(key)
         _set_rng_state(x.device, hit[1])
-        return hit[0].to(x.device)
+        return hit[0].to(x.device, copy=True)  # the memory's own copy stays untouched
 
-    def _key(self, x: Tensor, y: Tensor) -> str:
+    def _key(self, craft: Attack, x: Tensor, y: Tensor) -> str:
         h = hashlib.sha256(self.surrogate_sha256.encode())
-        h.update(json.dumps(build(self.base, eps=self.eps).params(), sort_keys=True).encode())
+        h.update(json.dumps(craft.params(), sort_keys=True).encode())
         h.update(str(x.device).encode())
         for t in (x, y, *_rng_state(x.device)):
             h.update(str((t.dtype, tuple(t.shape))).encode())

@@ -96,6 +96,10 @@ def test_examples_are_crafted_once_and_shared_by_every_target(
     torch.manual_seed(5)
     assert torch.equal(atk(trained_linear, x[:16], y[:16]), a)
     assert surrogate.calls == calls and torch.equal(torch.get_rng_state(), state)
+    kept = a.clone()
+    a.add_(1.0)  # a caller's in-place change never reaches the remembered examples
+    torch.manual_seed(5)
+    assert torch.equal(atk(other, x[:16], y[:16]), kept)
     keep = torch.arange(16) % 3 == 0
     torch.manual_seed(5)
     only_kept = attacks.build("pgd20", eps=0.1)(surrogate, x[:16], y[:16], keep=keep)

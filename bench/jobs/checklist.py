@@ -33,8 +33,9 @@ def adaptive_eval(
     """The lecture's checklist step for one run: probe its best checkpoint for randomness
     and missing or zero input gradients (on its first 100 test points), pick the attack it
     needs (EOT, BPDA or plain PGD-20) and evaluate it, the hard-label RayS and PGD-100
-    beside PGD-20; the audit that follows compares them (``adaptive-not-below-pgd``,
-    ``pgd-converged``)."""
+    beside PGD-20, and the rungs where they are called for; the audit that follows compares
+    them (``adaptive-not-below-pgd``, ``pgd-converged``). Returns the findings and a line
+    naming what was evaluated."""
     with Session(engine, expire_on_commit=False) as s:
         run = find_run(s, run_name)
         if run is None:
@@ -57,12 +58,12 @@ def adaptive_eval(
     names = list(dict.fromkeys(["clean", "pgd20", attack, *climb, "rays", "pgd100"]))
     where = {"test_subset": n, "data_root": data_root, "device": device, "progress": progress}
     eval_job(engine, name, attack_names=names, **where)
-    attack = " and ".join([attack, *climb])
+    evaluated = " and ".join([attack, *climb])
     short = [tag for tag in ("best", "last") if _pgd_short(engine, name, tag)]
     if short:
         eval_job(engine, name, attack_names=[LAST_RUNG], checkpoints=short, **where)
-        attack = f"{attack}, then {LAST_RUNG} on {' and '.join(short)}"
-    return found, attack
+        evaluated += f", then {LAST_RUNG} on {' and '.join(short)}"
+    return found, evaluated
 
 
 def _pgd_short(engine: Engine, run_name: str, tag: str) -> bool:

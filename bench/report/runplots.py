@@ -45,7 +45,7 @@ def curves_caption(engine: Engine, runs: list[str], curves: pd.DataFrame) -> str
         marks = ", ".join(f"{t.checkpoint} = epoch {t.epoch}" for t in tags.itertuples())
         text = "; ".join(f for f in own if f not in common)
         text += ("; " if text else "") + (f"checkpoints {marks}" if marks else "")
-        parts.append(f"{name}: {text}".rstrip(": "))
+        parts.append(f"{name}: {text}" if text else name)
     return ". ".join(parts) + "."
 
 
