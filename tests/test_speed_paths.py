@@ -91,6 +91,19 @@ def test_runtime_is_recorded() -> None:
     assert rec["torch_threads"] == 1 and rec["cpu_capability"] and "onednn" in rec
 
 
+def test_default_threads_follow_omp_num_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run trained on the way (a transfer surrogate) took every core although the user
+    had pinned the process to one thread: OMP_NUM_THREADS is the default now."""
+    monkeypatch.setattr("bench.train.runtime.usable_cores", lambda: 8)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert Runtime().n_threads() == 1 and Runtime(threads=3).n_threads() == 3
+    for unset in ("", "0", "two"):
+        monkeypatch.setenv("OMP_NUM_THREADS", unset)
+        assert Runtime().n_threads() == 8 and Runtime(nproc=2).n_threads() == 4
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert Runtime(nproc=4).n_threads() == 2
+
+
 @gpu
 @requires_mnist
 @pytest.mark.parametrize("prec", ["fp32", "bf16", "fp16"])

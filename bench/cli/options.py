@@ -64,7 +64,10 @@ CompileOpt = Annotated[
     bool, typer.Option("--compile", help="torch.compile the training forward (warm-up cost)")
 ]
 ThreadsOpt = Annotated[
-    int | None, typer.Option(min=1, help="CPU threads [default: PyTorch's for the free cores]")
+    int | None,
+    typer.Option(
+        min=1, help="CPU threads [default: OMP_NUM_THREADS where set, else the free cores]"
+    ),
 ]
 OversubscribeOpt = Annotated[
     bool,

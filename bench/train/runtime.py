@@ -23,11 +23,13 @@ from torch import nn
 class Runtime:
     channels_last: bool = True
     compile: bool = False  # torch.compile the training forward (warm-up cost: see speed.py)
-    threads: int | None = None  # None: the cores this process may run on, over nproc
+    threads: int | None = None  # None: OMP_NUM_THREADS where set, else cores over nproc
     nproc: int = 1  # processes training the run together (bench/train/distributed.py)
 
     def n_threads(self) -> int:
-        return self.threads if self.threads is not None else max(1, usable_cores() // self.nproc)
+        if self.threads is not None:
+            return self.threads
+        return env_threads() or max(1, usable_cores() // self.nproc)
 
     def apply(self, device: str) -> None:
         """Process-wide settings: the thread count, and cuDNN autotuning on CUDA."""
@@ -77,6 +79,14 @@ def onednn_version() -> str:
             words = [w for w in line.split() if w.startswith("v") and w[1:2].isdigit()]
             return words[0] if words else ""
     return ""
+
+
+def env_threads() -> int | None:
+    """``OMP_NUM_THREADS`` when it names a positive count: a user who pins a process to one
+    thread (two runs side by side on two cores) keeps it so when a run is trained on the
+    way (a transfer surrogate, a teacher), as PyTorch itself would."""
+    value = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else None
 
 
 def usable_cores() -> int:
