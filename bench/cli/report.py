@@ -156,12 +156,16 @@ def export_cmd(
         Path | None, typer.Option(help="also write the comparison with the paper as Markdown")
     ] = None,
     note: Annotated[str, typer.Option(help="a sentence on how the runs were made")] = "",
+    table: Annotated[
+        int, typer.Option(help="the paper table: 2 (white-box) or 3 (black-box transfer)")
+    ] = 2,
     db: DbOpt = None,
 ) -> None:
-    """Write a results bundle: Table-2 cells with intervals and paper deltas, and per run its
-    spec, provenance, checkpoint hashes and per-point masks (for committing reference numbers)."""
+    """Write a results bundle: a paper table's cells with intervals and paper deltas, the
+    ranking and the paper's claims judged, and per run its spec, provenance, per-epoch
+    curve, checkpoint hashes and per-point masks (for committing reference numbers)."""
     engine = existing_db(db)
-    b = bundle.bundle(engine, runs or None, note)
+    b = bundle.bundle(engine, runs or None, note, table)
     if not b["runs"]:
         raise ValueError("no runs to export (see `bench ls runs`)")
     text = bundle.markdown(b)  # rendered before anything is written

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -22,25 +23,57 @@ from bench.eval.health import from_metrics
 from bench.report.frames import INTERNAL, paper_frame
 from bench.store.db import Checkpoint, Evaluation, Run
 
-RANK_ATTACK = "pgd20"
 HEADER = "| defense | epoch | attack | n | ours % | 95% interval | paper % | ours − paper |"
 CLAIMS = (("mart", "trades"), ("mart", "standard"))  # the paper's headline comparisons
 
 
-def bundle(engine: Engine, runs: list[str] | None = None, note: str = "") -> dict[str, Any]:
-    """Cells, runs (spec, provenance, hashes, evaluations with masks) and the ranking."""
-    cells = paper_frame(engine, 2, runs, autoattack=True).drop(
-        columns=list(INTERNAL), errors="ignore"
-    )
+@dataclass(frozen=True)
+class Layout:
+    """What a bundle of one paper table ranks and judges the paper's claims on."""
+
+    what: str
+    rank: str  # the attack the ranking is on
+    judged: tuple[str, ...]  # the attacks the claims are judged on
+    autoattack: bool = False  # cells of the AutoAttack column too
+
+
+LAYOUTS = {
+    2: Layout(
+        "MART paper Table 2 layout (white-box); accuracy % with 95% Wilson intervals",
+        "pgd20",
+        ("pgd20", "autoattack"),
+        autoattack=True,
+    ),
+    3: Layout(
+        "MART paper Table 3 layout (black-box: examples crafted on a naturally trained "
+        "surrogate); accuracy % with 95% Wilson intervals",
+        "transfer-pgd20",
+        ("transfer-pgd20",),
+    ),
+}
+
+
+def bundle(
+    engine: Engine, runs: list[str] | None = None, note: str = "", table: int = 2
+) -> dict[str, Any]:
+    """Cells, runs (spec, provenance, hashes, evaluations with masks), ranking and claims."""
+    if table not in LAYOUTS:
+        raise ValueError(f"bundles are for paper tables {', '.join(map(str, LAYOUTS))}")
+    lay = LAYOUTS[table]
+    cells = paper_frame(engine, table, runs, autoattack=lay.autoattack)
+    cells = cells.drop(columns=list(INTERNAL), errors="ignore")
     cells = cells.astype(object).where(pd.notna(cells), None)
     records = cells.to_dict(orient="records")
+    tags = ("best", "last")
     return {
-        "what": "MART paper Table 2 layout; accuracy % with 95% Wilson intervals",
+        "what": lay.what,
+        "table": table,
         "note": note,
         "written": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "cells": records,
-        "ranking": {tag: ranking(records, tag) for tag in ("best", "last")},
-        "claims": {tag: claims(records, tag) for tag in ("best", "last")},
+        "rank_attack": lay.rank,
+        "ranking": {tag: ranking(records, tag, lay.rank) for tag in tags},
+        "claims": {tag: [c for a in lay.judged for c in claims(records, tag, a)] for tag in tags},
         "runs": _runs(engine, runs),
     }
 
@@ -105,40 +138,52 @@ def _evaluations(s: Session, run: Run, ckpts: dict[str, Checkpoint]) -> list[dic
     return list(out.values())
 
 
-def ranking(cells: list[dict[str, Any]], tag: str) -> list[dict[str, Any]]:
-    """Defenses by accuracy under the ranking attack, with their intervals."""
+def ranking(cells: list[dict[str, Any]], tag: str, attack: str = "pgd20") -> list[dict[str, Any]]:
+    """Runs by accuracy under ``attack``, with their intervals."""
     rows = [
         c
         for c in cells
-        if c["attack"] == RANK_ATTACK and c["checkpoint"] == tag and c["accuracy"] is not None
+        if c["attack"] == attack and c["checkpoint"] == tag and c["accuracy"] is not None
     ]
     rows.sort(key=lambda c: -c["accuracy"])
     keys = ("defense", "run", "accuracy", "ci_low", "ci_high", "n", "paper", "diff")
     return [{k: c[k] for k in keys} for c in rows]
 
 
-def claims(cells: list[dict[str, Any]], tag: str) -> list[dict[str, Any]]:
-    """Whether "A > B" under the ranking attack holds outside both Wilson intervals."""
-    by = {c["defense"]: c for c in ranking(cells, tag)}
+def claims(cells: list[dict[str, Any]], tag: str, attack: str = "pgd20") -> list[dict[str, Any]]:
+    """Whether "A > B" under ``attack`` holds outside the Wilson intervals of every seed
+    (every run of A above every run of B), is reversed so, or is not resolved. With several
+    seeds the difference is of the means, and each seed's number is listed."""
+    by: dict[str, list[dict[str, Any]]] = {}
+    for c in ranking(cells, tag, attack):
+        by.setdefault(c["defense"], []).append(c)
     out = []
     for a, b in CLAIMS:
         if a not in by or b not in by:
             continue
         ca, cb = by[a], by[b]
-        if ca["ci_low"] > cb["ci_high"]:
+        if min(c["ci_low"] for c in ca) > max(c["ci_high"] for c in cb):
             verdict = "holds outside the intervals"
-        elif ca["ci_high"] < cb["ci_low"]:
+        elif max(c["ci_high"] for c in ca) < min(c["ci_low"] for c in cb):
             verdict = "reversed, outside the intervals"
         else:
             verdict = "not resolved: the intervals overlap"
+        if len(ca) > 1 or len(cb) > 1:
+            verdict += " of every seed" if not verdict.startswith("not") else " or the seeds"
         out.append(
             {
                 "claim": f"{a} > {b}",
-                "difference": ca["accuracy"] - cb["accuracy"],
+                "attack": attack,
+                "difference": _mean(ca) - _mean(cb),
+                "seeds": {a: [c["accuracy"] for c in ca], b: [c["accuracy"] for c in cb]},
                 "verdict": verdict,
             }
         )
     return out
+
+
+def _mean(cells: list[dict[str, Any]]) -> float:
+    return sum(c["accuracy"] for c in cells) / len(cells)
 
 
 def _num(v: Any, fmt: str = ".2f") -> str:
@@ -163,17 +208,32 @@ def markdown(b: dict[str, Any]) -> str:
                 f"| {c['defense']} | {c['checkpoint_epoch']} | {c['attack']} | {n} "
                 f"| {_num(c['accuracy'])} | {ci} | {_num(c['paper'])} | {_num(c['diff'], '+.2f')} |"
             )
-        lines += ["", f"Ranking on {RANK_ATTACK} ({tag}):", ""]
-        for i, r in enumerate(b["ranking"][tag], 1):
-            lines.append(
-                f"{i}. {r['defense']}: {_num(r['accuracy'])} "
-                f"[{_num(r['ci_low'])}, {_num(r['ci_high'])}]"
-            )
+        lines += ["", f"Ranking on {b['rank_attack']} ({tag}):", ""]
+        lines += _ranking_lines(b["ranking"][tag])
         lines.append("")
         for c in b["claims"][tag]:
-            lines.append(f"- {c['claim']}: {c['difference']:+.2f} points, {c['verdict']}")
+            seeds = "; ".join(
+                f"{d} " + ", ".join(_num(v) for v in vs) for d, vs in c["seeds"].items()
+            )
+            lines.append(
+                f"- {c['claim']} on {c['attack']}: {c['difference']:+.2f} points ({seeds}), "
+                f"{c['verdict']}"
+            )
         lines.append("")
     return "\n".join(lines + _run_lines(b["runs"]))
+
+
+def _ranking_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """One line a run; a defense with several runs names each run."""
+    count: dict[str, int] = {}
+    for r in rows:
+        count[r["defense"]] = count.get(r["defense"], 0) + 1
+    lines = []
+    for i, r in enumerate(rows, 1):
+        name = r["defense"] + (f" ({r['run']})" if count[r["defense"]] > 1 else "")
+        ci = f"[{_num(r['ci_low'])}, {_num(r['ci_high'])}]"
+        lines.append(f"{i}. {name}: {_num(r['accuracy'])} {ci}")
+    return lines
 
 
 def _run_lines(runs: list[dict[str, Any]]) -> list[str]:
