@@ -15,6 +15,7 @@ from attacks.losses import cw_margin
 from attacks.pgd import PGD
 from attacks.transfer import Transfer
 from bench.eval.loop import robust_points
+from bench.models.transforms import Thermometer, Transformed
 
 EVAL_ATTACKS = [n for n in attacks.PRESETS.names() if n != "clean"]
 # Cheap settings for the slow protocols, by attack class (their own test files check the
@@ -25,6 +26,7 @@ CHEAP = {
     "autoattack": {"n_iter": 5, "n_target_classes": 2, "n_queries": 20},
     "eot": {"samples": 2},
     "rays": {"queries": 60},
+    "ls-pga": {"steps": 3, "restarts": 2},
 }
 
 
@@ -34,7 +36,11 @@ def test_invariants(name: str, trained_linear: nn.Module, mnist_small) -> None:
     x, y = x[:64], y[:64]
     x_copy = x.clone()
     model = trained_linear.train()  # the attack must switch to eval and back
-    atk = attacks.build(name, eps=0.1, **CHEAP.get(attacks.PRESETS.get(name).attack, {}))
+    kind = attacks.PRESETS.get(name).attack
+    if kind == "ls-pga":  # an attack on a thermometer encoding: a model behind one
+        net = nn.Sequential(nn.Flatten(), nn.Linear(784 * 4, 10))
+        model = Transformed(net, Thermometer(4)).train()
+    atk = attacks.build(name, eps=0.1, **CHEAP.get(kind, {}))
     if isinstance(atk, Transfer):
         atk.with_surrogate(copy.deepcopy(model))
     x_adv = atk(model, x, y)

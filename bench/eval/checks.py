@@ -142,10 +142,10 @@ def _autoattack(masks: dict[str, np.ndarray], c: dict, n: int, tol: int) -> Chec
 
 
 # Attacks that do not follow PGD's own gradient: BPDA and EOT (attacks/adaptive.py) and the
-# hard-label RayS (attacks/rays.py), which sees only the model's decisions. Breaking clearly
-# more points than PGD-20: PGD's gradient was masked (a quantisation, a non-differentiable
-# or a random part).
-ADAPTIVE = ("bpda-pgd20", "bpda-pgd100-r5", "eot-pgd20", "rays")
+# hard-label RayS (attacks/rays.py), which sees only the model's decisions, and LS-PGA on a
+# thermometer encoding's codes (attacks/lspga.py). Breaking clearly more points than
+# PGD-20: PGD's gradient was masked (a quantisation, a non-differentiable or a random part).
+ADAPTIVE = ("bpda-pgd20", "bpda-pgd100-r5", "eot-pgd20", "rays", "ls-pga")
 # PGD-20 with more steps or with restarts. Lowering its accuracy by more than the tolerance:
 # PGD-20 had not converged, and its number overstates robustness (the lecture's checklist).
 STRONGER = ("pgd100", "pgd20-r5")

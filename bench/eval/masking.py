@@ -4,7 +4,8 @@ gradient that is missing (the input leaves the autograd graph) or zero (a quanti
 
 ``adaptive_attack`` names the attack a model needs from what was found: EOT for a random
 model (its BPDA view too), BPDA where gradients are missing or a transformation zeroes
-them, CW-inf (a loss on the logits) where a bare network's softmax saturates, else PGD-20.
+them, CW-inf (a loss on the logits) where a bare network's softmax saturates, else PGD-20;
+and, behind a thermometer encoding, LS-PGA beside it (``model_attacks``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from torch import Tensor, nn
 from bench.core.constants import EVAL_BATCH
 from bench.eval.audit import input_gradient_norms
 from bench.eval.checks import ZERO_GRAD
+from bench.models.transforms import Thermometer
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,7 @@ class Masking:
     missing: bool  # the loss does not reach the input (no autograd path)
     zero: int  # points whose input gradient is zero
     transformed: bool = False  # an input transformation BPDA can differentiate around
+    encoded: bool = False  # behind a thermometer encoding: LS-PGA attacks its codes
 
     @property
     def masked(self) -> bool:
@@ -61,7 +64,8 @@ def probe(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = EVAL_BATCH) 
         model.train(was_training)
     norms = input_gradient_norms(model, x, y, batch_size, device=str(x.device))
     zero = int((norms <= ZERO_GRAD).sum())
-    return Masking(len(y), random, missing, zero, hasattr(model, "straight_through"))
+    encoded = isinstance(getattr(model, "transform", None), Thermometer)
+    return Masking(len(y), random, missing, zero, hasattr(model, "straight_through"), encoded)
 
 
 def adaptive_attack(found: Masking) -> str:
@@ -73,3 +77,9 @@ def adaptive_attack(found: Masking) -> str:
     if found.missing or (found.zero and found.transformed):
         return "bpda-pgd20"
     return "cw20" if found.zero else "pgd20"
+
+
+def model_attacks(found: Masking) -> list[str]:
+    """Attacks made for the model's own defense, evaluated beside the adaptive one: LS-PGA
+    on a thermometer encoding (its paper's attack, on the codes themselves)."""
+    return ["ls-pga"] if found.encoded else []

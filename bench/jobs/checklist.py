@@ -5,7 +5,8 @@ input gradients (bench/eval/masking.py), and evaluates the attacks the findings 
 beside PGD-20; the audit then compares them (docs/audit.md: ``adaptive-not-below-pgd``,
 ``pgd-converged``). Where PGD-100 breaks more than the tolerance beyond PGD-20, it climbs
 one rung (PGD-100 with 5 restarts) to show whether PGD has converged by PGD-100. Where
-BPDA is picked, its own rung (BPDA with PGD-100 x5's settings) is evaluated beside it.
+BPDA is picked, its own rung (BPDA with PGD-100 x5's settings) is evaluated beside it;
+behind a thermometer encoding, LS-PGA too.
 ``bench audit RUN --adaptive`` runs it.
 """
 
@@ -18,7 +19,7 @@ from bench import data as bdata
 from bench.core.constants import ZOO_TEST_SUBSET, trained_spec
 from bench.eval.checks import FLAG, LAST_RUNG, consistency_checks
 from bench.eval.loop import to_float
-from bench.eval.masking import Masking, adaptive_attack, probe
+from bench.eval.masking import Masking, adaptive_attack, model_attacks, probe
 from bench.eval.perpoint import current_evaluations, judged_n, masks_by_n
 from bench.jobs.evaluate import eval_job
 from bench.store.db import find_run
@@ -55,6 +56,7 @@ def adaptive_eval(
     # rays: labels only; pgd100: has PGD-20 converged? BPDA climbs its rung at once: it is
     # the attack behind a masked model's number
     climb = [BPDA_RUNG] if attack == "bpda-pgd20" else []
+    climb += model_attacks(found)  # LS-PGA behind a thermometer encoding
     names = list(dict.fromkeys(["clean", "pgd20", attack, *climb, "rays", "pgd100"]))
     where = {"test_subset": n, "data_root": data_root, "device": device, "progress": progress}
     eval_job(engine, name, attack_names=names, **where)
