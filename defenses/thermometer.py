@@ -8,9 +8,12 @@ its random start and overrates the model, and BPDA through the encoding's ramp s
 (Athalye et al., ICML 2018) takes it down.
 
 - ``thermometer``: cross-entropy on the encoded clean images.
-- ``thermometer-at``: with adversarial training as in the paper. The paper's inner attack
-  is LS-PGA on the encoding; here it is PGD through the same ramp stand-in (BPDA), with the
-  preset's inner attack settings: a stand-in for LS-PGA, stated as such.
+- ``thermometer-at``: with adversarial training as in the paper, whose inner attack is
+  LS-PGA on the encoding's codes (attacks/lspga.py; ``inner="ls-pga"``, the default): the
+  preset's inner steps, one restart, step 1 on the logits and annealing 1.2 from T = 1.
+  ``inner="bpda"`` trains against PGD through the ramp stand-in instead (BPDA, the
+  preset's inner attack settings): measured on the masking reference, a model trained so
+  resists BPDA (88.8% on MNIST at eps 0.3) and falls to LS-PGA (46.6%).
 
 levels = 16 as in the paper.
 """
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from attacks.adaptive import BPDA
+from attacks.lspga import LSPGA
 from bench.core.constants import LINF, NORMS
 from bench.core.lazy import F, LazyModule
 from defenses.base import Defense, StepContext, register
@@ -32,6 +36,7 @@ if TYPE_CHECKING:
 
 
 transforms = LazyModule("bench.models.transforms")  # PyTorch: loaded with the first model
+INNER = ("ls-pga", "bpda")  # thermometer-at's inner attack
 
 
 @dataclass
@@ -69,8 +74,17 @@ class ThermometerAT(_Encoded, Standard):
     name: ClassVar[str] = "thermometer-at"
     display_name: ClassVar[str] = "Thermometer + AT"
     norms: ClassVar[tuple[str, ...]] = (LINF,)  # BPDA is an L-inf attack
-    summary: ClassVar[str] = "thermometer encoding with PGD-AT through its ramp (BPDA)"
+    summary: ClassVar[str] = "thermometer encoding with adversarial training on LS-PGA"
+    inner: str = "ls-pga"  # or "bpda": PGD through the encoding's ramp
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.inner not in INNER:
+            raise ValueError(f"{self.name}: inner must be one of {', '.join(INNER)}")
 
     def perturb(self, model: nn.Module, x: Tensor, y: Tensor, ctx: StepContext) -> Tensor | None:
-        """The preset's inner PGD, its gradient through the encoding's ramp (BPDA)."""
-        return BPDA(**dataclasses.asdict(self.inner_attack()))(model, x, y)
+        """LS-PGA with the preset's inner steps, or its inner PGD through the ramp (BPDA)."""
+        pgd = self.inner_attack()
+        if self.inner == "ls-pga":
+            return LSPGA(eps=pgd.eps, steps=pgd.steps, restarts=1)(model, x, y)
+        return BPDA(**dataclasses.asdict(pgd))(model, x, y)

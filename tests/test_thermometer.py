@@ -12,6 +12,9 @@ from conftest import requires_mnist
 from torch import nn
 
 import attacks
+import defenses
+from attacks.base import check_bounds
+from attacks.lspga import LSPGA, codes
 from bench.eval.loop import robust_points
 from bench.eval.masking import adaptive_attack, probe
 from bench.models.transforms import BitDepth, Thermometer, Transformed
@@ -112,3 +115,27 @@ def test_bpda_reaches_through_a_transformation_in_front_of_the_encoding() -> Non
     x = torch.rand(2, 1, 28, 28, requires_grad=True)
     (g,) = torch.autograd.grad(both(x).sum(), [x])
     assert g.abs().sum() > 0
+
+
+def test_thermometer_at_trains_on_ls_pga_as_the_paper(mnist_small) -> None:
+    """The inner attack is LS-PGA (the paper's), through the bf16 cast too; ``bpda`` keeps
+    PGD through the ramp; anything else is refused."""
+    _, _, x, y = mnist_small
+    x, y = x[:16], y[:16]
+    spec = resolve("thermometer-at", "tiny-cnn", "mnist")  # eps 0.3
+    defense = defenses.build("thermometer-at", **spec.params())
+    assert defense.inner == "ls-pga"
+    model = FloatLogits(build_for_spec(spec))  # what a bf16 training step sees
+    torch.manual_seed(0)
+    x_adv = defense.perturb(model, x, y, ctx=None)
+    check_bounds(x_adv, x, 0.3)
+    torch.manual_seed(0)  # the same draws: exactly LS-PGA with the preset's inner steps
+    want = LSPGA(eps=0.3, steps=spec.params()["steps"], restarts=1)(model, x, y)
+    assert torch.equal(x_adv, want)
+    levels = model.transform.levels
+    moved = x_adv != x  # a pixel moves only to another code
+    assert moved.any() and (codes(x_adv, levels) != codes(x, levels))[moved].all()
+    ramp = defenses.build("thermometer-at", **{**spec.params(), "inner": "bpda"})
+    check_bounds(ramp.perturb(model, x, y, ctx=None), x, 0.3)
+    with pytest.raises(ValueError, match="inner must be one of ls-pga, bpda"):
+        defenses.build("thermometer-at", **{**spec.params(), "inner": "pgd"})

@@ -31,6 +31,9 @@ def autocast(precision: str, device: str) -> Iterator[None]:
         yield
 
 
+ENCODED = ("transform", "net")  # a model behind an input encoding: its two parts
+
+
 class FloatLogits(nn.Module):
     """The model with its outputs in fp32, so losses never see bf16/fp16 probabilities.
 
@@ -53,6 +56,8 @@ class FloatLogits(nn.Module):
         if name == "straight_through" and hasattr(self.inner, name):
             view = self.inner.straight_through
             return lambda: FloatLogits(view())
+        if name in ENCODED and isinstance(self.inner, nn.Module) and hasattr(self.inner, name):
+            return getattr(self.inner, name)  # LS-PGA's encoding and network (attacks/lspga.py)
         return super().__getattr__(name)
 
 
