@@ -53,9 +53,7 @@ def test_claims_over_seeds_need_every_seed_apart() -> None:
     assert abs(out["difference"] - (66.0 - 50.0)) < 1e-9
     assert out["seeds"] == {"mart": [70.0, 62.0], "standard": [50.0]}
     mixed = [_cell("mart", 700, run="m0"), _cell("mart", 505, run="m1"), _cell("standard", 500)]
-    assert claims(mixed, "best")[0]["verdict"] == (
-        "not resolved: the intervals overlap or the seeds"
-    )
+    assert claims(mixed, "best")[0]["verdict"] == "not resolved: the seeds' intervals overlap"
     other = [{**c, "attack": "autoattack"} for c in [*mart, _cell("standard", 800)]]
     assert claims(other, "best") == []  # judged on PGD-20 unless told
     assert claims(other, "best", "autoattack")[0]["verdict"].startswith("reversed")
@@ -102,6 +100,9 @@ def test_export_bundle_matches_the_database(tmp_path: Path) -> None:
             assert c["ci_low"] <= c["accuracy"] <= c["ci_high"]
     text = md.read_text()
     assert "ours − paper" in text and "## Runs" in text
+    seeds = {r["name"]: r["spec"].get("seed") for r in b["runs"]}
+    assert all(c["seed"] == seeds[c["run"]] for c in b["cells"])  # the fixture: MART s0, s1
+    assert "mart (seed 0)" in text and "mart (seed 1)" in text
 
 
 def _copy_transfer(db: Path, source: str, target: str) -> None:

@@ -23,7 +23,7 @@ from bench.eval.health import from_metrics
 from bench.report.frames import INTERNAL, paper_frame
 from bench.store.db import Checkpoint, Evaluation, Run
 
-HEADER = "| defense | epoch | attack | n | ours % | 95% interval | paper % | ours − paper |"
+HEADER = "| defense | seed | epoch | attack | n | ours % | 95% interval | paper % | ours − paper |"
 CLAIMS = (("mart", "trades"), ("mart", "standard"))  # the paper's headline comparisons
 
 
@@ -64,6 +64,10 @@ def bundle(
     cells = cells.drop(columns=list(INTERNAL), errors="ignore")
     cells = cells.astype(object).where(pd.notna(cells), None)
     records = cells.to_dict(orient="records")
+    runs_out = _runs(engine, runs)
+    seeds = {r["name"]: r["spec"].get("seed") for r in runs_out}
+    for c in records:
+        c["seed"] = seeds.get(c["run"])
     tags = ("best", "last")
     return {
         "what": lay.what,
@@ -74,7 +78,7 @@ def bundle(
         "rank_attack": lay.rank,
         "ranking": {tag: ranking(records, tag, lay.rank) for tag in tags},
         "claims": {tag: [c for a in lay.judged for c in claims(records, tag, a)] for tag in tags},
-        "runs": _runs(engine, runs),
+        "runs": runs_out,
     }
 
 
@@ -146,8 +150,8 @@ def ranking(cells: list[dict[str, Any]], tag: str, attack: str = "pgd20") -> lis
         if c["attack"] == attack and c["checkpoint"] == tag and c["accuracy"] is not None
     ]
     rows.sort(key=lambda c: -c["accuracy"])
-    keys = ("defense", "run", "accuracy", "ci_low", "ci_high", "n", "paper", "diff")
-    return [{k: c[k] for k in keys} for c in rows]
+    keys = ("defense", "run", "seed", "accuracy", "ci_low", "ci_high", "n", "paper", "diff")
+    return [{k: c.get(k) for k in keys} for c in rows]
 
 
 def claims(cells: list[dict[str, Any]], tag: str, attack: str = "pgd20") -> list[dict[str, Any]]:
@@ -169,7 +173,8 @@ def claims(cells: list[dict[str, Any]], tag: str, attack: str = "pgd20") -> list
         else:
             verdict = "not resolved: the intervals overlap"
         if len(ca) > 1 or len(cb) > 1:
-            verdict += " of every seed" if not verdict.startswith("not") else " or the seeds"
+            verdict = verdict.replace("the intervals overlap", "the seeds' intervals overlap")
+            verdict += "" if verdict.startswith("not") else " of every seed"
         out.append(
             {
                 "claim": f"{a} > {b}",
@@ -200,12 +205,13 @@ def markdown(b: dict[str, Any]) -> str:
         sub = [c for c in cells if c["checkpoint"] == tag]
         if not sub:
             continue
-        lines += [f"## {tag} checkpoint", "", HEADER, "|---|---|---|---|---|---|---|---|"]
+        lines += [f"## {tag} checkpoint", "", HEADER, "|---|---|---|---|---|---|---|---|---|"]
         for c in sub:
             ci = f"[{_num(c['ci_low'])}, {_num(c['ci_high'])}]" if c["n"] else "–"
             n = _num(c["n"], ".0f")
             lines.append(
-                f"| {c['defense']} | {c['checkpoint_epoch']} | {c['attack']} | {n} "
+                f"| {c['defense']} | {_num(c.get('seed'), 'd')} | {c['checkpoint_epoch']} "
+                f"| {c['attack']} | {n} "
                 f"| {_num(c['accuracy'])} | {ci} | {_num(c['paper'])} | {_num(c['diff'], '+.2f')} |"
             )
         lines += ["", f"Ranking on {b['rank_attack']} ({tag}):", ""]
@@ -224,13 +230,13 @@ def markdown(b: dict[str, Any]) -> str:
 
 
 def _ranking_lines(rows: list[dict[str, Any]]) -> list[str]:
-    """One line a run; a defense with several runs names each run."""
+    """One line a run; a defense with several runs says each one's seed."""
     count: dict[str, int] = {}
     for r in rows:
         count[r["defense"]] = count.get(r["defense"], 0) + 1
     lines = []
     for i, r in enumerate(rows, 1):
-        name = r["defense"] + (f" ({r['run']})" if count[r["defense"]] > 1 else "")
+        name = r["defense"] + (f" (seed {r.get('seed')})" if count[r["defense"]] > 1 else "")
         ci = f"[{_num(r['ci_low'])}, {_num(r['ci_high'])}]"
         lines.append(f"{i}. {name}: {_num(r['accuracy'])} {ci}")
     return lines
