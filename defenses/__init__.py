@@ -21,4 +21,15 @@ def build(name: str, **params: Any) -> Defense:
     return cls(**params)
 
 
-__all__ = ["DEFENSES", "Defense", "PGDDefense", "StepContext", "build", "register"]
+def shown(name: str, params: dict[str, Any]) -> str:
+    """The parameters a table names a run of defense ``name`` by (its ``shown_params``, as
+    its stored ``params`` have them, else as they were before they existed), e.g.
+    "inner=bpda"; "" for most defenses."""
+    if name not in DEFENSES:
+        return ""
+    cls = DEFENSES.get(name)
+    values = {k: params.get(k, cls.before_params.get(k)) for k in cls.shown_params}
+    return ", ".join(f"{k}={v}" for k, v in values.items() if v is not None)
+
+
+__all__ = ["DEFENSES", "Defense", "PGDDefense", "StepContext", "build", "register", "shown"]

@@ -60,6 +60,10 @@ class Defense(ABC):
     # with ``teacher_params()``, on the run's data, model and schedule. The jobs train it
     # first (bench/spec/auxiliary.py ``teacher_spec``); the loop calls ``attach_teacher``.
     teacher: ClassVar[str | None] = None
+    # Parameters a table names the model by, beside the defense (thermometer-at's inner
+    # attack), and the value each had in runs made before it existed (their specs lack it).
+    shown_params: ClassVar[tuple[str, ...]] = ()
+    before_params: ClassVar[dict[str, Any]] = {}
 
     def __post_init__(self) -> None:
         """Coerce and check every parameter once, where it enters: types, finiteness, sign."""

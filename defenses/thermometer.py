@@ -76,6 +76,8 @@ class ThermometerAT(_Encoded, Standard):
     norms: ClassVar[tuple[str, ...]] = (LINF,)  # BPDA is an L-inf attack
     summary: ClassVar[str] = "thermometer encoding with adversarial training on LS-PGA"
     inner: str = "ls-pga"  # or "bpda": PGD through the encoding's ramp
+    shown_params: ClassVar[tuple[str, ...]] = ("inner",)
+    before_params: ClassVar[dict[str, str]] = {"inner": "bpda"}  # the only inner attack then
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -139,3 +139,11 @@ def test_thermometer_at_trains_on_ls_pga_as_the_paper(mnist_small) -> None:
     check_bounds(ramp.perturb(model, x, y, ctx=None), x, 0.3)
     with pytest.raises(ValueError, match="inner must be one of ls-pga, bpda"):
         defenses.build("thermometer-at", **{**spec.params(), "inner": "pgd"})
+
+
+def test_tables_name_the_inner_attack_older_runs_included() -> None:
+    """A run made before ``inner`` existed was trained through the ramp: its stored spec
+    lacks the key, and the tables still say which it was."""
+    assert defenses.shown("thermometer-at", {"inner": "ls-pga", "levels": 16}) == "inner=ls-pga"
+    assert defenses.shown("thermometer-at", {"levels": 16}) == "inner=bpda"
+    assert defenses.shown("mart", {"beta": 6.0}) == "" == defenses.shown("no-such", {})

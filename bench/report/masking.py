@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+import defenses
 from bench.core.constants import RunKind, Tag
 from bench.eval.checks import FLAG, NOT_EVALUATED
 from bench.eval.perpoint import (
@@ -62,9 +63,12 @@ FIELDS = [
 
 
 def model_label(run: Run) -> str:
-    """How the table names a model: the defense, and its input transformation if any."""
+    """How the table names a model: the defense, the parameters it is named by (e.g.
+    thermometer-at's inner attack), and its input transformation if any."""
     spec = run.spec
     name = display_name(run.defense)
+    named = defenses.shown(run.defense, spec.get("defense_params") or {})
+    name += f" ({named})" if named else ""
     if spec.get("kind") != RunKind.TRANSFORMED:
         return name
     params = ", ".join(f"{k}={v}" for k, v in sorted(spec["transform_params"].items()))
