@@ -2,9 +2,10 @@
 # The lecture's fake-robustness table, reproduced on MNIST SmallCNN (issue 21's proof):
 # masking defenses (input transformations in front of a natural network, input-gradient
 # regularisation, defensive distillation, thermometer encoding with and without adversarial
-# training) beside Standard AT, TRADES and MART, each put through the checklist
-# (`bench audit --adaptive`: probe, then BPDA/EOT, the hard-label RayS and PGD-100 beside
-# PGD-20), then written to results/reference/masking.{json,md}.
+# training, on LS-PGA and through the ramp) beside Standard AT, TRADES and MART, each put
+# through the checklist (`bench audit --adaptive`: probe, then BPDA/EOT, LS-PGA behind a
+# thermometer encoding, the hard-label RayS and PGD-100 beside PGD-20), then written to
+# results/reference/masking.{json,md}.
 #
 #   BENCH_HOME=/tmp/masking BENCH_DATA_ROOT=... bash scripts/masking.sh [all|train|eval|table]
 #
@@ -37,6 +38,9 @@ if [[ $stage == all || $stage == train ]]; then
     "$BENCH" run --defense "$d" "${common[@]}" --attacks clean,pgd20
   done
   "$BENCH" run --defense distillation "${DISTILL[@]}" "${common[@]}" --attacks clean,pgd20
+  # thermometer-at trains on LS-PGA (the paper's); the ramp-trained one beside it shows what
+  # training against a weaker stand-in leaves
+  "$BENCH" run --defense thermometer-at --param inner=bpda "${common[@]}" --attacks clean,pgd20
 fi
 if [[ $stage == all || $stage == eval ]]; then
   natural=$(run_name natural)
@@ -45,6 +49,8 @@ if [[ $stage == all || $stage == eval ]]; then
     "$BENCH" eval "$natural" --transform "$t" --attacks clean,pgd20 --quiet
   done
   for d in "${DEFENSES[@]}" distillation; do runs+=("$(run_name "$d")"); done
+  mapfile -t -O "${#runs[@]}" runs < <(runs | grep -E -- "^mnist-smallcnn-thermometer-at-" | grep -vF +)
+  mapfile -t runs < <(printf '%s\n' "${runs[@]}" | awk '!seen[$0]++')
   mapfile -t transformed < <(runs | grep -F -- "$natural+")
   "$BENCH" audit "${runs[@]}" "${transformed[@]}" --adaptive
 fi
