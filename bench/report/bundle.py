@@ -1,10 +1,12 @@
 """A results bundle for committing: every number of a paper table with how it was obtained.
 
-``bundle`` collects, for the runs given (default: all), the Table-2 cells (ours with a 95%
-Wilson interval, the paper's number and ours - paper), and per run its spec, provenance,
+``bundle`` collects, for the runs given (default: all), the cells of Table 2 (white-box)
+or Table 3 (black-box transfer): ours with a 95% Wilson interval, the paper's number and
+ours - paper, each with its run's seed; per run its spec, provenance, per-epoch curve,
 checkpoint hashes and every current evaluation with its attack settings and packed
 per-point mask, so a reader can recompute any cell, any worst case over attacks, or check
-a re-run point by point. ``markdown`` renders the comparison and the PGD-20 ranking.
+a re-run point by point; and the paper's claims (MART > TRADES, MART > Standard) judged
+over the seeds. ``markdown`` renders the comparison, the ranking and the claims.
 """
 
 from __future__ import annotations
