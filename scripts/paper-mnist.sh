@@ -48,7 +48,9 @@ case "${1:-train}" in
       # the same first 1,000 points under the white-box attacks, so that the audit compares
       # AutoAttack with PGD-20 point by point (it compares evaluations of equal n)
       "$BENCH" eval "$run" --checkpoint best --attacks clean,fgsm,pgd20,cw20 --test-subset 1000
-      case "$run" in *-mart-*) "$BENCH" eval "$run" --checkpoint best --attacks spsa --test-subset 500 ;; esac
+      case "$run" in  # SPSA, and PGD-20 on the same 500 points for the audit to compare
+        *-mart-*) "$BENCH" eval "$run" --checkpoint best --attacks spsa,clean,pgd20 --test-subset 500 ;;
+      esac
     done
     # Table 3 in one process: the examples crafted on a seed's surrogate are remembered and
     # shown to every run of that seed (attacks/transfer.py), so each is crafted once
