@@ -11,7 +11,8 @@
 #   bash scripts/paper-mnist.sh export     # results/reference/table{2,3}-mnist.* and paper-mnist/
 #
 # BENCH names the bench to run (default .venv/bin/bench); runs started by one commit are
-# finished by the same commit's bench (its provenance says which).
+# finished by the same commit's bench (its provenance says which). NOTE: the bundles' sentence
+# on how the runs were made (export).
 #
 # Each slot trains and then evaluates (clean, FGSM, PGD-20, CW-inf on all 10,000 test
 # points, best and last checkpoints) one run after another. The two slots claim their runs
@@ -62,7 +63,7 @@ case "${1:-train}" in
     ;;
   export)  # the two tables the README shows, each a bundle (cells, masks, curves, specs,
     # provenance, hashes), the paper-layout tables with the seeds aggregated, and the curves
-    note="SmallCNN, 17,000 offline MNIST training images, preset paper-4.2-mnist (50 epochs), ${PRECISION:-bf16}"
+    note=${NOTE:-"SmallCNN, 17,000 offline MNIST training images, preset paper-4.2-mnist (50 epochs), ${PRECISION:-bf16}"}
     mkdir -p results/reference/paper-mnist
     for t in 2 3; do
       # shellcheck disable=SC2046
