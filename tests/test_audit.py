@@ -17,6 +17,7 @@ from torch import nn
 import attacks
 from bench import jobs
 from bench.eval import audit
+from bench.eval.checks import consistency_checks, subset_checks
 from bench.eval.perpoint import wilson_interval, worst_case
 from bench.jobs import train as jobs_train
 from bench.models import MODELS
@@ -133,25 +134,25 @@ def test_consistency_checks_on_hand_built_masks() -> None:
     pgd100 = pgd20.copy()
     pgd100[10:12] = True  # 122: 2 above PGD-20, within tolerance
     masks = {"clean": clean, "fgsm": fgsm, "pgd20": pgd20, "pgd100": pgd100, "spsa": spsa}
-    res = {c.check: c for c in audit.consistency_checks(masks, n)}
+    res = {c.check: c for c in consistency_checks(masks, n)}
     assert res["robust-le-clean"].status == "ok" and res["robust-le-clean"].value == 0
     assert res["fgsm-ge-pgd"].status == "ok" and res["fgsm-ge-pgd"].value == 2
     masks["pgd100"][12] = True  # 3 above: PGD-100 weaker than PGD-20 is flagged
-    assert audit.consistency_checks(masks, n)[1].status == "flag"
+    assert consistency_checks(masks, n)[1].status == "flag"
     del masks["pgd100"]
-    res = {c.check: c for c in audit.consistency_checks(masks, n)}
+    res = {c.check: c for c in consistency_checks(masks, n)}
     assert res["fgsm-ge-pgd"].value == -20 and "PGD-100 not evaluated" in res["fgsm-ge-pgd"].detail
     assert res["pgd-finds-fgsm"].value == 0
     assert res["spsa-not-below-pgd"].status == "flag" and res["spsa-not-below-pgd"].value == 3
     masks["spsa"][82] = True  # 2 below: within tolerance
-    assert audit.consistency_checks(masks, n)[4].status == "ok"
+    assert consistency_checks(masks, n)[4].status == "ok"
     # PGD-20 robust where FGSM broke 3 points (per point), and a transfer attack stronger
     # than white-box PGD by 5 points.
     masks["pgd20"] = pgd20.copy()
     masks["pgd20"][10:13] = True
     masks["transfer-pgd20"] = masks["pgd20"].copy()
     masks["transfer-pgd20"][100:105] = False
-    res = {c.check: c for c in audit.consistency_checks(masks, n)}
+    res = {c.check: c for c in consistency_checks(masks, n)}
     assert res["pgd-finds-fgsm"].status == "flag" and res["pgd-finds-fgsm"].value == 3
     assert res["whitebox-le-blackbox"].status == "flag"
     assert res["whitebox-le-blackbox"].value == 123 - 118
@@ -164,7 +165,7 @@ def test_adaptive_and_convergence_checks_on_hand_built_masks() -> None:
     pgd20 = np.ones(n, bool)
     pgd20[:100] = False  # 100 correct
     masks = {"clean": np.ones(n, bool), "pgd20": pgd20}
-    res = {c.check: c for c in audit.consistency_checks(masks, n)}
+    res = {c.check: c for c in consistency_checks(masks, n)}
     assert res["adaptive-not-below-pgd"].status == "not-evaluated"
     assert res["pgd-converged"].status == "not-evaluated"
     checks = {"bpda-pgd20": "adaptive-not-below-pgd", "rays": "adaptive-not-below-pgd"}
@@ -172,10 +173,10 @@ def test_adaptive_and_convergence_checks_on_hand_built_masks() -> None:
     for attack, check in checks.items():
         stronger = pgd20.copy()
         stronger[100:102] = False  # 2 fewer: within the tolerance
-        res = {c.check: c for c in audit.consistency_checks({**masks, attack: stronger}, n)}
+        res = {c.check: c for c in consistency_checks({**masks, attack: stronger}, n)}
         assert res[check].status == "ok", attack
         stronger[102] = False  # 3 fewer: flagged
-        res = {c.check: c for c in audit.consistency_checks({**masks, attack: stronger}, n)}
+        res = {c.check: c for c in consistency_checks({**masks, attack: stronger}, n)}
         assert res[check].status == "flag" and res[check].value == 3, attack
 
 
@@ -188,17 +189,39 @@ def test_convergence_is_judged_one_rung_up_once_pgd100_x5_is_stored() -> None:
     pgd20[:100] = False  # 100 correct
     pgd100[:110] = False  # 90 correct
     masks = {"clean": np.ones(n, bool), "pgd20": pgd20, "pgd100": pgd100}
-    res = {c.check: c for c in audit.consistency_checks(masks, n)}
+    res = {c.check: c for c in consistency_checks(masks, n)}
     assert res["pgd-converged"].status == "flag" and res["pgd-converged"].value == 10
     r5 = pgd100.copy()
     r5[110] = False  # 89 correct
-    res = {c.check: c for c in audit.consistency_checks({**masks, "pgd100-r5": r5}, n)}
+    res = {c.check: c for c in consistency_checks({**masks, "pgd100-r5": r5}, n)}
     ok = res["pgd-converged"]
     assert ok.status == "ok" and ok.value == 1
     assert "pgd100 90, pgd100-r5 89" in ok.detail and "PGD-20 100, 10 more" in ok.detail
     r5[111:113] = False  # 87 correct
-    res = {c.check: c for c in audit.consistency_checks({**masks, "pgd100-r5": r5}, n)}
+    res = {c.check: c for c in consistency_checks({**masks, "pgd100-r5": r5}, n)}
     assert res["pgd-converged"].status == "flag" and res["pgd-converged"].value == 3
+
+
+def test_each_check_is_judged_where_its_attacks_were_run() -> None:
+    """The paper runs: FGSM, PGD-20, CW-inf and transfers on all 10,000 points, AutoAttack
+    on the first 1,000, SPSA on the first 500. The subset with most attacks is judged, and
+    the AutoAttack and SPSA checks come from their own subsets (SPSA 3 under PGD-20 on its
+    200 points: flagged there), not left not-evaluated."""
+    big, mid, small = 1000, 400, 200  # tolerances 5, 2, 2
+    ones = {k: np.ones(k, bool) for k in (big, mid, small)}
+    by_n = {
+        big: {"clean": ones[big], "fgsm": ones[big], "pgd20": ones[big], "cw20": ones[big]},
+        mid: {"clean": ones[mid], "pgd20": ones[mid], "autoattack": ones[mid]},
+        small: {"clean": ones[small], "pgd20": ones[small], "spsa": ones[small].copy()},
+    }
+    by_n[small]["spsa"][:3] = False
+    res = {c.check: c for c in subset_checks(by_n, big)}
+    assert res["fgsm-ge-pgd"].n == big and res["fgsm-ge-pgd"].status == "ok"
+    assert res["autoattack-le-pgd20"].n == mid and res["autoattack-le-pgd20"].status == "ok"
+    assert res["spsa-not-below-pgd"].n == small and res["spsa-not-below-pgd"].status == "flag"
+    assert res["pgd-converged"].status == "not-evaluated"  # nowhere: says so
+    only_big = {c.check: c for c in consistency_checks(by_n[big], big)}
+    assert only_big["spsa-not-below-pgd"].status == "not-evaluated"  # what it was before
 
 
 def test_zero_gradient_check_counts_vanished_gradients() -> None:

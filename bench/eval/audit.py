@@ -35,7 +35,7 @@ from bench.eval.checks import (
     OK,
     ZERO_GRAD,
     CheckResult,
-    consistency_checks,
+    subset_checks,
     tolerance,
 )
 from bench.eval.health import from_metrics
@@ -122,7 +122,7 @@ def audit_checkpoint(
         return []
     by_n = masks_by_n(evs)
     n = judged_n(by_n)
-    results = consistency_checks(by_n[n], n)
+    results = subset_checks(by_n, n)
     results.append(sweep_check(run, every))
     grad = _stored_gradient_check(s, run, ckpt, n)
     if grad is None:

@@ -8,7 +8,7 @@ points (``tolerance``) so that small subsets do not flag noise.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -205,3 +205,18 @@ def consistency_checks(masks: dict[str, np.ndarray], n: int) -> list[CheckResult
         _below_pgd20("adaptive-not-below-pgd", ADAPTIVE, masks, c, n, tol),
         _converged(masks, c, n, tol),
     ]
+
+
+def subset_checks(by_n: Mapping[int, dict[str, np.ndarray]], first: int) -> list[CheckResult]:
+    """``consistency_checks`` on every subset of test points that has evaluations (``by_n``:
+    n -> attack -> mask), each check from the first subset where its attacks were run:
+    ``first`` (the judged one), then the others, largest first. A check whose attacks were
+    run on a smaller subset only (AutoAttack or SPSA on the first 1,000 or 500 points, the
+    rest on all 10,000) is then judged there, on the same points, not left unevaluated."""
+    order = [first, *sorted((k for k in by_n if k != first), reverse=True)]
+    out: dict[str, CheckResult] = {}
+    for n in order:
+        for r in consistency_checks(by_n[n], n):
+            if r.check not in out or out[r.check].status == NOT_EVALUATED:
+                out[r.check] = r
+    return list(out.values())

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from bench import data as bdata
 from bench.core.constants import ZOO_TEST_SUBSET, trained_spec
-from bench.eval.checks import FLAG, LAST_RUNG, consistency_checks
+from bench.eval.checks import FLAG, LAST_RUNG, subset_checks
 from bench.eval.loop import to_float
 from bench.eval.masking import Masking, adaptive_attack, model_attacks, probe
 from bench.eval.perpoint import current_evaluations, judged_n, masks_by_n
@@ -76,6 +76,5 @@ def _pgd_short(engine: Engine, run_name: str, tag: str) -> bool:
     by_n = masks_by_n(evs)
     if not by_n:
         return False
-    n = judged_n(by_n)
-    check = next(c for c in consistency_checks(by_n[n], n) if c.check == "pgd-converged")
+    check = next(c for c in subset_checks(by_n, judged_n(by_n)) if c.check == "pgd-converged")
     return check.status == FLAG
