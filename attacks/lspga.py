@@ -26,21 +26,26 @@ import dataclasses
 from typing import TYPE_CHECKING, ClassVar
 
 from attacks.base import Attack, AttackPreset, add_preset, project, register
-from bench.core.lazy import F, torch
+from bench.core.lazy import F, LazyModule, torch
 
 if TYPE_CHECKING:
     from torch import Tensor, nn
 
 NUDGE = 1e-6  # below a code's top value, so that float rounding keeps the code
+transforms = LazyModule("bench.models.transforms")  # PyTorch: loaded with the first attack
+
+
+def encoded(model: nn.Module) -> bool:
+    """Whether ``model`` is a network behind a thermometer encoding (what LS-PGA attacks;
+    the checklist's probe asks the same, bench/eval/masking.py)."""
+    return isinstance(getattr(model, "transform", None), transforms.Thermometer)
 
 
 def thermometer_of(model: nn.Module) -> tuple[int, nn.Module]:
     """``(levels, network)`` of a model behind a thermometer encoding; else ValueError."""
-    transform, net = getattr(model, "transform", None), getattr(model, "net", None)
-    levels = getattr(transform, "levels", None)
-    if net is None or not isinstance(levels, int) or type(transform).__name__ != "Thermometer":
+    if not encoded(model):
         raise ValueError("ls-pga attacks a model behind a thermometer encoding only")
-    return levels, net
+    return model.transform.levels, model.net
 
 
 def codes(x: Tensor, levels: int) -> Tensor:

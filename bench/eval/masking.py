@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from attacks import lspga
 from bench.core.constants import EVAL_BATCH
 from bench.eval.audit import input_gradient_norms
 from bench.eval.checks import ZERO_GRAD
-from bench.models.transforms import Thermometer
 
 
 @dataclass(frozen=True)
@@ -64,8 +64,8 @@ def probe(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = EVAL_BATCH) 
         model.train(was_training)
     norms = input_gradient_norms(model, x, y, batch_size, device=str(x.device))
     zero = int((norms <= ZERO_GRAD).sum())
-    encoded = isinstance(getattr(model, "transform", None), Thermometer)
-    return Masking(len(y), random, missing, zero, hasattr(model, "straight_through"), encoded)
+    transformed = hasattr(model, "straight_through")
+    return Masking(len(y), random, missing, zero, transformed, lspga.encoded(model))
 
 
 def adaptive_attack(found: Masking) -> str:
