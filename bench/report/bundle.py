@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import statistics
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -168,29 +170,25 @@ def claims(cells: list[dict[str, Any]], tag: str, attack: str = "pgd20") -> list
         if a not in by or b not in by:
             continue
         ca, cb = by[a], by[b]
+        seeds = len(ca) > 1 or len(cb) > 1
+        every = " of every seed" if seeds else ""
         if min(c["ci_low"] for c in ca) > max(c["ci_high"] for c in cb):
-            verdict = "holds outside the intervals"
+            verdict = f"holds outside the intervals{every}"
         elif max(c["ci_high"] for c in ca) < min(c["ci_low"] for c in cb):
-            verdict = "reversed, outside the intervals"
+            verdict = f"reversed, outside the intervals{every}"
         else:
-            verdict = "not resolved: the intervals overlap"
-        if len(ca) > 1 or len(cb) > 1:
-            verdict = verdict.replace("the intervals overlap", "the seeds' intervals overlap")
-            verdict += "" if verdict.startswith("not") else " of every seed"
+            verdict = "not resolved: the " + ("seeds' " if seeds else "") + "intervals overlap"
+        mean = [statistics.fmean(c["accuracy"] for c in cs) for cs in (ca, cb)]
         out.append(
             {
                 "claim": f"{a} > {b}",
                 "attack": attack,
-                "difference": _mean(ca) - _mean(cb),
+                "difference": mean[0] - mean[1],
                 "seeds": {a: [c["accuracy"] for c in ca], b: [c["accuracy"] for c in cb]},
                 "verdict": verdict,
             }
         )
     return out
-
-
-def _mean(cells: list[dict[str, Any]]) -> float:
-    return sum(c["accuracy"] for c in cells) / len(cells)
 
 
 def _num(v: Any, fmt: str = ".2f") -> str:
@@ -233,9 +231,7 @@ def markdown(b: dict[str, Any]) -> str:
 
 def _ranking_lines(rows: list[dict[str, Any]]) -> list[str]:
     """One line a run; a defense with several runs says each one's seed."""
-    count: dict[str, int] = {}
-    for r in rows:
-        count[r["defense"]] = count.get(r["defense"], 0) + 1
+    count = Counter(r["defense"] for r in rows)
     lines = []
     for i, r in enumerate(rows, 1):
         name = r["defense"] + (f" (seed {r.get('seed')})" if count[r["defense"]] > 1 else "")
