@@ -17,7 +17,7 @@ from torch import nn
 import attacks
 from bench import jobs
 from bench.eval import audit
-from bench.eval.checks import consistency_checks, subset_checks
+from bench.eval.checks import consistency_checks, convergence_margin, subset_checks
 from bench.eval.perpoint import wilson_interval, worst_case
 from bench.jobs import train as jobs_train
 from bench.models import MODELS
@@ -158,9 +158,9 @@ def test_consistency_checks_on_hand_built_masks() -> None:
     assert res["whitebox-le-blackbox"].value == 123 - 118
 
 
-def test_adaptive_and_convergence_checks_on_hand_built_masks() -> None:
-    """BPDA/EOT/RayS or more PGD steps breaking more than the tolerance beyond PGD-20 are
-    flagged; within it they pass; without them the checks say not-evaluated."""
+def test_adaptive_checks_on_hand_built_masks() -> None:
+    """BPDA/EOT/RayS breaking more than the tolerance beyond PGD-20 are flagged; within it
+    they pass; without them the check says not-evaluated."""
     n = 200  # tolerance 2
     pgd20 = np.ones(n, bool)
     pgd20[:100] = False  # 100 correct
@@ -168,38 +168,83 @@ def test_adaptive_and_convergence_checks_on_hand_built_masks() -> None:
     res = {c.check: c for c in consistency_checks(masks, n)}
     assert res["adaptive-not-below-pgd"].status == "not-evaluated"
     assert res["pgd-converged"].status == "not-evaluated"
-    checks = {"bpda-pgd20": "adaptive-not-below-pgd", "rays": "adaptive-not-below-pgd"}
-    checks |= {"pgd100": "pgd-converged", "pgd20-r5": "pgd-converged"}
-    for attack, check in checks.items():
+    for attack in ("bpda-pgd20", "rays", "eot-pgd20", "ls-pga"):
         stronger = pgd20.copy()
         stronger[100:102] = False  # 2 fewer: within the tolerance
         res = {c.check: c for c in consistency_checks({**masks, attack: stronger}, n)}
-        assert res[check].status == "ok", attack
+        assert res["adaptive-not-below-pgd"].status == "ok", attack
         stronger[102] = False  # 3 fewer: flagged
         res = {c.check: c for c in consistency_checks({**masks, attack: stronger}, n)}
-        assert res[check].status == "flag" and res[check].value == 3, attack
+        check = res["adaptive-not-below-pgd"]
+        assert check.status == "flag" and check.value == 3, attack
+
+
+def test_an_adaptive_attack_must_beat_the_strongest_pgd_stored() -> None:
+    """RayS 10 under PGD-20 but above PGD-100: PGD-20 was short (pgd-converged), PGD's
+    gradient was not masked. 3 under PGD-100 is a flag again."""
+    n = 200
+    pgd20, pgd100, rays = (np.ones(n, bool) for _ in range(3))
+    pgd20[:100], pgd100[:130], rays[:110] = False, False, False  # 100, 70, 90 correct
+    masks = {"clean": np.ones(n, bool), "pgd20": pgd20, "pgd100": pgd100, "rays": rays}
+    res = {c.check: c for c in consistency_checks(masks, n)}
+    assert res["adaptive-not-below-pgd"].status == "ok"
+    assert res["adaptive-not-below-pgd"].value == -20
+    assert "PGD-20 100, pgd100 70, rays 90" in res["adaptive-not-below-pgd"].detail
+    assert res["pgd-converged"].status == "flag"
+    rays[:133] = False  # 67 correct
+    res = {c.check: c for c in consistency_checks(masks, n)}
+    assert res["adaptive-not-below-pgd"].status == "flag"
+    assert res["adaptive-not-below-pgd"].value == 3
+
+
+def test_convergence_margin_is_the_lower_end_of_the_weaker_interval() -> None:
+    """Hand-computed Wilson lower ends (z = 1.959964): 100 of 200 -> 0.431361, i.e. 86.27
+    points, a margin of 13; 80 of 200 -> 0.334606 (66.92 points), 13; 5 of 10,000 ->
+    0.000214 (2.14 points), 2, under the tolerance 50, which then holds."""
+    assert convergence_margin(100, 200, 2) == 13
+    assert convergence_margin(80, 200, 2) == 13
+    assert convergence_margin(5, 10_000, 50) == 50
+
+
+def test_convergence_checks_on_hand_built_masks() -> None:
+    """PGD-100 or PGD-20 x5 inside PGD-20's 95% interval (13 points of 100 correct of 200)
+    pass; one point further is a flag."""
+    n = 200
+    pgd20 = np.ones(n, bool)
+    pgd20[:100] = False  # 100 correct
+    masks = {"clean": np.ones(n, bool), "pgd20": pgd20}
+    for attack in ("pgd100", "pgd20-r5"):
+        stronger = pgd20.copy()
+        stronger[100:113] = False  # 13 fewer: inside the interval
+        res = {c.check: c for c in consistency_checks({**masks, attack: stronger}, n)}
+        assert res["pgd-converged"].status == "ok", attack
+        assert "margin 13" in res["pgd-converged"].detail
+        stronger[113] = False  # 14 fewer: flagged
+        res = {c.check: c for c in consistency_checks({**masks, attack: stronger}, n)}
+        assert res["pgd-converged"].status == "flag", attack
+        assert res["pgd-converged"].value == 14
 
 
 def test_convergence_is_judged_one_rung_up_once_pgd100_x5_is_stored() -> None:
-    """PGD-100 breaking 10 more than PGD-20 flags PGD-20; with PGD-100 x5 stored, the check
-    asks whether PGD-100 has converged: restarts breaking 1 more pass, 3 more flag. The
-    evidence keeps PGD-20's gap."""
-    n = 200  # tolerance 2
+    """PGD-100 breaking 20 more than PGD-20 flags PGD-20; with PGD-100 x5 stored, the check
+    asks whether PGD-100 has converged: restarts inside PGD-100's interval (margin 13 of 80)
+    pass, one point further flags. The evidence keeps PGD-20's gap."""
+    n = 200
     pgd20, pgd100 = np.ones(n, bool), np.ones(n, bool)
     pgd20[:100] = False  # 100 correct
-    pgd100[:110] = False  # 90 correct
+    pgd100[:120] = False  # 80 correct
     masks = {"clean": np.ones(n, bool), "pgd20": pgd20, "pgd100": pgd100}
     res = {c.check: c for c in consistency_checks(masks, n)}
-    assert res["pgd-converged"].status == "flag" and res["pgd-converged"].value == 10
+    assert res["pgd-converged"].status == "flag" and res["pgd-converged"].value == 20
     r5 = pgd100.copy()
-    r5[110] = False  # 89 correct
+    r5[120:133] = False  # 67 correct
     res = {c.check: c for c in consistency_checks({**masks, "pgd100-r5": r5}, n)}
     ok = res["pgd-converged"]
-    assert ok.status == "ok" and ok.value == 1
-    assert "pgd100 90, pgd100-r5 89" in ok.detail and "PGD-20 100, 10 more" in ok.detail
-    r5[111:113] = False  # 87 correct
+    assert ok.status == "ok" and ok.value == 13
+    assert "pgd100 80, pgd100-r5 67" in ok.detail and "PGD-20 100, 20 more" in ok.detail
+    r5[133] = False  # 66 correct
     res = {c.check: c for c in consistency_checks({**masks, "pgd100-r5": r5}, n)}
-    assert res["pgd-converged"].status == "flag" and res["pgd-converged"].value == 3
+    assert res["pgd-converged"].status == "flag" and res["pgd-converged"].value == 14
 
 
 def test_each_check_is_judged_where_its_attacks_were_run() -> None:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bench.eval.perpoint import wilson_interval
+
 OK, FLAG, NOT_EVALUATED = "ok", "flag", "not-evaluated"
 TOL_MIN_POINTS = 2
 TOL_FRACTION = 0.005  # 0.5% of the points: 2 of 200, 50 of 10,000
@@ -30,6 +32,15 @@ TRANSFER_PAIRS = (
 def tolerance(n: int) -> int:
     """Points by which two attacks may disagree before it counts: max(2, ceil(0.5% of n))."""
     return max(TOL_MIN_POINTS, math.ceil(TOL_FRACTION * n))
+
+
+def convergence_margin(correct: int, n: int, tol: int) -> int:
+    """Points a stronger PGD (more steps or restarts) may break beyond the ``correct`` of a
+    weaker one before ``pgd-converged`` flags: down to the lower end of the weaker number's
+    95% Wilson interval, never fewer than ``tol``. Inside it, the stronger attack does not
+    change what a table prints (the number with its interval); beyond it, it does."""
+    low, _ = wilson_interval(correct, n)
+    return max(tol, math.floor(correct - low * n))
 
 
 @dataclass(frozen=True)
@@ -143,53 +154,65 @@ def _autoattack(masks: dict[str, np.ndarray], c: dict, n: int, tol: int) -> Chec
 
 # Attacks that do not follow PGD's own gradient: BPDA and EOT (attacks/adaptive.py) and the
 # hard-label RayS (attacks/rays.py), which sees only the model's decisions, and LS-PGA on a
-# thermometer encoding's codes (attacks/lspga.py). Breaking clearly more points than
-# PGD-20: PGD's gradient was masked (a quantisation, a non-differentiable or a random part).
+# thermometer encoding's codes (attacks/lspga.py). Breaking clearly more points than the
+# strongest plain PGD stored (PGD_RUNGS): PGD's gradient was masked (a quantisation, a
+# non-differentiable or a random part).
 ADAPTIVE = ("bpda-pgd20", "bpda-pgd100-r5", "eot-pgd20", "rays", "ls-pga")
-# PGD-20 with more steps or with restarts. Lowering its accuracy by more than the tolerance:
-# PGD-20 had not converged, and its number overstates robustness (the lecture's checklist).
+# PGD-20 with more steps or with restarts. Lowering its accuracy below the lower end of
+# PGD-20's 95% interval: PGD-20 had not converged, and its number, interval and all,
+# overstates robustness (the lecture's checklist: attacks shown to have converged).
 STRONGER = ("pgd100", "pgd20-r5")
 # The next rung: PGD-100 with 5 restarts. Where it is stored, convergence is judged one rung
 # up, on the strongest of STRONGER against it: the lecture asks that the attack behind the
 # reported robustness has converged, and that is then PGD-100, not PGD-20 (whose gap the
 # evidence still states).
 LAST_RUNG = "pgd100-r5"
+# Plain PGD at every rung the checklist may climb: the strongest one stored is what an
+# attack that does not follow PGD's gradient must beat to show that gradient was masked.
+PGD_RUNGS = ("pgd20", *STRONGER, LAST_RUNG)
 
 
-def _below_pgd20(
-    check: str, attacks: tuple[str, ...], masks: dict[str, np.ndarray], c: dict, n: int, tol: int
-) -> CheckResult:
-    """The strongest of ``attacks`` that was evaluated against PGD-20 on the same points."""
-    have = [a for a in attacks if a in masks]
+def _adaptive(masks: dict[str, np.ndarray], c: dict, n: int, tol: int) -> CheckResult:
+    """``adaptive-not-below-pgd``: the strongest of ``ADAPTIVE`` against the strongest
+    plain PGD stored. An attack that beats PGD-20 but not PGD-100 shows PGD-20 was short
+    (``pgd-converged``), not that its gradient was masked."""
+    have = [a for a in ADAPTIVE if a in masks]
     if not have or "pgd20" not in masks:
-        return _missing(check, n, [" or ".join(attacks), "pgd20"])
+        return _missing("adaptive-not-below-pgd", n, [" or ".join(ADAPTIVE), "pgd20"])
     worst = min(have, key=lambda a: c[a])
+    base = min((a for a in PGD_RUNGS if a in masks), key=lambda a: c[a])
+    stated = f"PGD-20 {c['pgd20']}, " if base != "pgd20" else ""
     return _verdict(
-        check,
-        c["pgd20"] - c[worst],
+        "adaptive-not-below-pgd",
+        c[base] - c[worst],
         tol,
         n,
-        f"correct: PGD-20 {c['pgd20']}, {worst} {c[worst]} "
-        f"({_only(masks['pgd20'], masks[worst])} points broken only by {worst}); tolerance {tol}",
+        f"correct: {stated}{base} {c[base]}, {worst} {c[worst]} "
+        f"({_only(masks[base], masks[worst])} points broken only by {worst}); tolerance {tol}",
     )
 
 
 def _converged(masks: dict[str, np.ndarray], c: dict, n: int, tol: int) -> CheckResult:
-    """``pgd-converged``: PGD-20 against more steps or restarts; where the last rung
-    (PGD-100 x5) is stored, the strongest of those against it instead."""
+    """``pgd-converged``: the strongest of ``STRONGER`` against PGD-20; where the last rung
+    (PGD-100 x5) is stored, the last rung against the strongest of those instead. Flags
+    where the stronger attack goes below the weaker one's 95% interval
+    (``convergence_margin``)."""
     have = [a for a in STRONGER if a in masks]
-    if LAST_RUNG not in masks or not have:
-        return _below_pgd20("pgd-converged", STRONGER, masks, c, n, tol)
-    base = min(have, key=lambda a: c[a])
-    gap = f"; PGD-20 {c['pgd20']}, {c['pgd20'] - c[base]} more" if "pgd20" in masks else ""
+    if not have or ("pgd20" not in masks and LAST_RUNG not in masks):
+        return _missing("pgd-converged", n, [" or ".join(STRONGER), "pgd20"])
+    strongest = min(have, key=lambda a: c[a])
+    base, top = ("pgd20", strongest) if LAST_RUNG not in masks else (strongest, LAST_RUNG)
+    margin = convergence_margin(c[base], n, tol)
+    shown = base != "pgd20" and "pgd20" in masks
+    gap = f"; PGD-20 {c['pgd20']}, {c['pgd20'] - c[base]} more" if shown else ""
     return _verdict(
         "pgd-converged",
-        c[base] - c[LAST_RUNG],
-        tol,
+        c[base] - c[top],
+        margin,
         n,
-        f"correct: {base} {c[base]}, {LAST_RUNG} {c[LAST_RUNG]} "
-        f"({_only(masks[base], masks[LAST_RUNG])} points broken only by {LAST_RUNG}){gap}; "
-        f"tolerance {tol}",
+        f"correct: {base} {c[base]}, {top} {c[top]} "
+        f"({_only(masks[base], masks[top])} points broken only by {top}){gap}; margin "
+        f"{margin} (to the lower end of {base}'s 95% interval, at least the tolerance {tol})",
     )
 
 
@@ -202,7 +225,7 @@ def consistency_checks(masks: dict[str, np.ndarray], n: int) -> list[CheckResult
         _whitebox_blackbox(masks, c, n, tol),
         _spsa(masks, c, n, tol),
         _autoattack(masks, c, n, tol),
-        _below_pgd20("adaptive-not-below-pgd", ADAPTIVE, masks, c, n, tol),
+        _adaptive(masks, c, n, tol),
         _converged(masks, c, n, tol),
     ]
 

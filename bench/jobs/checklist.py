@@ -3,10 +3,10 @@
 ``adaptive_eval`` probes a run's best checkpoint for randomness and for missing or zero
 input gradients (bench/eval/masking.py), and evaluates the attacks the findings call for
 beside PGD-20; the audit then compares them (docs/audit.md: ``adaptive-not-below-pgd``,
-``pgd-converged``). Where PGD-100 breaks more than the tolerance beyond PGD-20, it climbs
-one rung (PGD-100 with 5 restarts) to show whether PGD has converged by PGD-100. Where
-BPDA is picked, its own rung (BPDA with PGD-100 x5's settings) is evaluated beside it;
-behind a thermometer encoding, LS-PGA too.
+``pgd-converged``). Where PGD-100 goes below PGD-20's 95% interval, it climbs one rung
+(PGD-100 with 5 restarts) to show whether PGD has converged by PGD-100. Where BPDA is
+picked, its own rung (BPDA with PGD-100 x5's settings) is evaluated beside it; behind a
+thermometer encoding, LS-PGA too.
 ``bench audit RUN --adaptive`` runs it.
 """
 
@@ -69,8 +69,8 @@ def adaptive_eval(
 
 
 def _pgd_short(engine: Engine, run_name: str, tag: str) -> bool:
-    """Whether ``pgd-converged`` flags the checkpoint on what is stored now (PGD-100 broke
-    more than the tolerance beyond PGD-20), so that the checklist climbs a rung."""
+    """Whether ``pgd-converged`` flags the checkpoint on what is stored now (PGD-100 went
+    below PGD-20's 95% interval), so that the checklist climbs a rung."""
     with Session(engine) as s:
         _, evs = current_evaluations(s, run_name, tag)
     by_n = masks_by_n(evs)
