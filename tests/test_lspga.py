@@ -1,5 +1,6 @@
-"""LS-PGA (attacks/lspga.py): codes and their pixels by hand, the relaxation at its limit,
-and the attack against the masking it was built for (a thermometer-encoded model)."""
+"""LS-PGA (attacks/lspga.py): levels and their pixels by hand, the relaxation at its limit,
+and the attack against the masking it was built for (a thermometer-encoded model) and
+bit-depth reduction."""
 
 from __future__ import annotations
 
@@ -9,45 +10,56 @@ from torch import nn
 
 import attacks
 from attacks.base import check_bounds
-from attacks.lspga import codes, pixels, relaxed, thermometer_of
+from attacks.lspga import pixels, quantiser_of
 from bench.eval.loop import robust_points
 from bench.eval.masking import adaptive_attack, model_attacks, probe
-from bench.models.transforms import Thermometer, Transformed
+from bench.models.transforms import (
+    BitDepth,
+    FeatureSqueeze,
+    Quantiser,
+    Thermometer,
+    Transformed,
+)
 
 LEVELS = 16
+QUANTISERS = [Thermometer(LEVELS), Thermometer(5), BitDepth(1), BitDepth(3), FeatureSqueeze()]
 
 
-def test_codes_by_hand() -> None:
+def test_levels_by_hand() -> None:
     x = torch.tensor([0.0, 0.01, 1 / 16, 0.07, 0.5, 0.99, 1.0])
     # l x > k for k = 0 .. 15: 0 -> none; 0.01 -> k = 0; 1/16 -> k = 0 (16/16 > 1 is false)
-    assert codes(x, LEVELS).tolist() == [0, 1, 1, 2, 8, 16, 16]
+    assert Thermometer(LEVELS).level(x).tolist() == [0, 1, 1, 2, 8, 16, 16]
     enc = Thermometer(LEVELS)(x.view(1, 1, 1, -1))  # the encoding's bits, counted
-    assert enc.sum(1).flatten().long().tolist() == codes(x, LEVELS).tolist()
+    assert enc.sum(1).flatten().long().tolist() == [0, 1, 1, 2, 8, 16, 16]
+    # 1 bit: round(x), halves to even; 3 bits: round(7 x)
+    assert BitDepth(1).level(x).tolist() == [0, 0, 0, 0, 0, 1, 1]
+    assert BitDepth(3).level(x).tolist() == [0, 0, 0, 0, 4, 7, 7]
 
 
-def test_every_reachable_code_has_a_pixel_inside_the_ball() -> None:
-    """For every pixel and every code the eps-ball reaches, ``pixels`` gives a value in the
-    ball and [0, 1] whose code is exactly that one, and x itself for x's own code."""
+@pytest.mark.parametrize("front", QUANTISERS, ids=repr)
+def test_every_reachable_level_has_a_pixel_inside_the_ball(front: Quantiser) -> None:
+    """For every pixel and every level the eps-ball reaches, ``pixels`` gives a value in the
+    ball and [0, 1] whose level is exactly that one, and x itself for x's own level."""
     x = torch.rand(2000, generator=torch.Generator().manual_seed(0))
     x[:20] = torch.tensor([0.0, 1.0, 0.5, 0.3, 0.7] * 4)  # edges and exact thresholds
     eps = 0.3
-    lo, hi = codes((x - eps).clamp(0, 1), LEVELS), codes((x + eps).clamp(0, 1), LEVELS)
-    own = codes(x, LEVELS)
-    for c in range(LEVELS + 1):
+    lo, hi = front.level((x - eps).clamp(0, 1)), front.level((x + eps).clamp(0, 1))
+    own = front.level(x)
+    for c in range(front.options):
         reach = (lo <= c) & (c <= hi)
-        code = torch.full_like(own, c)
-        out = pixels(code, x, eps, LEVELS)
-        assert torch.equal(codes(out[reach], LEVELS), code[reach])
+        level = torch.full_like(own, c)
+        out = pixels(level, x, eps, front)
+        assert torch.equal(front.level(out[reach]), level[reach])
         assert torch.equal(out[own == c], x[own == c])
         check_bounds(out.view(-1, 1), x.view(-1, 1), eps)
 
 
-def test_a_peaked_relaxation_is_the_encoding() -> None:
-    """At a low temperature the relaxed bits are the encoding of the most probable code."""
+@pytest.mark.parametrize("front", QUANTISERS, ids=repr)
+def test_a_peaked_relaxation_is_the_forward_pass(front: Quantiser) -> None:
+    """At a one-hot level distribution the relaxed input is the quantiser's own output."""
     x = torch.rand(3, 1, 4, 4, generator=torch.Generator().manual_seed(1))
-    code = codes(x, LEVELS)
-    u = torch.nn.functional.one_hot(code, LEVELS + 1).float() * 10
-    assert torch.allclose(relaxed(u, 0.01), Thermometer(LEVELS)(x), atol=1e-6)
+    p = torch.nn.functional.one_hot(front.level(x), front.options).float()
+    assert torch.allclose(front.relaxed(p), front(x), atol=1e-6)
 
 
 def _thermometer_model(mnist_small) -> nn.Module:
@@ -79,11 +91,29 @@ def test_ls_pga_breaks_what_pgd_cannot_move(mnist_small) -> None:
     assert ls < pgd - 0.3, (clean, pgd, ls)
 
 
-def test_ls_pga_needs_a_thermometer_model(trained_linear: nn.Module, mnist_small) -> None:
+def test_ls_pga_on_bit_depth_breaks_what_pgd_cannot_move(
+    trained_linear: nn.Module, mnist_small
+) -> None:
+    """A 1-bit image in front of a softmax regression: rounding has a zero gradient, so
+    PGD-20 stays near the clean accuracy; LS-PGA climbs over the reachable 0/1 levels."""
     _, _, x, y = mnist_small
-    with pytest.raises(ValueError, match="behind a thermometer encoding only"):
+    model = Transformed(trained_linear, BitDepth(1)).eval()
+    clean = robust_points(model, x, y, None).accuracy
+    pgd = robust_points(model, x, y, attacks.build("pgd20", eps=0.3)).accuracy
+    atk = attacks.build("ls-pga", eps=0.3)
+    x_adv = atk(model, x, y)
+    check_bounds(x_adv, x, 0.3)
+    ls = robust_points(model, x, y, atk).accuracy
+    assert clean > 0.7 and pgd > clean - 0.05  # only the random start moves it
+    assert ls < pgd - 0.3, (clean, pgd, ls)
+
+
+def test_ls_pga_needs_a_quantiser(trained_linear: nn.Module, mnist_small) -> None:
+    _, _, x, y = mnist_small
+    with pytest.raises(ValueError, match="behind a quantiser only"):
         attacks.build("ls-pga", eps=0.3)(trained_linear, x[:4], y[:4])
-    assert thermometer_of(Transformed(nn.Identity(), Thermometer(4)))[0] == 4
+    front = Thermometer(4)
+    assert quantiser_of(Transformed(nn.Identity(), front))[0] is front
     with pytest.raises(ValueError, match="steps >= 1"):
         attacks.build("ls-pga", eps=0.3, steps=0)
 
@@ -98,3 +128,6 @@ def test_the_checklist_picks_ls_pga_behind_a_thermometer(
     assert adaptive_attack(encoded) == "bpda-pgd20" and model_attacks(encoded) == ["ls-pga"]
     plain = probe(trained_linear, x[:32], y[:32])
     assert not plain.encoded and model_attacks(plain) == []
+    rounded = probe(Transformed(trained_linear, BitDepth(1)).eval(), x[:32], y[:32])
+    assert rounded.encoded and model_attacks(rounded) == ["ls-pga"]
+    assert adaptive_attack(rounded) == "bpda-pgd20"  # the zero gradient of rounding

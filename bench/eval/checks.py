@@ -154,7 +154,7 @@ def _autoattack(masks: dict[str, np.ndarray], c: dict, n: int, tol: int) -> Chec
 
 # Attacks that do not follow PGD's own gradient: BPDA and EOT (attacks/adaptive.py) and the
 # hard-label RayS (attacks/rays.py), which sees only the model's decisions, and LS-PGA on a
-# thermometer encoding's codes (attacks/lspga.py). Breaking clearly more points than the
+# quantiser's levels (attacks/lspga.py). Breaking clearly more points than the
 # strongest plain PGD stored (PGD_RUNGS): PGD's gradient was masked (a quantisation, a
 # non-differentiable or a random part).
 ADAPTIVE = ("bpda-pgd20", "bpda-pgd100-r5", "eot-pgd20", "rays", "ls-pga")

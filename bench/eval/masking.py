@@ -5,7 +5,8 @@ gradient that is missing (the input leaves the autograd graph) or zero (a quanti
 ``adaptive_attack`` names the attack a model needs from what was found: EOT for a random
 model (its BPDA view too), BPDA where gradients are missing or a transformation zeroes
 them, CW-inf (a loss on the logits) where a bare network's softmax saturates, else PGD-20;
-and, behind a thermometer encoding, LS-PGA beside it (``model_attacks``).
+and, behind a quantiser (a thermometer encoding, bit depth, feature squeezing), LS-PGA
+beside it (``model_attacks``).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ class Masking:
     missing: bool  # the loss does not reach the input (no autograd path)
     zero: int  # points whose input gradient is zero
     transformed: bool = False  # an input transformation BPDA can differentiate around
-    encoded: bool = False  # behind a thermometer encoding: LS-PGA attacks its codes
+    encoded: bool = False  # behind a quantiser: LS-PGA attacks its levels
 
     @property
     def masked(self) -> bool:
@@ -81,5 +82,5 @@ def adaptive_attack(found: Masking) -> str:
 
 def model_attacks(found: Masking) -> list[str]:
     """Attacks made for the model's own defense, evaluated beside the adaptive one: LS-PGA
-    on a thermometer encoding (its paper's attack, on the codes themselves)."""
+    behind a quantiser (the thermometer paper's attack, on the levels themselves)."""
     return ["ls-pga"] if found.encoded else []

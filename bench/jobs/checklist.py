@@ -6,7 +6,7 @@ beside PGD-20; the audit then compares them (docs/audit.md: ``adaptive-not-below
 ``pgd-converged``). Where PGD-100 goes below PGD-20's 95% interval, it climbs one rung
 (PGD-100 with 5 restarts) to show whether PGD has converged by PGD-100. Where BPDA is
 picked, its own rung (BPDA with PGD-100 x5's settings) is evaluated beside it; behind a
-thermometer encoding, LS-PGA too.
+quantiser (a thermometer encoding, bit depth, feature squeezing), LS-PGA too.
 ``bench audit RUN --adaptive`` runs it.
 """
 
@@ -56,7 +56,7 @@ def adaptive_eval(
     # rays: labels only; pgd100: has PGD-20 converged? BPDA climbs its rung at once: it is
     # the attack behind a masked model's number
     climb = [BPDA_RUNG] if attack == "bpda-pgd20" else []
-    climb += model_attacks(found)  # LS-PGA behind a thermometer encoding
+    climb += model_attacks(found)  # LS-PGA behind a quantiser
     names = list(dict.fromkeys(["clean", "pgd20", attack, *climb, "rays", "pgd100"]))
     where = {"test_subset": n, "data_root": data_root, "device": device, "progress": progress}
     eval_job(engine, name, attack_names=names, **where)

@@ -47,7 +47,34 @@ class InputTransform(nn.Module):
         return a + (self(x) - a).detach()
 
 
-class BitDepth(InputTransform):
+NUDGE = 1e-6  # inside a level's edge, so that float rounding keeps the level
+
+
+class Quantiser(InputTransform):
+    """A transformation that shows the network one of ``options`` levels per pixel (bit
+    depth, feature squeezing, a thermometer encoding). Inside an eps-ball a pixel can take
+    the levels of x - eps .. x + eps and nothing else: what LS-PGA climbs over
+    (attacks/lspga.py), with the network's exact gradient and no stand-in."""
+
+    @property
+    def options(self) -> int:
+        raise NotImplementedError
+
+    def level(self, x: Tensor) -> Tensor:
+        """Each pixel's level, 0 .. options - 1, as the forward pass computes it."""
+        raise NotImplementedError
+
+    def level_range(self, level: Tensor) -> tuple[Tensor, Tensor]:
+        """The lowest and highest pixel values that have ``level``."""
+        raise NotImplementedError
+
+    def relaxed(self, p: Tensor) -> Tensor:
+        """What the network sees for level probabilities ``p`` ([N, C, H, W, options]):
+        the expected output; a one-hot ``p`` gives the forward pass of that level."""
+        raise NotImplementedError
+
+
+class BitDepth(Quantiser):
     """Quantise each pixel to ``bits`` bits (Xu et al.: 1 bit on MNIST)."""
 
     def __init__(self, bits: int = 1) -> None:
@@ -58,6 +85,22 @@ class BitDepth(InputTransform):
 
     def forward(self, x: Tensor) -> Tensor:
         return torch.round(x * self.levels) / self.levels
+
+    @property
+    def options(self) -> int:
+        return self.levels + 1
+
+    def level(self, x: Tensor) -> Tensor:
+        return torch.round(x * self.levels).long()
+
+    def level_range(self, level: Tensor) -> tuple[Tensor, Tensor]:
+        mid = level.float() / self.levels
+        half = 0.5 / self.levels - NUDGE  # round() halves to even: keep off the edge
+        return (mid - half).clamp(0, 1), (mid + half).clamp(0, 1)
+
+    def relaxed(self, p: Tensor) -> Tensor:
+        values = torch.arange(self.options, device=p.device, dtype=p.dtype) / self.levels
+        return (p * values).sum(-1)
 
 
 class MedianFilter(InputTransform):
@@ -76,8 +119,9 @@ class MedianFilter(InputTransform):
         return patches.reshape(*patches.shape[:4], -1).median(dim=-1).values
 
 
-class FeatureSqueeze(InputTransform):
-    """Feature squeezing as one transformation: bit depth, then a median filter."""
+class FeatureSqueeze(Quantiser):
+    """Feature squeezing as one transformation: bit depth, then a median filter (whose
+    gradient, a selection, is exact: LS-PGA's relaxation goes through it)."""
 
     def __init__(self, bits: int = 1, size: int = 2) -> None:
         super().__init__()
@@ -85,6 +129,19 @@ class FeatureSqueeze(InputTransform):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.median(self.depth(x))
+
+    @property
+    def options(self) -> int:
+        return self.depth.options
+
+    def level(self, x: Tensor) -> Tensor:
+        return self.depth.level(x)
+
+    def level_range(self, level: Tensor) -> tuple[Tensor, Tensor]:
+        return self.depth.level_range(level)
+
+    def relaxed(self, p: Tensor) -> Tensor:
+        return self.median(self.depth.relaxed(p))
 
 
 class Jpeg(InputTransform):
@@ -132,7 +189,7 @@ class RandomResizePad(InputTransform):
         return F.interpolate(padded, size=(s, s), mode="bilinear", align_corners=False)
 
 
-class Thermometer(InputTransform):
+class Thermometer(Quantiser):
     """Thermometer encoding (Buckman et al., ICLR 2018): each channel becomes ``levels``
     channels, bit k = 1 where x > k / levels (k = 0 .. levels - 1). A defense trains the
     network on it (``defenses/thermometer.py``): the network sees ``levels`` times the
@@ -159,6 +216,25 @@ class Thermometer(InputTransform):
 
     def approx(self, x: Tensor) -> Tensor:
         return (x.unsqueeze(2) * self.levels - self._steps(x)).clamp(0, 1).flatten(1, 2)
+
+    @property
+    def options(self) -> int:
+        return self.levels + 1
+
+    def level(self, x: Tensor) -> Tensor:
+        """The code: how many of the thresholds k / levels the pixel exceeds."""
+        steps = torch.arange(self.levels, device=x.device, dtype=x.dtype)
+        return (x.unsqueeze(-1) * self.levels > steps).sum(-1)
+
+    def level_range(self, level: Tensor) -> tuple[Tensor, Tensor]:
+        top = level.float() / self.levels  # code c: (c - 1) / levels < x <= c / levels
+        some = level > 0
+        return torch.where(some, top - 1 / self.levels + NUDGE, 0.0), top - NUDGE * some
+
+    def relaxed(self, p: Tensor) -> Tensor:
+        """Bit k = P(code > k), laid out as the encoding lays out its channels."""
+        above = p.flip(-1).cumsum(-1).flip(-1)[..., 1:]  # P(code >= k + 1), k = 0 .. l - 1
+        return above.permute(0, 1, 4, 2, 3).flatten(1, 2)
 
 
 def check_draws(draws: object, transform: InputTransform) -> int:
