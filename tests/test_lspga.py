@@ -78,15 +78,17 @@ def _thermometer_model(mnist_small) -> nn.Module:
     return model.eval()
 
 
+def _clean_pgd_ls(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, ...]:
+    """Clean, PGD-20 and LS-PGA accuracy; LS-PGA's points inside the ball and [0, 1]."""
+    atk = attacks.build("ls-pga", eps=0.3)
+    check_bounds(atk(model, x, y), x, 0.3)
+    pgd = attacks.build("pgd20", eps=0.3)
+    return tuple(robust_points(model, x, y, a).accuracy for a in (None, pgd, atk))
+
+
 def test_ls_pga_breaks_what_pgd_cannot_move(mnist_small) -> None:
     _, _, x, y = mnist_small
-    model = _thermometer_model(mnist_small)
-    clean = robust_points(model, x, y, None).accuracy
-    pgd = robust_points(model, x, y, attacks.build("pgd20", eps=0.3)).accuracy
-    atk = attacks.build("ls-pga", eps=0.3)
-    x_adv = atk(model, x, y)
-    check_bounds(x_adv, x, 0.3)
-    ls = robust_points(model, x, y, atk).accuracy
+    clean, pgd, ls = _clean_pgd_ls(_thermometer_model(mnist_small), x, y)
     assert clean > 0.8 and pgd > 0.5  # the comparison has no gradient: PGD barely moves
     assert ls < pgd - 0.3, (clean, pgd, ls)
 
@@ -97,13 +99,7 @@ def test_ls_pga_on_bit_depth_breaks_what_pgd_cannot_move(
     """A 1-bit image in front of a softmax regression: rounding has a zero gradient, so
     PGD-20 stays near the clean accuracy; LS-PGA climbs over the reachable 0/1 levels."""
     _, _, x, y = mnist_small
-    model = Transformed(trained_linear, BitDepth(1)).eval()
-    clean = robust_points(model, x, y, None).accuracy
-    pgd = robust_points(model, x, y, attacks.build("pgd20", eps=0.3)).accuracy
-    atk = attacks.build("ls-pga", eps=0.3)
-    x_adv = atk(model, x, y)
-    check_bounds(x_adv, x, 0.3)
-    ls = robust_points(model, x, y, atk).accuracy
+    clean, pgd, ls = _clean_pgd_ls(Transformed(trained_linear, BitDepth(1)).eval(), x, y)
     assert clean > 0.7 and pgd > clean - 0.05  # only the random start moves it
     assert ls < pgd - 0.3, (clean, pgd, ls)
 
