@@ -172,6 +172,10 @@ LAST_RUNG = "pgd100-r5"
 PGD_RUNGS = ("pgd20", *STRONGER, LAST_RUNG)
 
 
+def _label(attack: str) -> str:
+    return "PGD-20" if attack == "pgd20" else attack
+
+
 def _adaptive(masks: dict[str, np.ndarray], c: dict, n: int, tol: int) -> CheckResult:
     """``adaptive-not-below-pgd``: the strongest of ``ADAPTIVE`` against the strongest
     plain PGD stored. An attack that beats PGD-20 but not PGD-100 shows PGD-20 was short
@@ -187,7 +191,7 @@ def _adaptive(masks: dict[str, np.ndarray], c: dict, n: int, tol: int) -> CheckR
         c[base] - c[worst],
         tol,
         n,
-        f"correct: {stated}{base} {c[base]}, {worst} {c[worst]} "
+        f"correct: {stated}{_label(base)} {c[base]}, {worst} {c[worst]} "
         f"({_only(masks[base], masks[worst])} points broken only by {worst}); tolerance {tol}",
     )
 
@@ -210,9 +214,10 @@ def _converged(masks: dict[str, np.ndarray], c: dict, n: int, tol: int) -> Check
         c[base] - c[top],
         margin,
         n,
-        f"correct: {base} {c[base]}, {top} {c[top]} "
+        f"correct: {_label(base)} {c[base]}, {top} {c[top]} "
         f"({_only(masks[base], masks[top])} points broken only by {top}){gap}; margin "
-        f"{margin} (to the lower end of {base}'s 95% interval, at least the tolerance {tol})",
+        f"{margin} (to the lower end of {_label(base)}'s 95% interval, at least the tolerance "
+        f"{tol})",
     )
 
 
