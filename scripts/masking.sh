@@ -4,8 +4,8 @@
 # regularisation, defensive distillation, thermometer encoding with and without adversarial
 # training, on LS-PGA and through the ramp) beside Standard AT, TRADES and MART, each put
 # through the checklist (`bench audit --adaptive`: probe, then BPDA/EOT, LS-PGA behind a
-# thermometer encoding, the hard-label RayS and PGD-100 beside PGD-20), then written to
-# results/reference/masking.{json,md}.
+# quantiser, the hard-label RayS and PGD-100 beside PGD-20; then `bench sweep` up to eps 1),
+# then written to results/reference/masking.{json,md}.
 #
 #   BENCH_HOME=/tmp/masking BENCH_DATA_ROOT=... bash scripts/masking.sh [all|train|eval|table]
 #
@@ -55,6 +55,8 @@ if [[ $stage == all || $stage == eval ]]; then
   mapfile -t runs < <(printf '%s\n' "${runs[@]}" | awk '!seen[$0]++')
   mapfile -t transformed < <(runs | grep -F -- "$natural+")
   "$BENCH" audit "${runs[@]}" "${transformed[@]}" --adaptive
+  # the eps sweep up to eps 1, where every model must fall to ~0% (`sweep-reaches-zero`)
+  for r in "${runs[@]}" "${transformed[@]}"; do "$BENCH" sweep "$r" --quiet; done
 fi
 if [[ $stage == all || $stage == table ]]; then
   "$BENCH" table --masking --ci --format json --output results/reference/masking.json
