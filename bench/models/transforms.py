@@ -7,7 +7,9 @@ encoding a defense trains on (Buckman et al., ICLR 2018; not a ``--transform``: 
 the number of channels the network takes). Most of them stop
 gradients (rounding has a zero derivative; JPEG leaves the autograd graph) or draw fresh
 randomness at every call, so PGD alone overrates them: ``attacks/adaptive.py`` (BPDA, EOT)
-and the masking checks (``bench/eval/masking.py``) are their counterparts.
+and the masking checks (``bench/eval/masking.py``) are their counterparts. Those that
+quantise (bit depth, feature squeezing, the thermometer encoding) are ``Quantiser``s: they
+know their levels, over which LS-PGA climbs (``attacks/lspga.py``).
 
 ``Transformed(net, transform)`` is the defended model. Its ``straight_through()`` view
 runs the same forward pass and differentiates the transformation's stand-in instead
