@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 transforms = LazyModule("bench.models.transforms")  # PyTorch: loaded with the first attack
 
 
-def encoded(model: nn.Module) -> bool:
+def quantised(model: nn.Module) -> bool:
     """Whether ``model`` is a network behind a quantiser: a thermometer encoding, bit depth,
     feature squeezing (what LS-PGA attacks; the checklist's probe asks the same,
     bench/eval/masking.py)."""
@@ -48,7 +48,7 @@ def encoded(model: nn.Module) -> bool:
 
 def quantiser_of(model: nn.Module) -> tuple[Quantiser, nn.Module]:
     """``(quantiser, network)`` of a model behind a quantiser; else ValueError."""
-    if not encoded(model):
+    if not quantised(model):
         raise ValueError(
             "ls-pga attacks a model behind a quantiser only (a thermometer encoding, "
             "--transform bit-depth or feature-squeeze)"

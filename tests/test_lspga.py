@@ -120,10 +120,10 @@ def test_the_checklist_picks_ls_pga_behind_a_thermometer(
     """Found by looking: the probe sees the encoding and names LS-PGA beside BPDA."""
     _, _, x, y = mnist_small
     encoded = probe(_thermometer_model(mnist_small), x[:32], y[:32])
-    assert encoded.encoded and encoded.missing  # the comparison: no gradient to the input
+    assert encoded.quantised and encoded.missing  # the comparison: no gradient to the input
     assert adaptive_attack(encoded) == "bpda-pgd20" and model_attacks(encoded) == ["ls-pga"]
     plain = probe(trained_linear, x[:32], y[:32])
-    assert not plain.encoded and model_attacks(plain) == []
+    assert not plain.quantised and model_attacks(plain) == []
     rounded = probe(Transformed(trained_linear, BitDepth(1)).eval(), x[:32], y[:32])
-    assert rounded.encoded and model_attacks(rounded) == ["ls-pga"]
+    assert rounded.quantised and model_attacks(rounded) == ["ls-pga"]
     assert adaptive_attack(rounded) == "bpda-pgd20"  # the zero gradient of rounding

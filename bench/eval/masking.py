@@ -31,7 +31,7 @@ class Masking:
     missing: bool  # the loss does not reach the input (no autograd path)
     zero: int  # points whose input gradient is zero
     transformed: bool = False  # an input transformation BPDA can differentiate around
-    encoded: bool = False  # behind a quantiser: LS-PGA attacks its levels
+    quantised: bool = False  # behind a quantiser: LS-PGA attacks its levels
 
     @property
     def masked(self) -> bool:
@@ -66,7 +66,7 @@ def probe(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = EVAL_BATCH) 
     norms = input_gradient_norms(model, x, y, batch_size, device=str(x.device))
     zero = int((norms <= ZERO_GRAD).sum())
     transformed = hasattr(model, "straight_through")
-    return Masking(len(y), random, missing, zero, transformed, lspga.encoded(model))
+    return Masking(len(y), random, missing, zero, transformed, lspga.quantised(model))
 
 
 def adaptive_attack(found: Masking) -> str:
@@ -83,4 +83,4 @@ def adaptive_attack(found: Masking) -> str:
 def model_attacks(found: Masking) -> list[str]:
     """Attacks made for the model's own defense, evaluated beside the adaptive one: LS-PGA
     behind a quantiser (the thermometer paper's attack, on the levels themselves)."""
-    return ["ls-pga"] if found.encoded else []
+    return ["ls-pga"] if found.quantised else []
