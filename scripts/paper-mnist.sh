@@ -11,8 +11,8 @@
 #   bash scripts/paper-mnist.sh export     # results/reference/table{2,3}-mnist.* and paper-mnist/
 #
 # BENCH names the bench to run (default .venv/bin/bench); runs started by one commit are
-# finished by the same commit's bench (its provenance says which). NOTE: the bundles' sentence
-# on how the runs were made (export).
+# finished by the same commit's bench (its provenance says which). NOTE overrides the
+# bundles' sentence on how the runs were made (export).
 #
 # Each slot trains and then evaluates (clean, FGSM, PGD-20, CW-inf on all 10,000 test
 # points, best and last checkpoints) one run after another. The two slots claim their runs

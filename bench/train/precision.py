@@ -31,7 +31,7 @@ def autocast(precision: str, device: str) -> Iterator[None]:
         yield
 
 
-ENCODED = ("transform", "net")  # a model behind an input encoding: its two parts
+ENCODED = ("transform", "net")  # a model behind an input transformation: its two parts
 
 
 class FloatLogits(nn.Module):
@@ -57,7 +57,7 @@ class FloatLogits(nn.Module):
             view = self.inner.straight_through
             return lambda: FloatLogits(view())
         if name in ENCODED and isinstance(self.inner, nn.Module) and hasattr(self.inner, name):
-            return getattr(self.inner, name)  # LS-PGA's encoding and network (attacks/lspga.py)
+            return getattr(self.inner, name)  # LS-PGA's quantiser and network (attacks/lspga.py)
         return super().__getattr__(name)
 
 
